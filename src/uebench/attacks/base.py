@@ -1,0 +1,195 @@
+"""Attack contract, registry, budgets and projections.
+
+Every unlearnable-example generator is one function in its own file::
+
+    @register_attack("em", norm="linf", eps_param="eps", presets={...}, surrogate=True,
+                     description="...", paper="Huang et al., ICLR 2021, arXiv 2101.04898")
+    def em(x, y, *, num_classes, rt, workdir=None, eps=8/255, ...) -> torch.Tensor
+
+- ``x``: clean training images, float32 in [0, 1], N x C x H x W (on ``rt.device``).
+- ``y``: int64 labels (N,); ``num_classes``: number of classes of the dataset.
+- ``rt``: :class:`~uebench.runtime.Runtime` (device, seed, progress).
+- ``workdir``: a directory for checkpoints of long generations (resume), or ``None``.
+- hyperparameters are keyword-only with the ``original`` preset's values as defaults.
+- returns ``delta`` shaped like ``x`` with ``x + delta`` in [0, 1] and ``delta`` inside the declared
+  budget (``norm`` in ``linf``, ``l2``, ``l0`` or ``None``; radius = the ``eps_param`` argument).
+
+Surrogate models are trained with :func:`uebench.train.fit` (no private training loops).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from uebench.errors import ConfigError
+from uebench.registry import Registry
+from uebench.runtime import Runtime
+
+AttackFn = Callable[..., torch.Tensor]
+ATTACKS: Registry[AttackFn] = Registry("attack")
+NORMS = ("linf", "l2", "l0", None)
+
+
+@dataclass(frozen=True)
+class AttackInfo:
+    """Registry metadata of one attack."""
+
+    name: str
+    norm: str | None
+    eps_param: str | None
+    presets: Mapping[str, Mapping[str, Any]]
+    surrogate: bool
+    description: str
+    paper: str
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+
+def register_attack(
+    name: str,
+    *,
+    norm: str | None,
+    eps_param: str | None = "eps",
+    presets: Mapping[str, Mapping[str, Any]] | None = None,
+    surrogate: bool = False,
+    description: str,
+    paper: str = "",
+) -> Callable[[AttackFn], AttackFn]:
+    """Register an attack; ``presets['original']`` is implied by the function's defaults."""
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}")
+
+    def deco(fn: AttackFn) -> AttackFn:
+        sig = inspect.signature(fn)
+        defaults = {
+            k: p.default for k, p in sig.parameters.items()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is not inspect.Parameter.empty
+            and k not in ("rt", "workdir", "num_classes")
+        }
+        all_presets = {"original": {}, **(presets or {})}
+        for pname, params in all_presets.items():
+            bad = sorted(set(params) - set(defaults))
+            if bad:
+                raise ValueError(f"attack {name} preset {pname}: unknown parameters {bad}")
+        info = AttackInfo(name, norm, eps_param, all_presets, surrogate, description, paper, defaults)
+        ATTACKS.register(name, info=info)(fn)
+        return fn
+
+    return deco
+
+
+def attack_info(name: str) -> AttackInfo:
+    return ATTACKS.meta(name)["info"]
+
+
+def resolve_params(name: str, preset: str = "original", overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Defaults < preset < overrides, type-checked against the function's defaults."""
+    info = attack_info(name)
+    if preset not in info.presets:
+        raise ConfigError(f"attack {name} has no preset {preset!r}; presets: {', '.join(info.presets)}")
+    params = dict(info.defaults)
+    params.update(info.presets[preset])
+    for key, value in (overrides or {}).items():
+        if key not in info.defaults:
+            raise ConfigError(
+                f"attack {name} has no parameter {key!r}. Parameters: {', '.join(sorted(info.defaults))}"
+            )
+        params[key] = _coerce_like(name, key, value, info.defaults[key])
+    return params
+
+
+def _coerce_like(attack: str, key: str, value: Any, default: Any) -> Any:
+    if default is None or value is None:
+        return value
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+    elif isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str) and "/" in value:  # "8/255"
+            num, den = value.split("/", 1)
+            try:
+                return float(num) / float(den)
+            except ValueError:
+                pass
+    elif isinstance(default, str):
+        if isinstance(value, str):
+            return value
+    elif isinstance(default, (tuple, list)):
+        if isinstance(value, (tuple, list)):
+            return type(default)(value)
+    raise ConfigError(f"attack {attack}: parameter {key} expects {type(default).__name__}, got {value!r}")
+
+
+def run_attack(
+    name: str,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    num_classes: int,
+    rt: Runtime,
+    preset: str = "original",
+    params: Mapping[str, Any] | None = None,
+    workdir: Path | None = None,
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Run a registered attack; returns ``(delta, resolved_params)`` with the budget enforced."""
+    fn = ATTACKS.get(name)
+    resolved = resolve_params(name, preset, params)
+    xf = x.float().div(255.0) if x.dtype == torch.uint8 else x.float()
+    xf = xf.to(rt.device)
+    delta = fn(xf, y.to(rt.device), num_classes=num_classes, rt=rt, workdir=workdir, **resolved)
+    info = attack_info(name)
+    eps = resolved.get(info.eps_param) if info.eps_param else None
+    delta = enforce_budget(xf, delta.to(xf.device).float(), info.norm, eps)
+    return delta, resolved
+
+
+# ----------------------------------------------------------------------------- budgets
+
+
+def clamp_to_image(x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+    """Shrink ``delta`` so that ``x + delta`` lies in [0, 1]."""
+    return (x + delta).clamp_(0.0, 1.0) - x
+
+
+def project_linf(delta: torch.Tensor, eps: float) -> torch.Tensor:
+    return delta.clamp(-eps, eps)
+
+
+def project_l2(delta: torch.Tensor, eps: float) -> torch.Tensor:
+    """Per-sample projection onto the L2 ball of radius ``eps``."""
+    flat = delta.flatten(1)
+    norms = flat.norm(dim=1).clamp_min(1e-12)
+    factor = (eps / norms).clamp(max=1.0)
+    return (flat * factor[:, None]).view_as(delta)
+
+
+def enforce_budget(x: torch.Tensor, delta: torch.Tensor, norm: str | None, eps: float | None) -> torch.Tensor:
+    """Project onto the declared budget, then clamp to the image range (which only shrinks norms)."""
+    if not torch.isfinite(delta).all():
+        raise FloatingPointError("attack produced NaN/Inf perturbations")
+    if norm == "linf" and eps is not None:
+        delta = project_linf(delta, eps)
+    elif norm == "l2" and eps is not None:
+        delta = project_l2(delta, eps)
+    return clamp_to_image(x, delta)
+
+
+def measure(delta: torch.Tensor) -> dict[str, float]:
+    """Largest per-sample linf, l2 and l0 (changed pixel positions) norms, in [0, 1] units."""
+    flat = delta.flatten(1).double()
+    l0 = (delta.abs().amax(dim=1) > 0).flatten(1).sum(1)  # a pixel counts once across channels
+    return {
+        "linf_max": float(flat.abs().amax()) if flat.numel() else 0.0,
+        "l2_max": float(flat.norm(dim=1).max()) if flat.numel() else 0.0,
+        "l0_max": float(l0.max()) if l0.numel() else 0.0,
+    }

@@ -1,0 +1,243 @@
+"""The training engine: ``fit()`` (SGD/Adam, schedules, per-epoch eval and callbacks, resume).
+
+One seed drives data order, augmentation and dropout: epoch ``e`` draws from generators derived
+from ``(rt.seed, e)``, so an interrupted run resumed from its epoch checkpoint ends with exactly
+the weights of an uninterrupted one on CPU.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from uebench.config import TrainCfg
+from uebench.data.loader import DeviceLoader
+from uebench.runtime import Runtime, derive_seed
+from uebench.train.optim import make_optimizer, make_scheduler
+from uebench.utils.io import atomic_torch_save, read_jsonl, safe_torch_load, write_jsonl
+from uebench.utils.progress import bar
+
+BatchLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass
+class EpochContext:
+    """What a per-epoch callback sees after epoch ``epoch`` (1-based) finished training."""
+
+    epoch: int
+    model: nn.Module
+    train_loss: float  # running mean of the epoch's train-mode batch losses (the paper code's "origin")
+    train_acc: float
+    x_train: torch.Tensor  # the training images fit() was given (uint8 or float), before augmentation
+    y_train: torch.Tensor
+    cfg: TrainCfg
+    rt: Runtime
+    precision: str
+
+
+class Callback(Protocol):
+    """Per-epoch hook; the returned mapping is merged into the epoch's metrics row."""
+
+    def __call__(self, ctx: EpochContext) -> Mapping[str, Any] | None: ...
+
+
+def resolve_precision(cfg: TrainCfg, device: torch.device) -> tuple[str, bool]:
+    """(precision, channels_last) actually used.
+
+    CUDA defaults to bf16 autocast + channels_last. On CPU the default is fp32/NCHW: bf16 autocast
+    only pays off for large convnets (ResNet-18: ~4.6x) and is not bitwise reproducible across
+    CPUs; see benchmarks/README.md for the measurement behind this choice.
+    """
+    precision = cfg.precision
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" else "fp32"
+    if cfg.channels_last == "auto":
+        channels_last = device.type == "cuda"
+    else:
+        channels_last = cfg.channels_last == "on"
+    return precision, channels_last
+
+
+def autocast(device: torch.device, precision: str) -> Any:
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def cross_entropy(cfg: TrainCfg) -> BatchLoss:
+    def loss_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = model(x)
+        return F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing), logits
+
+    return loss_fn
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    batch_size: int = 1024,
+    device: torch.device | str | None = None,
+    precision: str = "fp32",
+    channels_last: bool = False,
+) -> dict[str, float]:
+    """Eval-mode mean cross-entropy and accuracy (a fraction in [0, 1]) over ``(x, y)``."""
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    loader = DeviceLoader(x, y, batch_size=batch_size, shuffle=False, device=device)
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    for xb, yb in loader:
+        if channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        with autocast(device, precision):
+            logits = model(xb)
+        loss_sum += F.cross_entropy(logits.float(), yb, reduction="sum").double()
+        correct += (logits.argmax(1) == yb).sum()
+    model.train(was_training)
+    n = max(int(y.shape[0]), 1)
+    return {"loss": float(loss_sum) / n, "acc": float(correct) / n}
+
+
+def fit(
+    model: nn.Module,
+    x_train: torch.Tensor,
+    y_train: torch.Tensor,
+    *,
+    cfg: TrainCfg,
+    rt: Runtime,
+    x_test: torch.Tensor | None = None,
+    y_test: torch.Tensor | None = None,
+    callbacks: Sequence[Callback] = (),
+    batch_loss: BatchLoss | None = None,
+    run_dir: Path | None = None,
+    desc: str = "train",
+) -> list[dict[str, Any]]:
+    """Train ``model`` in place and return one metrics row per epoch.
+
+    Args:
+        model: a model taking images in [0, 1] (normalization inside).
+        x_train: training images, uint8 (0..255) or float in [0, 1], N x C x H x W.
+        y_train: int64 labels (N,).
+        cfg: optimisation settings.
+        rt: device, seed and progress switch.
+        x_test, y_test: optional evaluation split (test_loss / test_acc per epoch).
+        callbacks: per-epoch hooks (e.g. the SAL measurement); their dicts join the row.
+        batch_loss: ``(model, x, y) -> (loss, logits)`` replacing plain cross-entropy (defenses).
+        run_dir: if given, ``metrics.jsonl`` and ``checkpoint.pt`` are written there after every
+            epoch (atomically) and an existing checkpoint is resumed.
+        desc: progress-bar label.
+
+    Returns:
+        Rows with ``epoch, lr, train_loss, train_acc, [test_loss, test_acc], seconds`` + callbacks.
+    """
+    device = rt.device
+    precision, channels_last = resolve_precision(cfg, device)
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    opt = make_optimizer(model, cfg)
+    sched = make_scheduler(opt, cfg)
+    loss_fn = batch_loss or cross_entropy(cfg)
+    loader = DeviceLoader(
+        x_train, y_train, batch_size=cfg.batch_size, shuffle=True, drop_last=cfg.drop_last,
+        augment=cfg.augment, device=device, padding=cfg.crop_padding,
+    )
+    rows, start = _resume(run_dir, model, opt, sched)
+    for epoch in range(start + 1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        lr = opt.param_groups[0]["lr"]
+        torch.manual_seed(derive_seed(rt.seed, 2, epoch))  # dropout etc. in this epoch
+        gen = rt.generator(1, epoch)  # order + augmentation of this epoch
+        model.train()
+        loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        seen = 0
+        pbar = bar(len(loader), enabled=rt.show_progress, desc=f"{desc} {epoch}/{cfg.epochs}", unit="batch")
+        for xb, yb in loader.batches(gen):
+            if channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
+            with autocast(device, precision):
+                loss, logits = loss_fn(model, xb, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            # accumulate on device: no per-batch host sync
+            loss_sum += loss.detach().double() * yb.shape[0]
+            correct += (logits.detach().argmax(1) == yb).sum()
+            seen += int(yb.shape[0])
+            pbar.update(1)
+        pbar.close()
+        sched.step()
+        row: dict[str, Any] = {
+            "epoch": epoch, "lr": lr,
+            "train_loss": float(loss_sum) / max(seen, 1), "train_acc": float(correct) / max(seen, 1),
+        }
+        if x_test is not None and y_test is not None:
+            ev = evaluate(model, x_test, y_test, batch_size=cfg.eval_batch_size, device=device,
+                          precision=precision, channels_last=channels_last)
+            row["test_loss"], row["test_acc"] = ev["loss"], ev["acc"]
+        row["train_seconds"] = time.perf_counter() - t0
+        ctx = EpochContext(epoch, model, row["train_loss"], row["train_acc"], x_train, y_train,
+                           cfg, rt, precision)
+        for cb in callbacks:
+            extra = cb(ctx)
+            if extra:
+                row.update(extra)
+        model.train()
+        row["seconds"] = time.perf_counter() - t0
+        rows.append(row)
+        _log_epoch(row, cfg.epochs, rt)
+        if run_dir is not None:
+            _checkpoint(run_dir, model, opt, sched, epoch, rows)
+    return rows
+
+
+def _log_epoch(row: Mapping[str, Any], epochs: int, rt: Runtime) -> None:
+    if not rt.show_progress:
+        return
+    parts = [f"epoch {row['epoch']:>3}/{epochs}", f"loss {row['train_loss']:.4f}",
+             f"acc {row['train_acc']:.4f}"]
+    if "test_acc" in row:
+        parts.append(f"test_acc {row['test_acc']:.4f}")
+    parts.append(f"{row['seconds']:.1f}s")
+    import sys
+
+    print("  ".join(parts), file=sys.stderr, flush=True)
+
+
+def _checkpoint(run_dir: Path, model: nn.Module, opt: torch.optim.Optimizer,
+                sched: Any, epoch: int, rows: list[dict[str, Any]]) -> None:
+    run_dir = Path(run_dir)
+    # metrics first, then the checkpoint: a crash between the two leaves metrics ahead of the
+    # checkpoint, and _resume trims them back to the checkpoint's epoch.
+    write_jsonl(run_dir / "metrics.jsonl", rows)
+    state = {"model": model.state_dict(), "optimizer": opt.state_dict(),
+             "scheduler": sched.state_dict(), "epoch": epoch}
+    atomic_torch_save(state, run_dir / "checkpoint.pt")
+
+
+def _resume(run_dir: Path | None, model: nn.Module, opt: torch.optim.Optimizer,
+            sched: Any) -> tuple[list[dict[str, Any]], int]:
+    if run_dir is None or not (Path(run_dir) / "checkpoint.pt").exists():
+        return [], 0
+    state = safe_torch_load(Path(run_dir) / "checkpoint.pt", map_location=next(model.parameters()).device)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    epoch = int(state["epoch"])
+    rows = [r for r in read_jsonl(Path(run_dir) / "metrics.jsonl") if r["epoch"] <= epoch]
+    return rows, epoch
