@@ -75,12 +75,30 @@ class ModelCfg:
 
 
 @dataclasses.dataclass(frozen=True)
+class SalCfg:
+    """Per-epoch SAL measurement (the paper's Eq. 3) attached to a training run."""
+
+    enabled: bool = False
+    engine: str = "fast"  # fast | compat (uebench.learnability engines)
+    eps: float = 0.05  # relative L2 radius: ||v|| <= eps * ||theta_l||
+    origin: str | None = None  # official | exact; None = the engine's default
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)  # engine-specific
+
+    def __post_init__(self) -> None:
+        if self.eps <= 0:
+            raise ConfigError(f"sal.eps must be > 0, got {self.eps}")
+        if self.origin is not None:
+            _choice("sal.origin", self.origin, ("official", "exact"))
+
+
+@dataclasses.dataclass(frozen=True)
 class RunCfg:
     """Everything that defines one training run (and its run id)."""
 
     data: DataCfg = dataclasses.field(default_factory=DataCfg)
     model: ModelCfg = dataclasses.field(default_factory=ModelCfg)
     train: TrainCfg = dataclasses.field(default_factory=TrainCfg)
+    sal: SalCfg = dataclasses.field(default_factory=SalCfg)
     seed: int = 0
     init_seed: int | None = None  # None = seed; equal init_seed => identical initial weights
     poison: str | None = None  # a poison directory (uebench poison --out DIR)
@@ -134,6 +152,8 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
             raise ConfigError(f"{key} must be an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string; also allow "8/255"
+            value = _parse_number(key, value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key} must be a number, got {value!r}")
         return float(value)
@@ -143,7 +163,21 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
         return value
     if tp is Any:
         return value
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key} must be a mapping, got {value!r}")
+        return dict(value)
     raise ConfigError(f"{key}: unsupported config type {tp}")
+
+
+def _parse_number(key: str, text: str) -> float:
+    try:
+        if "/" in text:
+            num, den = text.split("/", 1)
+            return float(num) / float(den)
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"{key} must be a number, got {text!r}") from None
 
 
 def from_dict(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:

@@ -13,6 +13,9 @@ Every unlearnable-example generator is one function in its own file::
 - hyperparameters are keyword-only with the ``original`` preset's values as defaults.
 - returns ``delta`` shaped like ``x`` with ``x + delta`` in [0, 1] and ``delta`` inside the declared
   budget (``norm`` in ``linf``, ``l2``, ``l0`` or ``None``; radius = the ``eps_param`` argument).
+- an attack whose presets use different norms (HYPO: L2 in ``original``, linf in ``apbench``)
+  registers ``norm_param="norm"``: the budget norm is then that argument's value
+  (:meth:`AttackInfo.norm_for`), and ``norm`` is its default.
 
 Surrogate models are trained with :func:`uebench.train.fit` (no private training loops).
 """
@@ -48,6 +51,18 @@ class AttackInfo:
     description: str
     paper: str
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    norm_param: str | None = None
+
+    def norm_for(self, params: Mapping[str, Any]) -> str | None:
+        """The budget norm of a run with these resolved parameters."""
+        if self.norm_param is None:
+            return self.norm
+        norm = params.get(self.norm_param, self.defaults.get(self.norm_param))
+        if norm not in NORMS:
+            raise ConfigError(
+                f"attack {self.name}: {self.norm_param} must be one of {NORMS}, got {norm!r}"
+            )
+        return norm
 
 
 def register_attack(
@@ -59,8 +74,13 @@ def register_attack(
     surrogate: bool = False,
     description: str,
     paper: str = "",
+    norm_param: str | None = None,
 ) -> Callable[[AttackFn], AttackFn]:
-    """Register an attack; ``presets['original']`` is implied by the function's defaults."""
+    """Register an attack; ``presets['original']`` is implied by the function's defaults.
+
+    ``norm_param`` names a parameter that selects the budget norm per run (its default must equal
+    ``norm``); without it the norm is fixed.
+    """
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}")
 
@@ -76,7 +96,12 @@ def register_attack(
             bad = sorted(set(params) - set(defaults))
             if bad:
                 raise ValueError(f"attack {name} preset {pname}: unknown parameters {bad}")
-        info = AttackInfo(name, norm, eps_param, all_presets, surrogate, description, paper, defaults)
+        if norm_param is not None and defaults.get(norm_param) != norm:
+            raise ValueError(f"attack {name}: default of {norm_param} must be {norm!r}")
+        info = AttackInfo(name, norm, eps_param, all_presets, surrogate, description, paper,
+                          defaults, norm_param)
+        for params in all_presets.values():
+            info.norm_for(params)
         ATTACKS.register(name, info=info)(fn)
         return fn
 
@@ -100,6 +125,7 @@ def resolve_params(name: str, preset: str = "original", overrides: Mapping[str, 
                 f"attack {name} has no parameter {key!r}. Parameters: {', '.join(sorted(info.defaults))}"
             )
         params[key] = _coerce_like(name, key, value, info.defaults[key])
+    info.norm_for(params)  # a bad norm fails here, before any compute
     return params
 
 
@@ -149,7 +175,7 @@ def run_attack(
     delta = fn(xf, y.to(rt.device), num_classes=num_classes, rt=rt, workdir=workdir, **resolved)
     info = attack_info(name)
     eps = resolved.get(info.eps_param) if info.eps_param else None
-    delta = enforce_budget(xf, delta.to(xf.device).float(), info.norm, eps)
+    delta = enforce_budget(xf, delta.to(xf.device).float(), info.norm_for(resolved), eps)
     return delta, resolved
 
 

@@ -17,16 +17,20 @@ def progress(iterable: Iterable[T], *, enabled: bool = True, **kwargs: Any) -> I
     if not enabled or os.environ.get("UEBENCH_NO_PROGRESS"):
         yield from iterable
         return
-    kwargs.setdefault("leave", False)
-    kwargs.setdefault("dynamic_ncols", True)
-    kwargs.setdefault("file", sys.stderr)
+    _defaults(kwargs)
     yield from tqdm(iterable, **kwargs)
 
 
 def bar(total: int, *, enabled: bool = True, **kwargs: Any) -> tqdm:
     """A manual tqdm bar; disabled bars are no-ops."""
+    _defaults(kwargs)
+    disable = (not enabled) or bool(os.environ.get("UEBENCH_NO_PROGRESS"))
+    return tqdm(total=total, disable=disable, **kwargs)
+
+
+def _defaults(kwargs: dict[str, Any]) -> None:
     kwargs.setdefault("leave", False)
     kwargs.setdefault("dynamic_ncols", True)
     kwargs.setdefault("file", sys.stderr)
-    disable = (not enabled) or bool(os.environ.get("UEBENCH_NO_PROGRESS"))
-    return tqdm(total=total, disable=disable, **kwargs)
+    if not sys.stderr.isatty():  # logs and CI: an occasional line, not hundreds of redraws
+        kwargs.setdefault("mininterval", 30.0)

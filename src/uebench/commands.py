@@ -1,0 +1,191 @@
+"""Implementations of the CLI commands (each a thin wrapper around the Python API)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from uebench.errors import UebenchError
+
+
+def _print_table(rows: list[list[str]], header: list[str]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    print(fmt.format(*header))
+    print(fmt.format(*("-" * w for w in widths)))
+    for r in rows:
+        print(fmt.format(*r))
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from uebench.data import DATASETS
+    from uebench.errors import DataNotFoundError
+
+    rows = []
+    for name in DATASETS.names():
+        meta = DATASETS.meta(name)
+        try:
+            split = DATASETS.get(name)(Path(args.data_dir) if args.data_dir else None, False)
+            status = f"yes ({'x'.join(map(str, split.image_shape))}, {split.num_classes} classes)"
+        except DataNotFoundError:
+            status = "missing"
+        except UebenchError as exc:
+            status = f"error: {exc}".splitlines()[0][:60]
+        rows.append([name, status, meta.get("description", "")])
+    _print_table(rows, ["dataset", "available", "description"])
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    import torch
+
+    from uebench.models import MODELS, get_model, layer_names
+
+    rows = []
+    for name in MODELS.names():
+        try:
+            m = get_model(name, in_channels=3, image_size=32, num_classes=10)
+            n_params = sum(p.numel() for p in m.parameters())
+            rows.append([name, str(len(layer_names(m))), f"{n_params:,}",
+                         MODELS.meta(name).get("description", "")])
+        except (ValueError, RuntimeError) as exc:  # a model that cannot take 3x32x32
+            rows.append([name, "-", "-", f"{MODELS.meta(name).get('description', '')} ({exc})"])
+    del torch
+    _print_table(rows, ["model", "layers", "params (3x32x32, 10 cls)", "description"])
+    return 0
+
+
+def cmd_attacks(args: argparse.Namespace) -> int:
+    from uebench.attacks import ATTACKS, attack_info
+
+    rows = []
+    for name in ATTACKS.names():
+        info = attack_info(name)
+        eps = info.defaults.get(info.eps_param) if info.eps_param else None
+        budget = "none" if info.norm is None else info.norm
+        if info.norm == "l0":
+            budget = "l0 (pixels)"
+        elif eps is not None:
+            budget += f" {eps:.4g}" + (f" ({eps * 255:.3g}/255)" if info.norm == "linf" else "")
+        rows.append([name, budget, ", ".join(info.presets), "yes" if info.surrogate else "no",
+                     info.description])
+    _print_table(rows, ["attack", "budget (default)", "presets", "surrogate", "description"])
+    return 0
+
+
+def _run_cfg_from_args(args: argparse.Namespace, **extra: Any) -> Any:
+    from uebench.train.run import resolve_run_cfg
+
+    flags = dict(
+        dataset=getattr(args, "dataset", None), data_dir=getattr(args, "data_dir", None),
+        train_size=getattr(args, "train_size", None), test_size=getattr(args, "test_size", None),
+        model=getattr(args, "model", None), epochs=getattr(args, "epochs", None),
+        seed=getattr(args, "seed", None), device=getattr(args, "device", None),
+        poison=getattr(args, "poison", None),
+    )
+    flags.update(extra)
+    return resolve_run_cfg(config_file=getattr(args, "config", None),
+                           overrides=getattr(args, "overrides", []) or [], **flags)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from uebench.train.run import is_complete, train_run
+
+    cfg = _run_cfg_from_args(args)
+    out = Path(args.out)
+    reused = is_complete(out)
+    summary = train_run(cfg, out, progress=not args.quiet)
+    state = "reused complete run" if reused else "done"
+    print(f"{state}: {out}  test_acc={summary['test_acc']:.4f}  epochs={summary['epochs']}  "
+          f"seconds={summary['seconds']:.1f}")
+    return 0
+
+
+def _parse_params(items: list[str]) -> dict[str, Any]:
+    from uebench.config import parse_override
+
+    params: dict[str, Any] = {}
+    for item in items:
+        path, value = parse_override(item)
+        params[".".join(path)] = value
+    return params
+
+
+def cmd_poison(args: argparse.Namespace) -> int:
+    from uebench.poison import generate_poison
+
+    manifest = generate_poison(
+        args.method, dataset=args.dataset, data_dir=args.data_dir, train_size=args.train_size,
+        seed=args.seed or 0, preset=args.preset, params=_parse_params(args.params), out=Path(args.out),
+        device=args.device, progress=not args.quiet,
+    )
+    m = manifest["measured"]
+    b = manifest["budget"]
+    print(f"poison written to {args.out}: {manifest['method']} ({manifest['preset']}), n={manifest['n']}, "
+          f"budget {b['norm']} {b['eps']}, measured linf {m['linf_max']:.4f} l2 {m['l2_max']:.4f} "
+          f"l0 {m['l0_max']:.0f}, {manifest['seconds']:.1f}s")
+    return 0
+
+
+def cmd_poison_import(args: argparse.Namespace) -> int:
+    from uebench.poison import import_poison
+
+    eps = None
+    if args.eps is not None:
+        from uebench.attacks.base import _coerce_like
+
+        eps = _coerce_like("import", "eps", args.eps, 0.0)
+    manifest = import_poison(
+        args.src, fmt=args.format, dataset=args.dataset, data_dir=args.data_dir,
+        train_size=args.train_size, seed=args.seed or 0, method=args.method, norm=args.norm,
+        eps=eps, out=Path(args.out),
+    )
+    print(f"imported {manifest['n']} poisoned samples into {args.out} "
+          f"(measured linf {manifest['measured']['linf_max']:.4f})")
+    return 0
+
+
+def cmd_poison_export(args: argparse.Namespace) -> int:
+    from uebench.poison import export_poison
+
+    dest = export_poison(Path(args.poison_dir), Path(args.out), data_dir=args.data_dir)
+    print(f"exported to {dest} (APBench layout: data/<train_index>.png)")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from uebench.evaluate import evaluate
+
+    cfg = _run_cfg_from_args(args)
+    table = evaluate(cfg, [Path(p) for p in args.poisons], out=Path(args.out),
+                     sal_engine=args.sal_engine, sal_origin=args.sal_origin,
+                     progress=not args.quiet)
+    print((Path(args.out) / "results.md").read_text())
+    print(f"figures: {Path(args.out) / 'sal_heatmaps.png'}, {Path(args.out) / 'learnable_counts.png'}")
+    del table
+    return 0
+
+
+def cmd_ud(args: argparse.Namespace) -> int:
+    from uebench.learnability.report import recompute
+
+    table = recompute(Path(args.clean), [Path(p) for p in args.poisoned],
+                      out_dir=Path(args.out) if args.out else None, beta=args.beta,
+                      decimals=args.decimals)
+    if args.out:
+        print((Path(args.out) / "results.md").read_text())
+    else:
+        json.dump(table, sys.stdout, indent=2, default=str)
+        print()
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from uebench.data.download import download
+
+    path = download(args.name, Path(args.data_dir) if args.data_dir else None)
+    print(f"downloaded {args.name} to {path}")
+    return 0

@@ -1,0 +1,141 @@
+"""Compat SAL engine: the official code's optimiser semantics, run in lockstep (paper parity).
+
+Ye et al., ICLR 2025 (arXiv:2509.08058), Eq. 3 as the official ``layer_sharpness`` computes it
+(sal_protocol.md §2.2). Per layer ``l`` and sign (``max`` ascends CE, ``min`` descends it) a clone
+``Δ`` of ``W_l`` starts at 0. For ``rounds`` rounds (10):
+
+1. one pass of plain SGD (lr 0.1, no momentum/weight decay) over the augmented training data, with
+   the training batch size, reshuffled, ``drop_last``, fresh crop/flip draws;
+2. one projection: if ‖Δ‖/‖θ_l‖ > ε then Δ ← Δ·ε/(‖Δ‖/‖θ_l‖);
+3. one ``no_grad`` pass (fresh draws) measuring each clone's mean loss; ``max_loss``/``min_loss``
+   start at the origin and change only on improvement.
+
+Then s_max = max_loss − origin, s_min = origin − min_loss and SAL = s_max if |s_max| > |s_min| else
+s_min (≥ 0). Models stay in eval mode (BatchNorm running statistics) throughout, as the official
+code does.
+
+Lockstep (sal_protocol.md §5.2): with frozen eval-mode weights, the loss as a function of ``W_l``
+factors through the layer's suffix inputs, which do not depend on ``W_l``. So all layers and both
+signs advance together over ONE pass per round: each batch gets one clean forward
+(:meth:`SuffixPlan.capture`), and every (layer, sign) clone recomputes only its suffix, the two
+signs of a layer batched with ``vmap``. All clones therefore see the same batch stream, where the
+official code draws an independent shuffle/augmentation stream per clone; the two are equal in
+distribution (each clone sees i.i.d.-shuffled, freshly augmented passes either way), and
+:mod:`.reference` replays this exact stream with full models to check the engine to ~1e-10.
+
+Streams: SGD pass of round ``r`` draws from ``task.generator(r, 0)``, its evaluation pass from
+``task.generator(r, 1)``. The ``exact`` origin is the mean eval-mode clean loss over round 0's
+evaluation pass (computed on the same batches, for free).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+
+import torch
+
+from uebench.data.loader import DeviceLoader
+from uebench.learnability.suffix import SALResult, SALTask, SuffixPlan, clone_losses, measuring
+from uebench.utils.progress import bar
+
+# rows of every layer's stacked perturbation: 0 = the "max" clone (ascends), 1 = the "min" clone
+MAX, MIN = 0, 1
+
+
+def sal_loader(task: SALTask) -> DeviceLoader:
+    """The official SAL data pipeline: the training loader (shuffle, drop_last, crop/flip)."""
+    loader = DeviceLoader(
+        task.x, task.y, batch_size=task.batch_size, shuffle=True, drop_last=True,
+        augment=task.augment, device=task.rt.device, padding=task.crop_padding,
+    )
+    if len(loader) == 0:
+        raise ValueError(f"{task.x.shape[0]} images give no full batch of {task.batch_size} "
+                         "(drop_last); lower batch_size")
+    return loader
+
+
+def project_rows(deltas: torch.Tensor, theta_norm: torch.Tensor, eps: float) -> None:
+    """The official once-per-round projection, per clone row, in place."""
+    for row in deltas:
+        ratio = row.norm() / theta_norm
+        if ratio > eps:
+            row.mul_(eps / ratio)
+
+
+def sal_from_extremes(max_loss: float, min_loss: float, origin: float) -> tuple[float, float, float]:
+    """(SAL, s_max, s_min) with the official sign rule."""
+    s_max, s_min = max_loss - origin, origin - min_loss
+    return (s_max if abs(s_max) > abs(s_min) else s_min), s_max, s_min
+
+
+def _sgd_pass(plan: SuffixPlan, deltas: Sequence[torch.Tensor], batches: Iterable,
+              task: SALTask, lr: float) -> None:
+    for xb, yb in batches:
+        xb = task.images(xb)
+        with torch.no_grad(), task.autocast():
+            _, cache = plan.capture(xb)
+        for layer, delta in zip(plan.layers, deltas):
+            with task.autocast():
+                losses = clone_losses(plan.batched_suffix(layer, delta, cache), yb)
+            # the max clone minimises -CE, the min clone CE: one gradient, one SGD step for both
+            (grad,) = torch.autograd.grad(losses[MIN] - losses[MAX], delta)
+            with torch.no_grad():
+                delta.add_(grad, alpha=-lr)
+
+
+@torch.no_grad()
+def _eval_pass(plan: SuffixPlan, deltas: Sequence[torch.Tensor], batches: Iterable,
+               task: SALTask) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean loss of every clone (layers x 2) and of the clean model over one pass."""
+    device = task.rt.device
+    sums = torch.zeros(len(deltas), 2, dtype=torch.float64, device=device)
+    clean = torch.zeros((), dtype=torch.float64, device=device)
+    seen = 0
+    for xb, yb in batches:
+        xb = task.images(xb)
+        with task.autocast():
+            logits, cache = plan.capture(xb)
+            clean += clone_losses(logits[None], yb, "sum")[0].double()
+            for i, (layer, delta) in enumerate(zip(plan.layers, deltas)):
+                sums[i] += clone_losses(plan.batched_suffix(layer, delta, cache), yb, "sum").double()
+        seen += int(yb.shape[0])
+    return sums / seen, clean / seen
+
+
+def compat_sal(task: SALTask, *, rounds: int = 10, lr: float = 0.1) -> SALResult:
+    """SAL with the official semantics (see the module docstring); ``rounds`` 10, ``lr`` 0.1."""
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    start = time.perf_counter()
+    with measuring(task.model, task.rt.device, task.dtype) as model:
+        plan = SuffixPlan(model, task.layers)
+        loader = sal_loader(task)
+        norms = [plan.weight(name).detach().norm() for name in plan.layers]
+        deltas = [torch.zeros((2, *plan.weight(name).shape), dtype=plan.weight(name).dtype,
+                              device=task.rt.device, requires_grad=True) for name in plan.layers]
+        pbar = bar(rounds, enabled=task.rt.show_progress, desc="SAL compat", unit="round")
+        for r in range(rounds):
+            _sgd_pass(plan, deltas, loader.batches(task.generator(r, 0)), task, lr)
+            with torch.no_grad():
+                for delta, norm in zip(deltas, norms):
+                    project_rows(delta, norm, task.eps)
+            losses, clean = _eval_pass(plan, deltas, loader.batches(task.generator(r, 1)), task)
+            if r == 0:
+                origin = task.resolve_origin(float(clean))
+                max_loss = torch.full((len(deltas),), origin, dtype=torch.float64)
+                min_loss = max_loss.clone()
+            max_loss = torch.maximum(max_loss, losses[:, MAX].cpu())
+            min_loss = torch.minimum(min_loss, losses[:, MIN].cpu())
+            pbar.update(1)
+        pbar.close()
+    return _result(plan.layers, max_loss.tolist(), min_loss.tolist(), origin, "compat",
+                   time.perf_counter() - start)
+
+
+def _result(layers: Sequence[str], max_loss: Sequence[float], min_loss: Sequence[float],
+            origin: float, engine: str, seconds: float) -> SALResult:
+    values, s_max, s_min = {}, {}, {}
+    for name, hi, lo in zip(layers, max_loss, min_loss):
+        values[name], s_max[name], s_min[name] = sal_from_extremes(hi, lo, origin)
+    return SALResult(values, s_max, s_min, origin, engine, seconds)

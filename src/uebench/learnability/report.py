@@ -1,0 +1,338 @@
+"""Recompute β, #LP and UD from stored training runs and write ``results.{json,md,csv}`` + figures.
+
+A run directory (style.md §5) holds ``metrics.jsonl`` (one row per epoch, with the SAL values),
+``config.yaml`` and ``summary.json``; ``summary.json`` is written last, so a run without it is
+unfinished and is refused (resume it first). Nothing here retrains: UD is a function of stored rows.
+
+``recompute`` is the implementation of ``uebench ud``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from uebench.errors import UebenchError
+from uebench.learnability.distance import ud_table
+from uebench.learnability.plots import plot_learnable_counts, plot_sal_heatmaps
+from uebench.utils.io import atomic_write_text, write_json
+
+__all__ = [
+    "IncompleteRunError",
+    "PAPER_PARITY_ENGINES",
+    "RunError",
+    "RunRecord",
+    "describe_engine",
+    "load_run",
+    "recompute",
+    "run_metadata",
+    "write_results",
+]
+
+# Engines whose SAL follows the official optimiser semantics (sal_protocol.md §6).
+PAPER_PARITY_ENGINES = ("compat", "reference", "official")
+
+
+class RunError(UebenchError, ValueError):
+    """A run directory is missing or has unreadable files."""
+
+
+class IncompleteRunError(RunError):
+    """A run directory has no ``summary.json``: training has not finished."""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One stored training run."""
+
+    name: str
+    rows: list[dict[str, Any]]
+    summary: dict[str, Any]
+    config: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _read_metrics(path: Path) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise RunError(f"{path}: line {number} is not valid JSON ({exc.msg})") from exc
+            if not isinstance(row, dict):
+                raise RunError(f"{path}: line {number} is not a JSON object")
+            rows.append(row)
+    return rows
+
+
+def load_run(
+    run_dir: Path | str, *, name: str | None = None, require_complete: bool = True
+) -> RunRecord:
+    """Read ``metrics.jsonl``, ``summary.json`` and ``config.yaml`` of one run directory.
+
+    Args:
+        run_dir: the run directory.
+        name: the run's display name; default ``summary["name"]``, else ``config["name"]``, else
+            the directory name.
+        require_complete: refuse a run without ``summary.json`` (the completion marker).
+
+    Raises:
+        RunError: the directory or ``metrics.jsonl`` is missing or unreadable, or has no rows.
+        IncompleteRunError: no ``summary.json`` and ``require_complete``.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"run directory {run_dir} does not exist")
+    metrics = run_dir / "metrics.jsonl"
+    if not metrics.is_file():
+        raise RunError(f"run {run_dir} has no metrics.jsonl: is this a training run directory?")
+    rows = _read_metrics(metrics)
+    if not rows:
+        raise RunError(f"{metrics} has no epoch rows")
+    summary_path = run_dir / "summary.json"
+    summary: dict[str, Any] = {}
+    if summary_path.is_file():
+        try:
+            loaded = json.loads(summary_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise RunError(f"{summary_path} is not valid JSON ({exc.msg})") from exc
+        summary = loaded if isinstance(loaded, dict) else {"value": loaded}
+    elif require_complete:
+        raise IncompleteRunError(
+            f"run {run_dir} is incomplete: it has no summary.json (written when training "
+            f"finishes; {len(rows)} epoch row(s) so far). Finish or resume it (re-run the same "
+            "command: training resumes from checkpoint.pt) before computing UD"
+        )
+    config: dict[str, Any] = {}
+    config_path = run_dir / "config.yaml"
+    if config_path.is_file():
+        try:
+            loaded = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise RunError(f"{config_path} is not valid YAML: {exc}") from exc
+        config = loaded if isinstance(loaded, dict) else {}
+    label = name or _str(summary.get("name")) or _str(config.get("name")) or run_dir.name
+    return RunRecord(name=label, rows=rows, summary=summary, config=config, path=run_dir)
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+# --------------------------------------------------------------------------- metadata
+
+
+def _one(values: list[Any], what: str, warnings_out: list[str]) -> str:
+    distinct = sorted({str(v) for v in values if v is not None})
+    if not distinct:
+        return "unknown"
+    if len(distinct) > 1:
+        warnings_out.append(f"runs differ in {what}: {distinct}")
+        return "mixed (" + ", ".join(distinct) + ")"
+    return distinct[0]
+
+
+def _nested(mapping: Mapping[str, Any], *keys: str) -> Any:
+    value: Any = mapping
+    for key in keys:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+def run_metadata(runs: Sequence[RunRecord]) -> dict[str, Any]:
+    """SAL engine and origin (from the rows' ``sal_engine``/``sal_origin``, else the summary or
+    ``config["sal"]``), dataset (``config["data"]["name"]``) and model (``config["model"]["name"]``)
+    shared by ``runs``; differing values give ``"mixed (...)"`` and a message in ``warnings``."""
+    out_warnings: list[str] = []
+    engines: list[Any] = []
+    origins: list[Any] = []
+    for run in runs:
+        row_engines = [r.get("sal_engine") for r in run.rows if r.get("sal_engine") is not None]
+        row_origins = [r.get("sal_origin") for r in run.rows if r.get("sal_origin") is not None]
+        engines += row_engines or [run.summary.get("sal_engine") or _nested(run.config, "sal",
+                                                                             "engine")]
+        origins += row_origins or [run.summary.get("sal_origin") or _nested(run.config, "sal",
+                                                                             "origin")]
+    meta = {
+        "engine": _one(engines, "SAL engine", out_warnings),
+        "origin": _one(origins, "SAL origin", out_warnings),
+        "dataset": _one([_nested(r.config, "data", "name") for r in runs], "dataset",
+                        out_warnings),
+        "model": _one([_nested(r.config, "model", "name") for r in runs], "model", out_warnings),
+    }
+    if meta["model"].startswith("mixed"):
+        out_warnings.append("UD compares runs of the same architecture; the models differ")
+    meta["warnings"] = out_warnings
+    return meta
+
+
+def describe_engine(engine: str, origin: str) -> str:
+    """What kind of UD a SAL engine gives (sal_protocol.md §6)."""
+    if engine == "fast":
+        return ("definition-faithful UD (fast SAL engine, full-batch PGD): follows the paper's "
+                "definition, not its protocol, so these are not the paper's numbers; do not "
+                "compare them with the paper's Tables 1-3")
+    if engine in PAPER_PARITY_ENGINES:
+        if origin in ("train_running", "unknown"):
+            return f"paper-parity UD ({engine} engine: the official code's SAL semantics)"
+        return (f"{engine} engine with origin={origin!r}: official optimiser semantics but not "
+                "the official origin (train_running), so not exactly the paper's protocol")
+    return f"UD from SAL engine {engine!r}"
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _pct(value: Any) -> str:
+    return "–" if value is None else f"{100.0 * float(value):.2f}"
+
+
+def _markdown(result: Mapping[str, Any]) -> str:
+    clean = result["runs"][0]
+    lines = [
+        "# Unlearnable Distance",
+        "",
+        f"- dataset: {result['dataset']} · model: {result['model']}",
+        f"- SAL engine: {result['engine']} (origin: {result['origin']}): {result['ud_label']}",
+    ]
+    if result["beta_source"] == "clean":
+        lines.append(f"- β = {result['beta']:.6g}: mean over the {clean['epochs']} epochs of the "
+                     f"clean run ({clean['name']}) of the per-epoch 2-means midpoints (Eq. 4)")
+    else:
+        lines.append(f"- β = {result['beta']:.6g} (given, not computed from the clean run)")
+    if result.get("decimals") is not None:
+        lines.append(f"- SAL values rounded to {result['decimals']} decimals first, like the "
+                     "official logs")
+    lines.append(f"- #LP = mean over epochs of the number of layers (of {len(result['layers'])}) "
+                 "with SAL > β; UD = #LP / #LP of the clean run (Eq. 5)")
+    lines += ["", "| run | test acc (%) | #LP | UD |", "|---|---:|---:|---:|"]
+    for run in result["runs"]:
+        ud = "–" if run["ud"] is None else f"{run['ud']:.3f}"
+        name = run["name"] + (" (clean)" if run["role"] == "clean" else "")
+        lines.append(f"| {name} | {_pct(run['test_acc'])} | {run['lp']:.2f} | {ud} |")
+    for title, items in (("Warnings", result.get("warnings") or []),
+                         ("Notes", result.get("notes") or [])):
+        if items:
+            lines += ["", f"{title}:", ""] + [f"- {item}" for item in items]
+    return "\n".join(lines) + "\n"
+
+
+def _csv(result: Mapping[str, Any]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["run", "role", "test_acc", "epochs", "lp", "ud", "beta", "engine", "origin",
+                     "learnable_per_epoch"])
+    for run in result["runs"]:
+        writer.writerow([
+            run["name"], run["role"], "" if run["test_acc"] is None else repr(run["test_acc"]),
+            run["epochs"], repr(run["lp"]), "" if run["ud"] is None else repr(run["ud"]),
+            repr(result["beta"]), result["engine"], result["origin"],
+            " ".join(str(c) for c in run["learnable_per_epoch"]),
+        ])
+    return buf.getvalue()
+
+
+def write_results(
+    out_dir: Path | str,
+    table: Mapping[str, Any],
+    *,
+    engine: str,
+    origin: str,
+    dataset: str,
+    model: str,
+    notes: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Write ``results.json``, ``results.md`` and ``results.csv`` (each atomically).
+
+    Args:
+        out_dir: created if needed.
+        table: the output of :func:`uebench.learnability.distance.ud_table`.
+        engine, origin: the SAL engine and origin the runs used (label the UD kind).
+        dataset, model: for the header.
+        notes: free-text lines appended to the Markdown and stored in the JSON.
+
+    Returns:
+        The stored result (``table`` plus the metadata and ``ud_label``).
+    """
+    out_dir = Path(out_dir)
+    result = {
+        "dataset": dataset,
+        "model": model,
+        "engine": engine,
+        "origin": origin,
+        "ud_label": describe_engine(engine, origin),
+        **dict(table),
+        "notes": list(notes),
+    }
+    write_json(out_dir / "results.json", result)
+    atomic_write_text(out_dir / "results.md", _markdown(result))
+    atomic_write_text(out_dir / "results.csv", _csv(result))
+    return result
+
+
+# --------------------------------------------------------------------------- uebench ud
+
+
+def recompute(
+    clean_dir: Path | str,
+    poisoned_dirs: Sequence[Path | str],
+    out_dir: Path | str | None = None,
+    beta: float | None = None,
+    decimals: int | None = None,
+    *,
+    skip_missing: bool = False,
+    notes: Sequence[str] = (),
+) -> dict[str, Any]:
+    """β, #LP and UD of stored runs; with ``out_dir``, also the result files and two figures.
+
+    Args:
+        clean_dir: the clean run (β and the UD denominator; for defended runs, the undefended
+            clean run, as the paper's Table 2).
+        poisoned_dirs: runs to compare, in table order.
+        out_dir: if given, writes ``results.{json,md,csv}``, ``sal_heatmaps.png`` and
+            ``learnable_counts.png`` there.
+        beta: a fixed threshold instead of the clean run's.
+        decimals: round SAL like the official logs (``4``) first.
+        skip_missing: ignore epochs without SAL instead of refusing the run.
+        notes: extra lines for the report.
+
+    Returns:
+        The :func:`ud_table` dict plus ``dataset, model, engine, origin, ud_label, notes`` and,
+        with ``out_dir``, ``files`` (name → path).
+    """
+    runs = [load_run(clean_dir)] + [load_run(d) for d in poisoned_dirs]
+    table = ud_table(runs[0], runs[1:], beta=beta, decimals=decimals, skip_missing=skip_missing)
+    meta = run_metadata(runs)
+    table["warnings"] = list(table["warnings"]) + meta.pop("warnings")
+    if out_dir is None:
+        return {**meta, "ud_label": describe_engine(meta["engine"], meta["origin"]), **table,
+                "notes": list(notes)}
+    out_dir = Path(out_dir)
+    result = write_results(out_dir, table, notes=notes, **meta)
+    files = {
+        "results.json": out_dir / "results.json",
+        "results.md": out_dir / "results.md",
+        "results.csv": out_dir / "results.csv",
+        "sal_heatmaps.png": plot_sal_heatmaps(runs, out_dir / "sal_heatmaps.png",
+                                              decimals=decimals, skip_missing=skip_missing),
+        "learnable_counts.png": plot_learnable_counts(runs, table["beta"],
+                                                      out_dir / "learnable_counts.png",
+                                                      decimals=decimals,
+                                                      skip_missing=skip_missing),
+    }
+    return {**result, "files": {k: str(v) for k, v in files.items()}}

@@ -1,0 +1,201 @@
+"""Run directories: one training run = one directory that records everything.
+
+::
+
+    <out>/config.yaml     resolved RunCfg (written first)
+    <out>/env.json        package versions, git commit, device
+    <out>/metrics.jsonl   one JSON row per epoch (rewritten atomically after every epoch)
+    <out>/checkpoint.pt   model/optimizer/scheduler after the last finished epoch
+    <out>/summary.json    final numbers; written LAST: its presence marks a complete run
+
+Re-running the same command resumes an interrupted run from ``checkpoint.pt``; a complete run is
+reused, not retrained. A directory that holds a run with a different config is refused.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+
+from uebench.config import RunCfg, to_dict
+from uebench.data.base import ImageSet, Splits, load_dataset
+from uebench.errors import UebenchError
+from uebench.models.base import get_model
+from uebench.runtime import Runtime, default_device
+from uebench.train.loop import Callback, fit
+from uebench.utils.env import environment
+from uebench.utils.io import atomic_write_text, read_json, write_json
+
+
+def make_runtime(cfg: RunCfg, progress: bool = True) -> Runtime:
+    device = default_device() if cfg.device == "auto" else torch.device(cfg.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UebenchError("device cuda requested but CUDA is not available; use device=cpu or auto")
+    return Runtime(device=device, seed=cfg.seed, progress=progress)
+
+
+def load_splits(cfg: RunCfg) -> Splits:
+    """The clean train/test splits of a run (stratified subsets seeded by ``cfg.seed``)."""
+    d = cfg.data
+    return load_dataset(d.name, data_dir=d.data_dir, train_size=d.train_size,
+                        test_size=d.test_size, seed=cfg.seed)
+
+
+def training_set(cfg: RunCfg, splits: Splits) -> ImageSet:
+    """The clean training set, or its poisoned version when ``cfg.poison`` is set."""
+    if cfg.poison is None:
+        return splits.train
+    from uebench.attacks.store import load_poisoned
+
+    return load_poisoned(Path(cfg.poison), splits.train)
+
+
+def build_model(cfg: RunCfg, clean_train: ImageSet) -> nn.Module:
+    """The run's model with its initial weights drawn from ``init_seed`` (default: ``seed``).
+
+    Normalization statistics come from the *clean* training set, so a clean and a poisoned run
+    with the same ``init_seed`` start from identical models (the paper's Algorithm 1, line 1).
+    """
+    c, h, w = clean_train.image_shape
+    if cfg.model.normalize:
+        mean, std = clean_train.channel_stats()
+    else:
+        mean, std = (0.0,) * c, (1.0,) * c
+    init_seed = cfg.seed if cfg.init_seed is None else cfg.init_seed
+    torch.manual_seed(init_seed)
+    return get_model(cfg.model.name, in_channels=c, image_size=(h, w),
+                     num_classes=clean_train.num_classes, width=cfg.model.width, mean=mean, std=std)
+
+
+def sal_callbacks(cfg: RunCfg) -> list[Callback]:
+    """The per-epoch SAL measurement requested by ``cfg.sal`` (none when disabled)."""
+    if not cfg.sal.enabled:
+        return []
+    from uebench.learnability.sal import SALCallback
+
+    kwargs = dict(cfg.sal.options)
+    if cfg.sal.origin is not None:
+        kwargs["origin"] = cfg.sal.origin
+    return [SALCallback(engine=cfg.sal.engine, eps=cfg.sal.eps, **kwargs)]
+
+
+def is_complete(out: Path) -> bool:
+    return (Path(out) / "summary.json").exists()
+
+
+def _check_existing(out: Path, cfg_dict: dict[str, Any]) -> None:
+    cfg_path = out / "config.yaml"
+    if not cfg_path.exists():
+        return
+    old = yaml.safe_load(cfg_path.read_text()) or {}
+    if old != cfg_dict:
+        diff = sorted(_diff_keys(old, cfg_dict))
+        raise UebenchError(
+            f"{out} already holds a run with a different config (differs in: {', '.join(diff)}). "
+            "Use another --out directory, or delete that one to start over."
+        )
+
+
+def _diff_keys(a: Any, b: Any, prefix: str = "") -> set[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: set[str] = set()
+        for k in set(a) | set(b):
+            out |= _diff_keys(a.get(k), b.get(k), f"{prefix}{k}.")
+        return out
+    return set() if a == b else {prefix.rstrip(".")}
+
+
+def train_run(
+    cfg: RunCfg,
+    out: Path | str,
+    *,
+    callbacks: Sequence[Callback] = (),
+    progress: bool = True,
+    splits: Splits | None = None,
+    extra_summary: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train one run into ``out`` (resuming or reusing it) and return its summary."""
+    out = Path(out)
+    cfg_dict = to_dict(cfg)
+    if is_complete(out):
+        _check_existing(out, cfg_dict)
+        return read_json(out / "summary.json")
+    _check_existing(out, cfg_dict)
+    rt = make_runtime(cfg, progress)
+    callbacks = [*callbacks, *sal_callbacks(cfg)]
+    splits = splits or load_splits(cfg)
+    train_set = training_set(cfg, splits)
+    model = build_model(cfg, splits.train)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg_dict, sort_keys=False))
+    write_json(out / "env.json", environment(rt.device))
+    t0 = time.perf_counter()
+    rows = fit(model, train_set.x, train_set.y, cfg=cfg.train, rt=rt, x_test=splits.test.x,
+               y_test=splits.test.y, callbacks=callbacks, run_dir=out, desc=out.name or "train")
+    last = rows[-1] if rows else {}
+    summary: dict[str, Any] = {
+        "test_acc": last.get("test_acc"), "test_loss": last.get("test_loss"),
+        "train_acc": last.get("train_acc"), "train_loss": last.get("train_loss"),
+        "epochs": len(rows), "seconds": float(sum(r.get("seconds", 0.0) for r in rows)),
+        "wall_seconds_this_session": time.perf_counter() - t0,
+        "dataset": cfg.data.name, "model": cfg.model.name, "n_train": len(train_set),
+        "n_test": len(splits.test), "poison": cfg.poison, "seed": cfg.seed,
+        "data_source": splits.train.meta.get("source", cfg.data.name),
+    }
+    summary.update(extra_summary or {})
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def with_overrides(cfg: RunCfg, **changes: Any) -> RunCfg:
+    return replace(cfg, **changes)
+
+
+def resolve_run_cfg(
+    *,
+    config_file: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    **flags: Any,
+) -> RunCfg:
+    """Resolve a RunCfg: defaults < dataset recipe < YAML file < CLI flags < ``key=value``.
+
+    ``flags`` uses CLI names (``dataset``, ``model``, ``epochs``, ``train_size``, ``test_size``,
+    ``seed``, ``device``, ``poison``, ``data_dir``, ``width``); ``None`` means "not given".
+    """
+    from uebench.config import deep_update, from_dict, load_yaml, merge, parse_override
+    from uebench.train.recipes import recipe
+
+    file_data = load_yaml(config_file) if config_file else {}
+    flag_data: dict[str, Any] = {}
+    placement = {
+        "dataset": ("data", "name"), "data_dir": ("data", "data_dir"),
+        "train_size": ("data", "train_size"), "test_size": ("data", "test_size"),
+        "model": ("model", "name"), "width": ("model", "width"), "epochs": ("train", "epochs"),
+        "seed": ("seed",), "device": ("device",), "poison": ("poison",), "init_seed": ("init_seed",),
+    }
+    for key, value in flags.items():
+        if key not in placement:
+            raise TypeError(f"unknown flag {key}")
+        if value is not None:
+            merge(flag_data, placement[key], value)
+    parsed = [parse_override(o) for o in overrides]
+    # which dataset decides the recipe: the last layer that names one
+    dataset = RunCfg().data.name
+    for layer in (file_data, flag_data):
+        dataset = (layer.get("data") or {}).get("name", dataset)
+    for path, value in parsed:
+        if path == ["data", "name"]:
+            dataset = value
+    data: dict[str, Any] = {"train": recipe(str(dataset))}
+    deep_update(data, file_data)
+    deep_update(data, flag_data)
+    for path, value in parsed:
+        merge(data, path, value)
+    return from_dict(RunCfg, data)
