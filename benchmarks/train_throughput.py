@@ -63,6 +63,9 @@ def case(name, dataset, model_name, width, n, epochs, batch, precision, repeats,
         torch.manual_seed(0)
         return get_model(model_name, in_channels=c, image_size=(h, w), width=width, mean=mean, std=std)
 
+    # warm-up (allocator, kernels) so neither side pays first-call costs
+    warm = TrainCfg(**{**cfg.__dict__, "epochs": 1})
+    plain_loop(build(), s.train.x[:256], s.train.y[:256], warm, 0, precision, channels_last)
     fits, plains = [], []
     for r in range(repeats):
         plains.append(plain_loop(build(), s.train.x, s.train.y, cfg, r, precision, channels_last))

@@ -73,7 +73,7 @@ def rows_of(matrix: np.ndarray, layers=LAYERS, *, acc: float = 0.5, flat: bool =
     rows = []
     for e, values in enumerate(np.asarray(matrix).tolist(), start=1):
         row = {"epoch": e, "train_loss": 1.0 / e, "train_acc": 0.1 * e, "test_loss": 1.0,
-               "test_acc": acc, "sal_engine": engine, "sal_origin": origin}
+               "test_acc": acc, "sal_engine": engine, "sal_origin_kind": origin}
         if flat:
             row.update({f"sal/{k}": v for k, v in zip(layers, values)})
         else:

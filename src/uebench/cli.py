@@ -7,6 +7,7 @@
     uebench poison export --format apbench POISON_DIR --out DEST
     uebench evaluate --dataset D --model M --poisons DIR [DIR ...] --out OUT
     uebench ud       --clean RUN --poisoned RUN [RUN ...] [--out OUT]
+    uebench demo     [--out runs/demo]    (the main job: EM/OPS/LSP/TAP vs clean, LeNet-5)
     uebench download NAME [--data-dir DIR]
 
 User errors print one message (what is wrong and how to fix it) and exit with status 2.
@@ -91,6 +92,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beta", type=float, default=None, help="use this threshold instead")
     p.add_argument("--decimals", type=int, default=None, help="round SAL like the paper's logs (4)")
     p.add_argument("--out", default=None, help="write results + figures here")
+
+    p = sub.add_parser("demo", help="the main job: UD of EM/OPS/LSP/TAP on Fashion-MNIST, LeNet-5")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--train-size", type=int, default=2000)
+    p.add_argument("--test-size", type=int, default=2000)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sal-engine", default="fast")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--quiet", action="store_true")
 
     p = sub.add_parser("download", help="download a dataset from its official source (checksummed)")
     p.add_argument("name")

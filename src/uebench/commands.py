@@ -65,11 +65,12 @@ def cmd_attacks(args: argparse.Namespace) -> int:
     for name in ATTACKS.names():
         info = attack_info(name)
         eps = info.defaults.get(info.eps_param) if info.eps_param else None
-        budget = "none" if info.norm is None else info.norm
-        if info.norm == "l0":
+        norm = info.norm_for(info.defaults)
+        budget = "none" if norm is None else norm
+        if norm == "l0":
             budget = "l0 (pixels)"
         elif eps is not None:
-            budget += f" {eps:.4g}" + (f" ({eps * 255:.3g}/255)" if info.norm == "linf" else "")
+            budget += f" {eps:.4g}" + (f" ({eps * 255:.3g}/255)" if norm == "linf" else "")
         rows.append([name, budget, ", ".join(info.presets), "yes" if info.surrogate else "no",
                      info.description])
     _print_table(rows, ["attack", "budget (default)", "presets", "surrogate", "description"])
@@ -126,7 +127,7 @@ def cmd_poison(args: argparse.Namespace) -> int:
     b = manifest["budget"]
     print(f"poison written to {args.out}: {manifest['method']} ({manifest['preset']}), n={manifest['n']}, "
           f"budget {b['norm']} {b['eps']}, measured linf {m['linf_max']:.4f} l2 {m['l2_max']:.4f} "
-          f"l0 {m['l0_max']:.0f}, {manifest['seconds']:.1f}s")
+          f"l0 {m['l0_max']:.0f}, {manifest['generation_seconds']:.1f}s")
     return 0
 
 
@@ -188,4 +189,21 @@ def cmd_download(args: argparse.Namespace) -> int:
 
     path = download(args.name, Path(args.data_dir) if args.data_dir else None)
     print(f"downloaded {args.name} to {path}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import time
+
+    from uebench.demo import run_demo
+
+    t0 = time.perf_counter()
+    run_demo(args.out, train_size=args.train_size, test_size=args.test_size, epochs=args.epochs,
+             seed=args.seed, sal_engine=args.sal_engine, data_dir=args.data_dir,
+             progress=not args.quiet)
+    out = Path(args.out)
+    print((out / "results.md").read_text())
+    print(f"figures: {out / 'sal_heatmaps.png'}, {out / 'learnable_counts.png'}")
+    print(f"run directories: {out / 'runs'}; poisons (with preview.png): {out / 'poisons'}")
+    print(f"total {time.perf_counter() - t0:.0f}s")
     return 0

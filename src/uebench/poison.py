@@ -67,7 +67,7 @@ def generate_poison(
     seconds = time.perf_counter() - t0
     eps = resolved.get(info.eps_param) if info.eps_param else None
     manifest = save_poison(out, clean=clean, delta=delta.cpu(), method=method, preset=preset,
-                           params=json_ready(resolved), norm=info.norm, eps=eps, seed=seed,
+                           params=json_ready(resolved), norm=info.norm_for(resolved), eps=eps, seed=seed,
                            dataset=dataset, seconds=seconds)
     shutil.rmtree(workdir, ignore_errors=True)
     return manifest
@@ -93,27 +93,27 @@ def import_poison(
     eps: float | None = None,
 ) -> dict[str, Any]:
     """Import a poison made elsewhere (APBench PNG folder, or a raw .npy/.pt array)."""
-    from uebench.attacks import store
+    from uebench.attacks import interop
 
     src = Path(src)
     if not src.exists():
         raise UebenchError(f"{src} does not exist")
     clean = clean_train_set(dataset, data_dir=data_dir, train_size=train_size, seed=seed)
     if fmt == "apbench":
-        return store.import_apbench(src, clean, method=method, dataset=dataset, out_dir=out,
+        return interop.import_apbench(src, clean, method=method, dataset=dataset, out_dir=out,
                                     norm=norm, eps=eps)
     kind = "images" if fmt == "images" else "delta"
-    return store.import_array(src, clean, method=method, dataset=dataset, out_dir=out, norm=norm,
+    return interop.import_array(src, clean, method=method, dataset=dataset, out_dir=out, norm=norm,
                               eps=eps, kind=kind)
 
 
 def export_poison(poison_dir: Path, dest: Path, *, data_dir: str | Path | None = None) -> Path:
     """Write a stored poison in APBench's layout (``dest/data/<train_index>.png``)."""
-    from uebench.attacks import store
+    from uebench.attacks import interop, store
 
     manifest = store.read_manifest(poison_dir)
     _, indices, _ = store.load_delta(poison_dir)
     full = load_dataset(manifest["dataset"], data_dir=data_dir).train
     clean = full.subset(indices)
-    store.export_apbench(poison_dir, clean, dest)
+    interop.export_apbench(poison_dir, clean, dest)
     return Path(dest)

@@ -112,6 +112,36 @@ def _classifier_cfg(epochs: int, batch_size: int, lr: float) -> TrainCfg:
                     channels_last="off")
 
 
+def _train_generator(
+    x: torch.Tensor, y: torch.Tensor, gen: UNet, opt: torch.optim.Optimizer, state: RunState, *,
+    num_classes: int, rt: Runtime, eps: float, outer_epochs: int, cls_epochs: int,
+    batch_size: int, cls_lr: float, gen_lr: float, gen_channels: int, surrogate: str,
+    surrogate_width: float,
+) -> None:
+    """The outer rounds (resumed from ``state.pt``): a fresh classifier each, fit drives it."""
+    saved = state.load("state.pt", rt.device)
+    start = 0
+    if saved is not None:
+        gen.load_state_dict(saved["generator"])
+        opt.load_state_dict(saved["optimizer"])
+        start = int(saved["epoch"])
+    pbar = bar(outer_epochs, enabled=rt.show_progress, desc="dc", unit="round", initial=start)
+    for epoch in range(start + 1, outer_epochs + 1):
+        frozen = copy.deepcopy(gen).eval()
+        gen.train()
+        model = build_surrogate(surrogate, x, num_classes, width=surrogate_width, rt=rt,
+                                stream=(STREAM, 1, epoch))
+        rows = fit(model, x, y, cfg=_classifier_cfg(cls_epochs, batch_size, cls_lr),
+                   rt=sub_runtime(rt, STREAM, 2, epoch), desc="dc classifier",
+                   batch_loss=_Confuse(gen, frozen, opt, eps, cls_lr))
+        state.save("state.pt", {"generator": gen.state_dict(), "optimizer": opt.state_dict(),
+                                "epoch": epoch})
+        pbar.update(1)
+        if rows:
+            pbar.set_postfix(cls_acc=f"{rows[-1]['train_acc']:.3f}")
+    pbar.close()
+
+
 @register_attack(
     "dc",
     norm="linf",
@@ -166,27 +196,8 @@ def dc(
     gen = UNet(x.shape[1], gen_channels).to(rt.device)
     opt = torch.optim.Adam(gen.parameters(), lr=gen_lr)
     with RunState(workdir, "dc", config) as state:
-        saved = state.load("state.pt", rt.device)
-        start = 0
-        if saved is not None:
-            gen.load_state_dict(saved["generator"])
-            opt.load_state_dict(saved["optimizer"])
-            start = int(saved["epoch"])
-        pbar = bar(outer_epochs, enabled=rt.show_progress, desc="dc", unit="round", initial=start)
-        for epoch in range(start + 1, outer_epochs + 1):
-            frozen = copy.deepcopy(gen).eval()
-            gen.train()
-            model = build_surrogate(surrogate, x, num_classes, width=surrogate_width, rt=rt,
-                                    stream=(STREAM, 1, epoch))
-            rows = fit(model, x, y, cfg=_classifier_cfg(cls_epochs, batch_size, cls_lr),
-                       rt=sub_runtime(rt, STREAM, 2, epoch), desc="dc classifier",
-                       batch_loss=_Confuse(gen, frozen, opt, eps, cls_lr))
-            state.save("state.pt", {"generator": gen.state_dict(), "optimizer": opt.state_dict(),
-                                    "epoch": epoch})
-            pbar.update(1)
-            if rows:
-                pbar.set_postfix(cls_acc=f"{rows[-1]['train_acc']:.3f}")
-        pbar.close()
+        _train_generator(x, y, gen, opt, state, num_classes=num_classes, rt=rt, **config,
+                         outer_epochs=outer_epochs)
     gen.eval()
 
     def craft(i: int, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

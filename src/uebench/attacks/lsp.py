@@ -33,19 +33,20 @@ import numpy as np
 import torch
 
 from uebench.attacks.base import clamp_to_image, register_attack
+from uebench.errors import UebenchError
 from uebench.runtime import Runtime, derive_seed
 
 _STREAM = 7002
 
 
 def lsp_radius(image_shape: tuple[int, int, int], pixels: float = 6.0) -> float:
-    """L2 radius equivalent to a uniform change of ``pixels``/255: ``sqrt(C*H*W) * pixels / 255``."""
+    """L2 radius of a uniform change of ``pixels``/255: ``sqrt(C*H*W) * pixels / 255``."""
     c, h, w = image_shape
     return math.sqrt(c * h * w) * pixels / 255.0
 
 
 def patch_grid(side: int, patch_size: int) -> tuple[int, int]:
-    """(number of blocks, block side) covering ``side`` pixels with blocks close to ``patch_size``."""
+    """(number of blocks, block side) covering ``side`` pixels, blocks close to ``patch_size``."""
     blocks = max(1, int(side / patch_size + 0.5))
     return blocks, math.ceil(side / blocks)
 
@@ -58,6 +59,11 @@ def synthetic_patterns(
     c, h, w = image_shape
     (gh, bh), (gw, bw) = patch_grid(h, patch_size), patch_grid(w, patch_size)
     features = c * gh * gw
+    if num_classes > 2**features:  # make_classification puts the clusters on hypercube vertices
+        raise UebenchError(
+            f"lsp: {num_classes} classes need more than {features} features ({c} x {gh} x {gw} "
+            "blocks); use a smaller patch_size"
+        )
     from sklearn.datasets import make_classification  # heavy import, only when used
 
     counts = np.bincount(labels, minlength=num_classes)
@@ -82,6 +88,7 @@ def synthetic_patterns(
 @register_attack(
     "lsp",
     norm="l2",
+    presets={"apbench": {}},  # APBench: the same 6/255-equivalent radius (1.304 at 32 px)
     description="class-clustered synthetic patch patterns (make_classification), L2 = eps",
     paper="Yu et al., KDD 2022, arXiv 2111.00898",
 )

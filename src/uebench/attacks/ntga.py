@@ -17,13 +17,30 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from uebench.data.base import ImageSet
 
-def import_released(path: Path | str, **kwargs: Any) -> Any:
-    """Import released NTGA poisoned images (``.npy``, N x H x W x C, uint8 or float in [0, 1]).
 
-    A thin pointer to ``uebench.attacks.store.import_array(path, kind="images", ...)``; see that
-    function for the remaining arguments (clean data, labels, attack name, budget).
+def import_released(
+    path: Path | str, clean: ImageSet, *, dataset: str, out_dir: Path | str,
+    eps: float | None = 8 / 255,
+) -> dict[str, Any]:
+    """Store released NTGA poisoned images as a uebench poison (``method="ntga"``).
+
+    A thin pointer to ``uebench.attacks.store.import_array(path, clean, kind="images", ...)``
+    with NTGA's linf budget declared.
+
+    Args:
+        path: ``.npy`` of poisoned images (N x H x W x C or N x C x H x W; uint8, or float in
+            [0, 1]) in the order of ``clean``.
+        clean: the clean training split the poison was made from (same order).
+        dataset, out_dir: recorded dataset name and the new poison directory.
+        eps: the release's linf radius (8/255 for CIFAR-10; MNIST releases used 0.3), checked
+            before storing; ``None`` skips the check.
+
+    Returns:
+        The poison's manifest.
     """
-    from uebench.attacks import store  # imported lazily: the store is optional for generation
+    from uebench.attacks import store  # the store re-exports the import helpers
 
-    return store.import_array(path, kind="images", **kwargs)
+    return store.import_array(path, clean, method="ntga", dataset=dataset, out_dir=out_dir,
+                              norm="linf", eps=eps, kind="images", preset="released")

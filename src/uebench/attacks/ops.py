@@ -46,12 +46,14 @@ def ops_scores(x: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tens
     second moment of v follow from the per-class sums of x and x^2 per channel and position.
     Classes without images get score -inf (they never pick).
     """
-    n, channels = x.shape[:2]
-    flat = x.double().flatten(2)  # N x C x P
-    s1 = torch.zeros((num_classes, *flat.shape[1:]), dtype=torch.float64, device=x.device)
+    channels = x.shape[1]
+    s1 = torch.zeros((num_classes, channels, x[0].numel() // channels), dtype=torch.float64,
+                     device=x.device)
     s2 = torch.zeros_like(s1)
-    s1.index_add_(0, y, flat)
-    s2.index_add_(0, y, flat * flat)
+    for start in range(0, x.shape[0], 4096):  # chunks: no float64 copy of the whole set
+        flat = x[start:start + 4096].double().flatten(2)  # n x C x P
+        s1.index_add_(0, y[start:start + 4096], flat)
+        s2.index_add_(0, y[start:start + 4096], flat * flat)
     counts = torch.bincount(y, minlength=num_classes).double().clamp_min(1)[:, None, None]
     m1, m2 = s1 / counts, s2 / counts  # K x C x P: E[x], E[x^2]
     colours = corner_colours(channels, device=x.device)[None, :, :, None]  # 1 x M x C x 1
@@ -65,7 +67,9 @@ def ops_scores(x: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tens
     return scores.masked_fill(~present[:, None, None], float("-inf"))
 
 
-def ops_search(x: torch.Tensor, y: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+def ops_search(
+    x: torch.Tensor, y: torch.Tensor, num_classes: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Greedy per-class choice of (position, colour index).
 
     Returns:
@@ -97,6 +101,7 @@ def ops_search(x: torch.Tensor, y: torch.Tensor, num_classes: int) -> tuple[torc
     "ops",
     norm="l0",
     eps_param=None,
+    presets={"apbench": {}},  # APBench runs the same search
     description="one-pixel shortcut: one (pixel, corner colour) per class, set in all its images",
     paper="Wu et al., ICLR 2023, arXiv 2205.12141",
 )
@@ -121,10 +126,10 @@ def ops(
         ``delta`` shaped like ``x``: nonzero only at each class's pixel, ``x + delta`` in [0, 1].
     """
     positions, colour_idx = ops_search(x, y, num_classes)
-    channels = x.shape[1]
-    palette = corner_colours(channels, device=x.device).to(x.dtype)  # M x C
-    poisoned = x.flatten(2).clone()  # N x C x P
+    palette = corner_colours(x.shape[1], device=x.device).to(x.dtype)  # M x C
     pos, col = positions[y], colour_idx[y]
     rows = torch.arange(x.shape[0], device=x.device)
-    poisoned[rows, :, pos] = palette[col]
-    return poisoned.view_as(x) - x
+    flat = x.flatten(2)  # N x C x P (a view)
+    delta = torch.zeros_like(flat)
+    delta[rows, :, pos] = palette[col] - flat[rows, :, pos]
+    return delta.view_as(x)

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from uebench.attacks.base import register_attack
 from uebench.attacks.surrogate import (
@@ -49,6 +50,57 @@ STREAM = 8300
 def tap_targets(y: torch.Tensor, num_classes: int, targeted: bool) -> torch.Tensor:
     """The labels of TAP's objective: ``(y + 1) mod C`` when targeted, else ``y``."""
     return (y + 1) % num_classes if targeted else y
+
+
+class _Crafter:
+    """One batch of one restart: PGD from a clipped Gaussian start through crop+flip."""
+
+    def __init__(self, model: nn.Module, target: torch.Tensor, sign: float, eps: float,
+                 step_size: float, steps: int, augment: bool, rt: Runtime) -> None:
+        self.model, self.target, self.sign, self.eps = model, target, sign, eps
+        self.step_size, self.steps, self.augment, self.rt = step_size, steps, augment, rt
+        self.precision = attack_precision(target.device)
+        self.restart = 0
+
+    def __call__(self, i: int, xb: torch.Tensor,
+                 tb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        gen = self.rt.generator(STREAM, self.restart, i)
+        start = (torch.randn(xb.shape, generator=gen) * self.eps).to(xb.device)
+        padding = max(1, xb.shape[-1] // 8)
+
+        def aug(z: torch.Tensor) -> torch.Tensor:
+            return random_crop_flip(z, gen, padding=padding) if self.augment else z
+
+        def objective(logits: torch.Tensor) -> torch.Tensor:
+            return self.sign * F.cross_entropy(logits, tb, reduction="none")
+
+        return pgd(self.model, xb, start, objective, eps=self.eps, step_size=self.step_size,
+                   steps=self.steps, transform=aug, precision=self.precision)
+
+
+def _best_restart(x: torch.Tensor, craft: _Crafter, restarts: int, batch_size: int,
+                  state: RunState, rt: Runtime) -> torch.Tensor:
+    """Run the restarts, keep the lowest-scoring one (state in ``best.pt``, losers deleted)."""
+    best = state.load("best.pt") or {"done": -1, "restart": -1, "score": float("inf")}
+    best_delta = torch.zeros_like(x)
+    for r in range(restarts):
+        if r <= best["done"] and r != best["restart"]:
+            continue  # finished and beaten: its batches were deleted
+        craft.restart = r
+        delta, loss = batched(x, craft.target, craft, batch_size=batch_size,
+                              store=state.store(f"restart{r}"), rt=rt,
+                              desc=f"tap restart {r + 1}/{restarts}")
+        score = float(loss.mean())
+        if r == best["restart"] or score < best["score"]:
+            if best["restart"] not in (-1, r):
+                state.remove(f"restart{best['restart']}")
+            best.update(restart=r, score=score)
+            best_delta = delta
+        elif r > best["done"]:
+            state.remove(f"restart{r}")
+        best["done"] = max(best["done"], r)
+        state.save("best.pt", best)
+    return best_delta
 
 
 @register_attack(
@@ -99,47 +151,15 @@ def tap(
     """
     if restarts < 1:
         raise ConfigError(f"tap needs restarts >= 1, got {restarts}")
-    config = dict(eps=eps, steps=steps, tau=tau, restarts=restarts, batch_size=batch_size,
-                  targeted=targeted, augment=augment, surrogate=surrogate,
-                  surrogate_width=surrogate_width, surrogate_epochs=surrogate_epochs)
-    target = tap_targets(y, num_classes, targeted)
-    sign = 1.0 if targeted else -1.0
-    precision = attack_precision(x.device)
-    padding = max(1, x.shape[-1] // 8)
+    # restarts is left out: raising it later continues a finished run with more restarts
+    config = dict(eps=eps, steps=steps, tau=tau, batch_size=batch_size, targeted=targeted,
+                  augment=augment, surrogate=surrogate, surrogate_width=surrogate_width,
+                  surrogate_epochs=surrogate_epochs)
     with RunState(workdir, "tap", config) as state:
         model = train_clean_surrogate(x, y, num_classes=num_classes, rt=rt, name=surrogate,
                                       width=surrogate_width, epochs=surrogate_epochs,
                                       run_dir=state.store("surrogate"))
-        best = state.load("best.pt") or {"done": -1, "restart": -1, "score": float("inf")}
-        best_delta = x.new_zeros(x.shape)
-        for r in range(restarts):
-            if r <= best["done"] and r != best["restart"]:
-                continue  # finished and beaten: its batches were deleted
+        craft = _Crafter(model, tap_targets(y, num_classes, targeted), 1.0 if targeted else -1.0,
+                         eps, tau * eps, steps, augment, rt)
+        return _best_restart(x, craft, restarts, batch_size, state, rt)
 
-            def craft(i: int, xb: torch.Tensor, tb: torch.Tensor, r: int = r):
-                gen = rt.generator(STREAM, r, i)
-                start = (torch.randn(xb.shape, generator=gen) * eps).to(xb.device)
-
-                def aug(z: torch.Tensor) -> torch.Tensor:
-                    return random_crop_flip(z, gen, padding=padding) if augment else z
-
-                def objective(logits: torch.Tensor) -> torch.Tensor:
-                    return sign * F.cross_entropy(logits, tb, reduction="none")
-
-                return pgd(model, xb, start, objective, eps=eps, step_size=tau * eps,
-                           steps=steps, transform=aug, precision=precision)
-
-            delta, loss = batched(x, target, craft, batch_size=batch_size,
-                                  store=state.store(f"restart{r}"), rt=rt,
-                                  desc=f"tap restart {r + 1}/{restarts}")
-            score = float(loss.mean())
-            if r == best["restart"] or score < best["score"]:
-                if best["restart"] not in (-1, r):
-                    state.remove(f"restart{best['restart']}")
-                best.update(restart=r, score=score)
-                best_delta = delta
-            elif r > best["done"]:
-                state.remove(f"restart{r}")
-            best["done"] = max(best["done"], r)
-            state.save("best.pt", best)
-    return best_delta

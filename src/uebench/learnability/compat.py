@@ -63,7 +63,8 @@ def project_rows(deltas: torch.Tensor, theta_norm: torch.Tensor, eps: float) -> 
             row.mul_(eps / ratio)
 
 
-def sal_from_extremes(max_loss: float, min_loss: float, origin: float) -> tuple[float, float, float]:
+def sal_from_extremes(max_loss: float, min_loss: float,
+                      origin: float) -> tuple[float, float, float]:
     """(SAL, s_max, s_min) with the official sign rule."""
     s_max, s_min = max_loss - origin, origin - min_loss
     return (s_max if abs(s_max) > abs(s_min) else s_min), s_max, s_min
@@ -98,7 +99,8 @@ def _eval_pass(plan: SuffixPlan, deltas: Sequence[torch.Tensor], batches: Iterab
             logits, cache = plan.capture(xb)
             clean += clone_losses(logits[None], yb, "sum")[0].double()
             for i, (layer, delta) in enumerate(zip(plan.layers, deltas)):
-                sums[i] += clone_losses(plan.batched_suffix(layer, delta, cache), yb, "sum").double()
+                logits = plan.batched_suffix(layer, delta, cache)
+                sums[i] += clone_losses(logits, yb, "sum").double()
         seen += int(yb.shape[0])
     return sums / seen, clean / seen
 
@@ -129,8 +131,13 @@ def compat_sal(task: SALTask, *, rounds: int = 10, lr: float = 0.1) -> SALResult
             min_loss = torch.minimum(min_loss, losses[:, MIN].cpu())
             pbar.update(1)
         pbar.close()
-    return _result(plan.layers, max_loss.tolist(), min_loss.tolist(), origin, "compat",
-                   time.perf_counter() - start)
+        ratios = {name: (d.detach().flatten(1).norm(dim=1) / norm).tolist()
+                  for name, d, norm in zip(plan.layers, deltas, norms)}
+    res = _result(plan.layers, max_loss.tolist(), min_loss.tolist(), origin, "compat",
+                  time.perf_counter() - start)
+    res.details = {"rounds": rounds, "lr": lr, "batches_per_pass": len(loader),
+                   "delta_norm_ratio": ratios}  # final ‖Δ‖/‖θ_l‖ of the (max, min) clones
+    return res
 
 
 def _result(layers: Sequence[str], max_loss: Sequence[float], min_loss: Sequence[float],

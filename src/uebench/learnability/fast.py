@@ -25,12 +25,19 @@ for both signs); later steps run only the layer's suffix, both signs and all res
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 
 from uebench.learnability.compat import sal_from_extremes
-from uebench.learnability.suffix import Cache, SALResult, SALTask, SuffixPlan, clone_losses, measuring
+from uebench.learnability.suffix import (
+    Cache,
+    SALResult,
+    SALTask,
+    SuffixPlan,
+    clone_losses,
+    measuring,
+)
 from uebench.utils.progress import bar
 
 Chunk = tuple[Cache, torch.Tensor]  # (frontier values, labels) of one probe chunk
@@ -54,7 +61,15 @@ def _subset(n: int, size: int | str | None, gen: torch.Generator) -> torch.Tenso
     return torch.randperm(n, generator=gen)[: int(size)].sort().values
 
 
-def _layer_groups(plan: SuffixPlan, x_small: torch.Tensor, n_images: int, budget: float) -> list[list[str]]:
+def _chunked(task: SALTask, x: torch.Tensor, y: torch.Tensor,
+             chunk_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    for start in range(0, int(x.shape[0]), chunk_size):
+        stop = start + chunk_size
+        yield task.images(x[start:stop]), y[start:stop].to(task.rt.device)
+
+
+def _layer_groups(plan: SuffixPlan, x_small: torch.Tensor, n_images: int,
+                  budget: float) -> list[list[str]]:
     """Consecutive layers whose cached frontier for ``n_images`` fits ``budget`` bytes together."""
     with torch.no_grad():
         _, cache = plan.capture(x_small)
@@ -73,7 +88,8 @@ def _layer_groups(plan: SuffixPlan, x_small: torch.Tensor, n_images: int, budget
 
 
 def _cache_probe(plan: SuffixPlan, task: SALTask, x: torch.Tensor, y: torch.Tensor,
-                 layers: Sequence[str], chunk_size: int, weights: list[torch.Tensor] | None):
+                 layers: Sequence[str], chunk_size: int, weights: list[torch.Tensor] | None,
+                 ) -> tuple[list[Chunk], float, list[torch.Tensor] | None]:
     """Frontier values of ``layers`` for every chunk; with ``weights``, also the clean loss and
     the gradient of the mean loss w.r.t. each weight (one full forward + backward at Δ = 0)."""
     nodes = list(dict.fromkeys(k for name in layers for k in plan.inputs(name)))
@@ -82,8 +98,7 @@ def _cache_probe(plan: SuffixPlan, task: SALTask, x: torch.Tensor, y: torch.Tens
     grads = [torch.zeros_like(w) for w in weights] if weights is not None else None
     for p in weights or []:
         p.requires_grad_(True)
-    for start in range(0, int(x.shape[0]), chunk_size):
-        xc, yc = task.images(x[start:start + chunk_size]), y[start:start + chunk_size].to(task.rt.device)
+    for xc, yc in _chunked(task, x, y, chunk_size):
         with torch.set_grad_enabled(weights is not None), task.autocast():
             logits, cache = plan.capture(xc, nodes)
             total = clone_losses(logits[None], yc, "sum")[0]
@@ -127,11 +142,12 @@ def _random_starts(shape: torch.Size, count: int, radius: torch.Tensor, gen: tor
     v = torch.randn((count, *shape), generator=gen, dtype=torch.float64)
     u = torch.rand(count, generator=gen, dtype=torch.float64)
     v = v / v.flatten(1).norm(dim=1).view(-1, *[1] * len(shape)) * u.view(-1, *[1] * len(shape))
-    return (v.to(like.device, like.dtype) * radius)
+    return v.to(like.device, like.dtype) * radius
 
 
 def _pgd(plan: SuffixPlan, layer: str, chunks: Sequence[Chunk], task: SALTask, *,
-         etas: Sequence[float], restarts: int, first: tuple[float, torch.Tensor]):
+         etas: Sequence[float], restarts: int,
+         first: tuple[float, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Best (Δ⁺, Δ⁻) stacked (2 x weight) and their probe losses (2,)."""
     weight = plan.weight(layer).detach()
     radius = task.eps * weight.norm()
@@ -139,10 +155,11 @@ def _pgd(plan: SuffixPlan, layer: str, chunks: Sequence[Chunk], task: SALTask, *
     starts = torch.zeros((2, *weight.shape), dtype=weight.dtype, device=weight.device)
     if restarts:
         gen = task.generator(102, plan.layers.index(layer))
-        starts = torch.cat([starts, _random_starts(weight.shape, 2 * restarts, radius, gen, weight)])
+        more = _random_starts(weight.shape, 2 * restarts, radius, gen, weight)
+        starts = torch.cat([starts, more])
     view = (-1,) + (1,) * weight.dim()
     deltas, best_delta = starts, starts.clone()
-    best_score = torch.full((signs.shape[0],), -torch.inf, dtype=torch.float64, device=weight.device)
+    best_score = torch.full(signs.shape, -torch.inf, dtype=torch.float64, device=weight.device)
     origin, g0 = first
     for k in range(len(etas) + 1):
         if k == 0:  # Δ = 0 rows: loss and gradient known from the clean pass
@@ -173,13 +190,13 @@ def _score(plan: SuffixPlan, task: SALTask, x: torch.Tensor, y: torch.Tensor,
     """Losses of the best (Δ⁺, Δ⁻) of every layer and the clean loss on an evaluation set."""
     sums = {name: torch.zeros(2, dtype=torch.float64, device=task.rt.device) for name in best}
     clean = torch.zeros((), dtype=torch.float64, device=task.rt.device)
-    for start in range(0, int(x.shape[0]), chunk_size):
-        xc, yc = task.images(x[start:start + chunk_size]), y[start:start + chunk_size].to(task.rt.device)
+    for xc, yc in _chunked(task, x, y, chunk_size):
         with task.autocast():
             logits, cache = plan.capture(xc)
             clean += clone_losses(logits[None], yc, "sum")[0].double()
             for name, deltas in best.items():
-                sums[name] += clone_losses(plan.batched_suffix(name, deltas, cache), yc, "sum").double()
+                logits = plan.batched_suffix(name, deltas, cache)
+                sums[name] += clone_losses(logits, yc, "sum").double()
     n = int(x.shape[0])
     return {k: v / n for k, v in sums.items()}, float(clean) / n
 
@@ -216,8 +233,9 @@ def fast_sal(task: SALTask, *, steps: int = 5, probe_size: int | str | None = 20
             if gi == 0:
                 probe_clean, first_grads = clean, dict(zip(plan.layers, grads))
             for name in group:
+                first = (probe_clean, first_grads[name])
                 best[name], losses[name] = _pgd(plan, name, chunks, task, etas=etas,
-                                                restarts=restarts, first=(probe_clean, first_grads[name]))
+                                                restarts=restarts, first=first)
                 pbar.update(1)
             del chunks
         pbar.close()
@@ -225,12 +243,14 @@ def fast_sal(task: SALTask, *, steps: int = 5, probe_size: int | str | None = 20
         if eval_size is not None:
             index = _subset(n_total, eval_size, task.generator(101))
             losses, exact = _score(plan, task, task.x[index], task.y[index], best, chunk_size)
-        ratios = {k: (v.flatten(1).norm(dim=1) / plan.weight(k).norm()).tolist() for k, v in best.items()}
+        ratios = {k: (v.flatten(1).norm(dim=1) / plan.weight(k).norm()).tolist()
+                  for k, v in best.items()}
     origin = task.resolve_origin(exact)
     values, s_max, s_min = {}, {}, {}
     for name in plan.layers:
-        hi, lo = (float(v) for v in losses[name])
-        values[name], s_max[name], s_min[name] = sal_from_extremes(max(hi, origin), min(lo, origin), origin)
+        # like compat's max_loss/min_loss starting at the origin: both parts are >= 0
+        hi, lo = max(float(losses[name][0]), origin), min(float(losses[name][1]), origin)
+        values[name], s_max[name], s_min[name] = sal_from_extremes(hi, lo, origin)
     details = {"probe_size": int(x.shape[0]), "steps": len(etas), "restarts": restarts,
                "layer_groups": len(groups), "delta_norm_ratio": ratios}
     return SALResult(values, s_max, s_min, origin, "fast", time.perf_counter() - start, details)

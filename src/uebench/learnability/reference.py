@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from uebench.learnability.compat import _result, sal_loader
-from uebench.learnability.suffix import SALTask, full_precision, measuring
+from uebench.learnability.suffix import SALResult, SALTask, full_precision, measuring
 from uebench.models.base import layer_names
 
 
@@ -35,7 +36,8 @@ def _clone(model: nn.Module, layer: str, lr: float) -> tuple[nn.Module, torch.Te
     return clone, weight, torch.optim.SGD([weight], lr=lr, momentum=0.0, weight_decay=0.0)
 
 
-def _eval_loss_sums(models: list[nn.Module], batches, task: SALTask) -> tuple[list[float], int]:
+def _eval_loss_sums(models: list[nn.Module], batches: Iterable,
+                    task: SALTask) -> tuple[list[float], int]:
     sums, seen = [0.0] * len(models), 0
     with torch.no_grad(), task.autocast():
         for xb, yb in batches:
@@ -46,7 +48,7 @@ def _eval_loss_sums(models: list[nn.Module], batches, task: SALTask) -> tuple[li
     return sums, seen
 
 
-def reference_sal(task: SALTask, *, rounds: int = 10, lr: float = 0.1):
+def reference_sal(task: SALTask, *, rounds: int = 10, lr: float = 0.1) -> SALResult:
     """SAL by the plain per-layer loop; returns a :class:`SALResult` like the engines."""
     start = time.perf_counter()
     with measuring(task.model, task.rt.device, task.dtype) as model:
@@ -64,7 +66,8 @@ def reference_sal(task: SALTask, *, rounds: int = 10, lr: float = 0.1):
                 for sign, (clone, weight, opt) in zip((-1.0, 1.0), clones):
                     for xb, yb in loader.batches(task.generator(r, 0)):
                         with task.autocast():
-                            loss = sign * F.cross_entropy(full_precision(clone(task.images(xb))), yb)
+                            logits = full_precision(clone(task.images(xb)))
+                            loss = sign * F.cross_entropy(logits, yb)
                         opt.zero_grad(set_to_none=True)
                         loss.backward()
                         opt.step()

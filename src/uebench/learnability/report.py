@@ -163,7 +163,9 @@ def run_metadata(runs: Sequence[RunRecord]) -> dict[str, Any]:
     origins: list[Any] = []
     for run in runs:
         row_engines = [r.get("sal_engine") for r in run.rows if r.get("sal_engine") is not None]
-        row_origins = [r.get("sal_origin") for r in run.rows if r.get("sal_origin") is not None]
+        # rows carry the origin's kind in sal_origin_kind (sal_origin is its value, a float)
+        row_origins = [r.get("sal_origin_kind") for r in run.rows
+                       if r.get("sal_origin_kind") is not None]
         engines += row_engines or [run.summary.get("sal_engine") or _nested(run.config, "sal",
                                                                              "engine")]
         origins += row_origins or [run.summary.get("sal_origin") or _nested(run.config, "sal",
@@ -188,10 +190,10 @@ def describe_engine(engine: str, origin: str) -> str:
                 "definition, not its protocol, so these are not the paper's numbers; do not "
                 "compare them with the paper's Tables 1-3")
     if engine in PAPER_PARITY_ENGINES:
-        if origin in ("train_running", "unknown"):
+        if origin in ("official", "train_running", "unknown"):
             return f"paper-parity UD ({engine} engine: the official code's SAL semantics)"
         return (f"{engine} engine with origin={origin!r}: official optimiser semantics but not "
-                "the official origin (train_running), so not exactly the paper's protocol")
+                "the official origin (the epoch's running train loss), so not exactly the paper's protocol")
     return f"UD from SAL engine {engine!r}"
 
 

@@ -23,10 +23,11 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from uebench.learnability.compat import compat_sal
 from uebench.learnability.fast import fast_sal
-from uebench.learnability.suffix import ORIGINS, SALResult, SALTask
+from uebench.learnability.suffix import ORIGINS, SALResult, SALTask, SuffixPlan
 from uebench.registry import Registry
 from uebench.runtime import Runtime
 
@@ -209,3 +210,23 @@ def cost_model(forward_macs: float, suffix_macs: Mapping[str, float], *, n_train
         "compat": rounds * n * (2 * forward_macs + 6 * total_s),
         "fast": fast,
     }
+
+
+def count_macs(fn: Any, *args: Any) -> int:
+    """Multiply-accumulates of one call (conv/matmul only), via ``FlopCounterMode`` (FLOPs / 2)."""
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        fn(*args)
+    return int(counter.get_total_flops()) // 2
+
+
+def suffix_macs(plan: SuffixPlan, x: torch.Tensor) -> tuple[int, dict[str, int]]:
+    """Per-image MACs of the full forward and of each layer's suffix (its own op included)."""
+    n = int(x.shape[0])
+    with torch.no_grad():
+        _, cache = plan.capture(x)
+    forward = count_macs(plan.capture, x) // n
+    per_layer = {}
+    for name in plan.layers:
+        zero = torch.zeros_like(plan.weight(name))
+        per_layer[name] = count_macs(plan.suffix, name, zero, cache) // n
+    return forward, per_layer

@@ -15,8 +15,7 @@ input, a residual branch, a class token, shape values) is a fixed function of th
 
 One *clean* forward (:meth:`SuffixPlan.capture`) returns the logits plus every frontier value of
 every planned layer for one batch, so one forward feeds all layers' suffixes (sal_protocol.md §5).
-Only one batch is cached at a time. The engines built on this live in ``compat.py`` and
-``fast.py``; :func:`measuring` puts a model into the state they need.
+The second half of this file is the plumbing shared by the engines (``compat.py``, ``fast.py``).
 """
 
 from __future__ import annotations
@@ -158,7 +157,8 @@ class SuffixPlan:
         return fx.GraphModule(self.traced, graph)
 
     # ------------------------------------------------------------------ running
-    def capture(self, x: torch.Tensor, nodes: Sequence[str] | None = None) -> tuple[torch.Tensor, Cache]:
+    def capture(self, x: torch.Tensor,
+                nodes: Sequence[str] | None = None) -> tuple[torch.Tensor, Cache]:
         """Clean forward of one batch: ``(logits, {node name: value})`` for every frontier node
         (or only ``nodes``). Run it under ``torch.no_grad()`` unless you need weight gradients."""
         logits, *values = self._clean(x)
@@ -182,7 +182,11 @@ class SuffixPlan:
     def batched_suffix(self, layer: str, deltas: torch.Tensor, cache: Cache) -> torch.Tensor:
         """Logits for a stack of perturbations: ``deltas`` S x weight shape -> S x N x classes."""
         s = self.suffixes[layer]
-        return self._batched[layer](deltas, *[cache[k] for k in s.inputs])
+        args = [cache[k] for k in s.inputs]
+        if torch.is_autocast_enabled(deltas.device.type):
+            # vmap bypasses autocast (mixed-dtype conv/batch_norm errors): one call per row
+            return torch.stack([s.graph_module(d, *args) for d in deltas])
+        return self._batched[layer](deltas, *args)
 
 
 # ---------------------------------------------------------------------- shared engine plumbing
@@ -193,9 +197,8 @@ def full_precision(t: torch.Tensor) -> torch.Tensor:
 
 def clone_losses(logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """Cross-entropy of each clone: ``logits`` S x N x C, ``y`` (N,) -> (S,) mean or sum."""
-    s, n = logits.shape[:2]
-    ce = F.cross_entropy(full_precision(logits.flatten(0, 1)), y.repeat(s), reduction="none")
-    ce = ce.view(s, n)
+    flat = full_precision(logits.flatten(0, 1))
+    ce = F.cross_entropy(flat, y.repeat(logits.shape[0]), reduction="none").view(logits.shape[:2])
     return ce.mean(1) if reduction == "mean" else ce.sum(1)
 
 
@@ -209,7 +212,9 @@ def measuring(model: nn.Module, device: torch.device,
     the caller's model leaves exactly as it came in (weights are never written).
     """
     param = next(model.parameters())
-    if (dtype is not None and param.dtype != dtype) or param.device != device:
+    same_device = param.device.type == device.type and (
+        device.index is None or param.device.index == device.index)
+    if (dtype is not None and param.dtype != dtype) or not same_device:
         work = copy.deepcopy(model).to(device=device, dtype=dtype or param.dtype)
     else:
         work = model
@@ -227,28 +232,6 @@ def measuring(model: nn.Module, device: torch.device,
             p.requires_grad_(flag)
 
 
-def count_macs(fn: Any, *args: Any) -> int:
-    """Multiply-accumulates of one call (conv/matmul only), via ``FlopCounterMode`` (FLOPs / 2)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        fn(*args)
-    return int(counter.get_total_flops()) // 2
-
-
-def suffix_macs(plan: SuffixPlan, x: torch.Tensor) -> tuple[int, dict[str, int]]:
-    """Per-image MACs of the full forward and of each layer's suffix (its own op included)."""
-    n = int(x.shape[0])
-    with torch.no_grad():
-        _, cache = plan.capture(x)
-    forward = count_macs(plan.capture, x) // n
-    per_layer = {}
-    for name in plan.layers:
-        zero = torch.zeros_like(plan.weight(name))
-        per_layer[name] = count_macs(plan.suffix, name, zero, cache) // n
-    return forward, per_layer
-
-
 ORIGINS = {"official": "official", "train_running": "official", "exact": "exact", "eval": "exact"}
 
 
@@ -256,11 +239,9 @@ ORIGINS = {"official": "official", "train_running": "official", "exact": "exact"
 class SALTask:
     """What every engine measures: SAL of ``layers`` of ``model`` on ``(x, y)``.
 
-    ``origin``: ``"official"`` = ``origin_loss`` (the epoch's running train-mode loss, as the paper
-    code; replaced by the engine's eval-mode value when it is 0, as there) or ``"exact"`` = the
-    eval-mode loss L(θ) measured like the perturbed clones. ``seed_offsets`` select the random
-    streams (``rt.generator(*seed_offsets, ...)``); ``batch_size``/``augment``/``crop_padding`` are
-    the training pipeline the compat engine replays.
+    ``origin``: ``"official"`` = ``origin_loss`` (running train-mode loss, as the paper code; the
+    eval-mode value when it is 0, as there) or ``"exact"`` = eval-mode L(θ), measured like the
+    clones. ``batch_size``/``augment``/``crop_padding``: the pipeline the compat engine replays.
     """
 
     model: nn.Module
@@ -288,7 +269,7 @@ class SALTask:
         if not self.eps > 0:
             raise ValueError(f"eps must be > 0, got {self.eps}")
 
-    def generator(self, *offsets: int) -> torch.Generator:
+    def generator(self, *offsets: int) -> torch.Generator:  # rt.generator(*seed_offsets, ...)
         return self.rt.generator(*self.seed_offsets, *offsets)
 
     def autocast(self) -> Any:

@@ -52,9 +52,10 @@ class Callback(Protocol):
 def resolve_precision(cfg: TrainCfg, device: torch.device) -> tuple[str, bool]:
     """(precision, channels_last) actually used.
 
-    CUDA defaults to bf16 autocast + channels_last. On CPU the default is fp32/NCHW: bf16 autocast
-    only pays off for large convnets (ResNet-18: ~4.6x) and is not bitwise reproducible across
-    CPUs; see benchmarks/README.md for the measurement behind this choice.
+    CUDA defaults to bf16 autocast + channels_last. On CPU the default is fp32/NCHW: on the
+    development CPU (AMD EPYC Zen 3, AVX2, no AVX512-BF16) channels_last + bf16 trained ResNet-18
+    ~10x *slower* than fp32 and LeNet-5 ~2x slower at equal accuracy (benchmarks/README.md).
+    On CPUs with AVX512-BF16/AMX it can be faster: set ``precision=bf16 channels_last=on``.
     """
     precision = cfg.precision
     if precision == "auto":

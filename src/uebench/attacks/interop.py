@@ -1,0 +1,225 @@
+"""Import and export of poisons in other projects' formats (see docs/attacks.md, "Poison store").
+
+- APBench (lafeat/apbench): ``<root>/data/<train_index>.png``, uint8 PNG of the poisoned image
+  (TAP's export lacks ``data/``); labels come from the clean dataset. Export writes exactly that
+  layout (mode ``L`` for 1-channel data, ``RGB`` for 3-channel), import reads either variant.
+- Raw arrays, ``.npy`` (``np.load(allow_pickle=False)``) or ``.pt`` (``torch.load(weights_only=
+  True)``); never unpickled. ``kind="delta"``: a perturbation, N x C x H x W or N x H x W x C
+  (N x H x W for 1-channel data), or class-wise K x ... expanded by label (EM's class-wise
+  ``perturbation.pt``); float in [0, 1] units, integers in pixel units (REM's int8 noise), or
+  divided by ``scale`` when given. ``kind="images"``: poisoned images (NTGA's ``.npy``), uint8 or
+  float in [0, 1]; ``delta = images - clean``.
+
+Imports are checked (count, shape, NaN/Inf, declared budget) and stored with
+:func:`~uebench.attacks.store.save_poison`; unless ``norm``/``eps`` are given the budget is
+undeclared (``None``) and only the measured norms are recorded.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from uebench.attacks.quantize import budget_violation, measure_pixels
+from uebench.attacks.store import load_poisoned, read_manifest, save_poison
+from uebench.data.base import ImageSet
+from uebench.errors import PoisonValidationError
+from uebench.utils.io import atomic_write_bytes, write_json
+
+_PIL_MODES = {1: "L", 3: "RGB"}
+
+
+def export_apbench(poison_dir: Path | str, clean: ImageSet, dest: Path | str) -> Path:
+    """Write the poisoned images as ``<dest>/data/<train_index>.png``; returns ``<dest>/data``.
+
+    The manifest is copied to ``<dest>/uebench_manifest.json`` for provenance.
+    """
+    from PIL import Image
+
+    poisoned = load_poisoned(poison_dir, clean)
+    channels = poisoned.image_shape[0]
+    if channels not in _PIL_MODES:
+        raise PoisonValidationError(f"APBench export needs 1 or 3 channels, got {channels}")
+    folder = Path(dest) / "data"
+    folder.mkdir(parents=True, exist_ok=True)
+    for idx, img in zip(clean.indices.tolist(), poisoned.x):
+        arr = img.permute(1, 2, 0).numpy()
+        pil = Image.fromarray(arr[:, :, 0] if channels == 1 else arr, mode=_PIL_MODES[channels])
+        buf = io.BytesIO()
+        pil.save(buf, format="PNG")
+        atomic_write_bytes(folder / f"{idx}.png", buf.getvalue())
+    write_json(Path(dest) / "uebench_manifest.json", read_manifest(poison_dir))
+    return folder
+
+
+def import_apbench(
+    src: Path | str, clean: ImageSet, *, method: str, dataset: str, out_dir: Path | str,
+    norm: str | None = None, eps: float | None = None, preset: str = "imported",
+    preview: bool = True,
+) -> dict[str, Any]:
+    """Import an APBench PNG folder (``<src>/data/<idx>.png`` or ``<src>/<idx>.png``).
+
+    A PNG is required for every index in ``clean.indices``. Returns the manifest.
+    """
+    from PIL import Image
+
+    root = Path(src)
+    folder = root / "data" if (root / "data").is_dir() else root
+    if not folder.is_dir():
+        raise PoisonValidationError(f"{root} is not a directory of APBench PNGs")
+    c, h, w = clean.image_shape
+    want = _PIL_MODES.get(c)
+    images = torch.empty_like(clean.x)
+    missing: list[int] = []
+    for i, idx in enumerate(clean.indices.tolist()):
+        path = folder / f"{idx}.png"
+        if not path.exists():
+            missing.append(idx)
+            continue
+        with Image.open(path) as pil:
+            if pil.mode != want or pil.size != (w, h):
+                raise PoisonValidationError(
+                    f"{path}: a {pil.mode} {pil.size[0]}x{pil.size[1]} image; "
+                    f"expected {want} {w}x{h}"
+                )
+            arr = np.asarray(pil, dtype=np.uint8)
+        images[i] = torch.from_numpy(arr.reshape(h, w, c).copy()).permute(2, 0, 1)
+    if missing:
+        raise PoisonValidationError(
+            f"{folder}: {len(missing)} of {len(clean)} images have no PNG (e.g. {missing[:5]}); "
+            "load the clean data with the subset (--train-size/--seed) the poison was exported for"
+        )
+    delta = (images.float() - clean.x.float()) / 255.0  # exact after quantization
+    extra = {"imported_from": str(root), "import_format": "apbench-png"}
+    return _store(delta, clean, method=method, dataset=dataset, out_dir=out_dir, norm=norm, eps=eps,
+                  preset=preset, extra=extra, preview=preview)
+
+
+def import_array(
+    path: Path | str, clean: ImageSet, *, method: str, dataset: str, out_dir: Path | str,
+    norm: str | None = None, eps: float | None = None, kind: str = "delta",
+    scale: float | None = None, preset: str = "imported", preview: bool = True,
+) -> dict[str, Any]:
+    """Import a perturbation (``kind="delta"``) or poisoned images (``kind="images"``).
+
+    Args:
+        path: a ``.npy`` or ``.pt`` file holding one array (a ``.pt`` dict with one tensor is ok).
+        clean: the clean training images the array belongs to (same order).
+        method, dataset, out_dir: recorded in / location of the new poison directory.
+        norm, eps: the declared budget, checked before storing (None: undeclared).
+        kind: ``delta`` or ``images``.
+        scale: deltas are divided by it (default 1 for float arrays, 255 for integer arrays).
+        preset: recorded preset name.
+        preview: also render ``preview.png``.
+    """
+    arr = load_array(path)
+    if kind == "delta":
+        nchw = _to_nchw(arr, clean, classwise=True)
+        if nchw.is_floating_point() and not torch.isfinite(nchw).all():
+            raise PoisonValidationError(f"{path}: the perturbation contains NaN/Inf values")
+        default = 1.0 if nchw.is_floating_point() else 255.0
+        delta = nchw.double() / (scale if scale is not None else default)
+    elif kind == "images":
+        nchw = _to_nchw(arr, clean, classwise=False)
+        if nchw.dtype == torch.uint8:
+            images = nchw.double() / 255.0
+        elif nchw.is_floating_point():
+            if not torch.isfinite(nchw).all():
+                raise PoisonValidationError(f"{path}: the images contain NaN/Inf values")
+            if float(nchw.min()) < -1e-6 or float(nchw.max()) > 1 + 1e-6:
+                raise PoisonValidationError(
+                    f"{path}: float images must lie in [0, 1] (or pass uint8)"
+                )
+            images = nchw.double().clamp(0, 1)
+        else:
+            raise PoisonValidationError(f"{path}: images must be uint8 or float, got {nchw.dtype}")
+        delta = images - clean.x.double() / 255.0
+    else:
+        raise PoisonValidationError(f"kind must be 'delta' or 'images', got {kind!r}")
+    extra = {"imported_from": str(path), "import_format": f"array-{kind}"}
+    return _store(delta, clean, method=method, dataset=dataset, out_dir=out_dir, norm=norm, eps=eps,
+                  preset=preset, extra=extra, preview=preview)
+
+
+def load_array(path: Path | str) -> torch.Tensor:
+    """One array from ``.npy`` / ``.pt`` without unpickling anything."""
+    p = Path(path)
+    if not p.exists():
+        raise PoisonValidationError(f"{p} does not exist")
+    if p.suffix == ".npy":
+        try:
+            arr = np.load(p, allow_pickle=False)
+        except ValueError as err:
+            raise PoisonValidationError(
+                f"{p} holds pickled Python objects (an object array); refusing to unpickle it. "
+                "Save a plain numeric array instead"
+            ) from err
+        return torch.from_numpy(np.ascontiguousarray(arr))
+    if p.suffix in (".pt", ".pth"):
+        try:
+            obj = torch.load(p, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError) as err:
+            raise PoisonValidationError(
+                f"{p} contains pickled objects other than tensors; refusing to unpickle it "
+                f"(weights_only load failed: {str(err).splitlines()[0]}). "
+                "Save a plain tensor instead"
+            ) from err
+        if isinstance(obj, dict):
+            tensors = [v for v in obj.values() if isinstance(v, torch.Tensor)]
+            if len(tensors) != 1:
+                raise PoisonValidationError(
+                    f"{p}: a dict with keys {sorted(obj)}; expected exactly one tensor"
+                )
+            obj = tensors[0]
+        if not isinstance(obj, torch.Tensor):
+            raise PoisonValidationError(f"{p}: expected a tensor, got {type(obj).__name__}")
+        return obj.detach().cpu()
+    raise PoisonValidationError(
+        f"{p}: unsupported file type {p.suffix!r}; use .npy or .pt (convert pickles such as REM's "
+        "*.pkl in a trusted environment first)"
+    )
+
+
+def _to_nchw(arr: torch.Tensor, clean: ImageSet, *, classwise: bool) -> torch.Tensor:
+    """N x C x H x W from NCHW / NHWC / NHW (1 channel), expanding a class-wise K x ... array."""
+    c, h, w = clean.image_shape
+    if arr.dim() == 3 and c == 1 and tuple(arr.shape[1:]) == (h, w):
+        arr = arr[:, None]
+    if arr.dim() == 4 and tuple(arr.shape[1:]) == (c, h, w):
+        out = arr
+    elif arr.dim() == 4 and tuple(arr.shape[1:]) == (h, w, c):
+        out = arr.permute(0, 3, 1, 2)
+    else:
+        raise PoisonValidationError(
+            f"array of shape {tuple(arr.shape)} does not fit images {c}x{h}x{w} (NCHW or NHWC)"
+        )
+    rows = out.shape[0]
+    if rows == len(clean):
+        return out.contiguous()
+    if classwise and rows == clean.num_classes:
+        return out[clean.y].contiguous()
+    expected = f"{len(clean)}" + (f" (or {clean.num_classes} class-wise)" if classwise else "")
+    raise PoisonValidationError(
+        f"array has {rows} entries but the clean training set has {expected}; load the clean data "
+        "with the subset (--train-size/--seed) the array was made for"
+    )
+
+
+def _store(delta: torch.Tensor, clean: ImageSet, *, method: str, dataset: str, out_dir: Path | str,
+           norm: str | None, eps: float | None, preset: str, extra: dict[str, Any],
+           preview: bool) -> dict[str, Any]:
+    if (norm is None) != (eps is None) and norm != "l0":
+        raise PoisonValidationError("give both norm and eps to declare a budget (or neither)")
+    problem = budget_violation(measure_pixels(delta, 1.0), norm, eps)
+    if problem:
+        raise PoisonValidationError(
+            f"imported {method}: {problem}; declare the right budget or none"
+        )
+    return save_poison(out_dir, clean=clean, delta=delta, method=method, preset=preset, params={},
+                       norm=norm, eps=eps, seed=None, dataset=dataset, seconds=0.0, extra=extra,
+                       preview=preview)

@@ -1,0 +1,245 @@
+"""Poison store: one directory per poison, exact and safe to load.
+
+Layout (format_version 1)::
+
+    <dir>/poison.safetensors  delta   int16  N x C x H x W  (pixel units: x_poison = x + delta)
+                              indices int64  N              (indices into the full train split)
+                              labels  int64  N
+    <dir>/preview.png         clean / amplified delta / poisoned, one column per class
+    <dir>/manifest.json       method, preset, params, budget, measured norms, fingerprint, ...
+
+Every file is written atomically and ``manifest.json`` last, so a directory that has a manifest
+is complete. The perturbation is quantized to integer pixel units so that the declared budget
+still holds afterwards (:func:`uebench.attacks.quantize.quantize`), and the measured norms in
+the manifest are those of the stored, quantized delta. Loading validates the poison against the
+clean data it belongs to and raises :class:`PoisonValidationError` naming the problem and the fix.
+
+Import/export (APBench PNGs, ``.npy`` / ``.pt`` arrays): :mod:`uebench.attacks.interop`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from uebench.attacks.quantize import (
+    budget_violation,
+    chunks,
+    measure_pixels,
+    quantize,
+    range_extremes,
+)
+from uebench.data.base import ImageSet
+from uebench.errors import PoisonValidationError
+from uebench.utils.io import atomic_write_bytes, read_json, write_json
+
+FORMAT_VERSION = 1
+TENSORS, MANIFEST, PREVIEW = "poison.safetensors", "manifest.json", "preview.png"
+
+
+def fingerprint(clean: ImageSet) -> str:
+    """sha256 of the clean images' bytes followed by the labels' bytes (int64)."""
+    digest = hashlib.sha256(clean.x.contiguous().numpy())  # the buffer itself, no copy
+    digest.update(clean.y.contiguous().numpy())
+    return "sha256:" + digest.hexdigest()
+
+
+def _quantize_checked(
+    clean: ImageSet, delta: torch.Tensor, norm: str | None, eps: float | None, method: str
+) -> tuple[torch.Tensor, dict[str, float], int]:
+    """(int16 delta, its measured norms, entries shrunk to keep x + delta in [0, 255])."""
+    if tuple(delta.shape) != tuple(clean.x.shape):
+        raise PoisonValidationError(
+            f"delta shape {tuple(delta.shape)} does not match the clean images "
+            f"{tuple(clean.x.shape)}"
+        )
+    if not torch.isfinite(delta).all():
+        raise PoisonValidationError("delta contains NaN/Inf values; the attack or import is broken")
+    q, clamped = quantize(delta, clean.x, norm, eps)
+    measured = measure_pixels(q)
+    problem = budget_violation(measured, norm, eps)
+    if problem:  # only possible if the float delta was far outside its own budget (l0)
+        raise PoisonValidationError(f"{method}: {problem} after quantization")
+    return q, measured, clamped
+
+
+def save_poison(
+    out_dir: Path | str,
+    *,
+    clean: ImageSet,
+    delta: torch.Tensor,
+    method: str,
+    preset: str,
+    params: dict[str, Any],
+    norm: str | None,
+    eps: float | None,
+    seed: int | None,
+    dataset: str,
+    seconds: float,
+    preview: bool = True,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Quantize ``delta`` and write the poison directory; returns the manifest.
+
+    Args:
+        out_dir: target directory (created; an existing poison there is replaced).
+        clean: the clean training images the delta belongs to (``clean.indices`` are stored).
+        delta: float perturbation in [0, 1] units, shaped like ``clean.x``.
+        method, preset, params: the attack name, preset and resolved hyperparameters.
+        norm, eps: the declared budget (norm in linf / l2 / l0 / None, eps in [0, 1] units).
+        seed, dataset, seconds: generation seed (None for imports), dataset name, wall time.
+        preview: also render ``preview.png``.
+        extra: more manifest fields (e.g. an import's source).
+    """
+    q, measured, clamped = _quantize_checked(clean, delta, norm, eps, method)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MANIFEST).unlink(missing_ok=True)  # the directory is incomplete until the new manifest
+    from safetensors.torch import save as st_save
+
+    tensors = {"delta": q.contiguous(), "indices": clean.indices.to(torch.int64).contiguous(),
+               "labels": clean.y.contiguous()}
+    atomic_write_bytes(out / TENSORS, st_save(tensors))
+    if preview:
+        from uebench.attacks.preview import render_preview
+
+        png = render_preview(clean.x, q, clean.y, clean.classes, title=method)
+        atomic_write_bytes(out / PREVIEW, png)
+    from uebench import __version__
+
+    manifest: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "method": method, "preset": preset, "params": dict(params),
+        "budget": {"norm": norm, "eps": eps},
+        "measured": measured,
+        "n": len(clean), "seed": seed, "dataset": dataset,
+        "image_shape": list(clean.image_shape), "num_classes": clean.num_classes,
+        "fingerprint": fingerprint(clean),
+        "range_clamped_entries": clamped,
+        "uebench_version": __version__,
+        "generation_seconds": float(seconds),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "files": {"tensors": TENSORS, "preview": PREVIEW if preview else None},
+        **(extra or {}),
+    }
+    write_json(out / MANIFEST, manifest)
+    return manifest
+
+
+def read_manifest(poison_dir: Path | str) -> dict[str, Any]:
+    """The manifest of a complete poison directory."""
+    d = Path(poison_dir)
+    if not d.is_dir():
+        raise PoisonValidationError(f"poison directory {d} does not exist; run `uebench poison`")
+    if not (d / MANIFEST).exists():
+        raise PoisonValidationError(
+            f"{d} has no {MANIFEST}: the generation did not finish (or this is not a poison "
+            "directory); generate it again"
+        )
+    manifest = read_json(d / MANIFEST)
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise PoisonValidationError(
+            f"{d / MANIFEST}: format_version {manifest.get('format_version')!r} is not supported "
+            f"(expected {FORMAT_VERSION}); regenerate the poison with this uebench version"
+        )
+    return manifest
+
+
+def load_delta(poison_dir: Path | str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(delta int16 N x C x H x W, indices int64, labels int64)`` of a poison directory."""
+    d = Path(poison_dir)
+    read_manifest(d)
+    if not (d / TENSORS).exists():
+        raise PoisonValidationError(f"{d} has no {TENSORS}; incomplete poison, generate it again")
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        tensors = load_file(str(d / TENSORS))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise PoisonValidationError(
+            f"{d / TENSORS} is corrupt ({err}); generate the poison again"
+        ) from err
+    missing = [k for k in ("delta", "indices", "labels") if k not in tensors]
+    if missing:
+        raise PoisonValidationError(f"{d / TENSORS} lacks {missing}; generate the poison again")
+    delta = tensors["delta"]
+    if delta.is_floating_point() and not torch.isfinite(delta).all():
+        raise PoisonValidationError(f"{d / TENSORS}: delta contains NaN/Inf; the poison is broken")
+    if delta.dtype != torch.int16:
+        raise PoisonValidationError(
+            f"{d / TENSORS}: delta must be int16 pixel units, got {delta.dtype}; import float "
+            "perturbations with uebench.attacks.store.import_array"
+        )
+    return delta, tensors["indices"].long(), tensors["labels"].long()
+
+
+def load_poisoned(poison_dir: Path | str, clean: ImageSet) -> ImageSet:
+    """The poisoned training set: ``clean.x + delta`` as uint8, validated against ``clean``."""
+    d = Path(poison_dir)
+    manifest = read_manifest(d)
+    delta, indices, labels = load_delta(d)
+    validate(manifest, delta, indices, labels, clean, where=str(d))
+    x = torch.empty_like(clean.x)
+    for part in chunks(len(clean)):
+        x[part] = (clean.x[part].to(torch.int16) + delta[part]).to(torch.uint8)
+    meta = dict(clean.meta)
+    meta.update(poison_dir=str(d), poison_method=manifest["method"],
+                poison_preset=manifest.get("preset"))
+    return ImageSet(x, clean.y.clone(), clean.classes, clean.name, meta)
+
+
+def validate(manifest: dict[str, Any], delta: torch.Tensor, indices: torch.Tensor,
+             labels: torch.Tensor, clean: ImageSet, *, where: str = "poison") -> None:
+    """Check a stored poison against its clean data; raise on the first problem."""
+    n = manifest.get("n")
+    if delta.shape[0] != len(clean) or indices.shape[0] != delta.shape[0] or n != delta.shape[0]:
+        raise PoisonValidationError(
+            f"{where}: the poison has {delta.shape[0]} images (manifest n={n}) but the clean "
+            f"training set has {len(clean)}. Load the clean data as at generation: dataset "
+            f"{manifest.get('dataset')!r}, --train-size {n}, --seed {manifest.get('seed')}"
+        )
+    if tuple(delta.shape[1:]) != clean.image_shape:
+        raise PoisonValidationError(
+            f"{where}: poison images are {tuple(delta.shape[1:])}, clean images "
+            f"{clean.image_shape}; the poison belongs to dataset {manifest.get('dataset')!r}"
+        )
+    if not torch.equal(indices, clean.indices.long()):
+        raise PoisonValidationError(
+            f"{where}: the poison covers a different subset of the train split (indices differ). "
+            f"Load {manifest.get('dataset')!r} with --train-size {n} and the seed used at "
+            f"generation (--seed {manifest.get('seed')})"
+        )
+    if not torch.equal(labels, clean.y):
+        raise PoisonValidationError(
+            f"{where}: stored labels differ from the clean labels; wrong dataset?"
+        )
+    if manifest.get("fingerprint") != fingerprint(clean):
+        raise PoisonValidationError(
+            f"{where}: the clean images differ from those the poison was made from (fingerprint "
+            f"mismatch): use the same dataset files ({manifest.get('dataset')!r}) or regenerate"
+        )
+    budget = manifest.get("budget") or {}
+    problem = budget_violation(measure_pixels(delta), budget.get("norm"), budget.get("eps"))
+    if problem:
+        raise PoisonValidationError(
+            f"{where}: budget violated: {problem}; the file was altered, regenerate"
+        )
+    low, high = range_extremes(clean.x, delta)
+    if low < 0 or high > 255:
+        raise PoisonValidationError(
+            f"{where}: x + delta leaves the pixel range [0, 255] ({low}..{high}); the file was "
+            "altered, regenerate"
+        )
+
+
+def __getattr__(name: str) -> Any:  # import/export helpers live in interop.py (file size)
+    if name in ("export_apbench", "import_apbench", "import_array"):
+        from uebench.attacks import interop
+
+        return getattr(interop, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
