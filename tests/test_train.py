@@ -34,8 +34,17 @@ def _fit(run_dir=None, epochs=3, crash_at=None, seed=0, schedule="cosine"):
             raise KeyboardInterrupt
         return {"probe": float(ctx.epoch)}
 
-    rows = fit(model, train.x, train.y, cfg=cfg, rt=Runtime("cpu", seed, False),
-               x_test=test.x, y_test=test.y, callbacks=[crash], run_dir=run_dir)
+    rows = fit(
+        model,
+        train.x,
+        train.y,
+        cfg=cfg,
+        rt=Runtime("cpu", seed, False),
+        x_test=test.x,
+        y_test=test.y,
+        callbacks=[crash],
+        run_dir=run_dir,
+    )
     return model, rows
 
 
@@ -54,7 +63,9 @@ def test_fit_deterministic_given_seed():
     for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
         assert torch.equal(a, b)
     m3, _ = _fit(seed=1)
-    assert any(not torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m3.state_dict().values()))
+    assert any(
+        not torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m3.state_dict().values())
+    )
 
 
 def test_resume_equals_uninterrupted(tmp_path: Path):
@@ -77,7 +88,9 @@ def test_evaluate_matches_manual():
     with torch.no_grad():
         logits = model(test.float())
     assert ev["acc"] == pytest.approx((logits.argmax(1) == test.y).float().mean().item())
-    assert ev["loss"] == pytest.approx(torch.nn.functional.cross_entropy(logits, test.y).item(), rel=1e-5)
+    assert ev["loss"] == pytest.approx(
+        torch.nn.functional.cross_entropy(logits, test.y).item(), rel=1e-5
+    )
 
 
 def test_same_init_seed_same_weights():
@@ -86,8 +99,10 @@ def test_same_init_seed_same_weights():
     cfg = resolve_run_cfg(dataset="synthetic", model="tiny", train_size=100, seed=3, init_seed=7)
     splits = load_splits(cfg)
     a = build_model(cfg, splits.train)
-    b = build_model(resolve_run_cfg(dataset="synthetic", model="tiny", train_size=100, seed=5,
-                                    init_seed=7), splits.train)
+    b = build_model(
+        resolve_run_cfg(dataset="synthetic", model="tiny", train_size=100, seed=5, init_seed=7),
+        splits.train,
+    )
     for x, y in zip(a.state_dict().values(), b.state_dict().values()):
         assert torch.equal(x, y)
 
@@ -108,8 +123,9 @@ def test_config_strict():
 def test_recipe_and_precedence(tmp_path: Path):
     file = tmp_path / "c.yaml"
     file.write_text("train:\n  lr: 0.3\n  epochs: 7\n")
-    cfg = resolve_run_cfg(dataset="fashion-mnist", config_file=file, epochs=2,
-                          overrides=["train.batch_size=8"])
+    cfg = resolve_run_cfg(
+        dataset="fashion-mnist", config_file=file, epochs=2, overrides=["train.batch_size=8"]
+    )
     assert cfg.train.optimizer == "adam"  # recipe
     assert cfg.train.lr == 0.3  # file beats recipe
     assert cfg.train.epochs == 2  # flag beats file
@@ -131,11 +147,21 @@ def test_run_directory_complete_and_reused(tmp_path: Path):
 
 
 def test_cli_errors(tmp_path: Path, capsys):
-    assert main(["train", "--dataset", "nope", "--model", "tiny", "--out", str(tmp_path / "a")]) == 2
+    assert (
+        main(["train", "--dataset", "nope", "--model", "tiny", "--out", str(tmp_path / "a")]) == 2
+    )
     assert "Valid datasets" in capsys.readouterr().err
-    assert main(["train", "--dataset", "synthetic", "--model", "resnet1", "--out", str(tmp_path / "b")]) == 2
+    assert (
+        main(
+            ["train", "--dataset", "synthetic", "--model", "resnet1", "--out", str(tmp_path / "b")]
+        )
+        == 2
+    )
     assert "Valid models" in capsys.readouterr().err
-    assert main(["train", "--dataset", "synthetic", "--out", str(tmp_path / "c"), "train.bogus=1"]) == 2
+    assert (
+        main(["train", "--dataset", "synthetic", "--out", str(tmp_path / "c"), "train.bogus=1"])
+        == 2
+    )
     assert "train.bogus" in capsys.readouterr().err
     bad = tmp_path / "bad.yaml"
     bad.write_text("train: [1, 2")
@@ -146,8 +172,20 @@ def test_cli_errors(tmp_path: Path, capsys):
 
 def test_cli_train_and_conflict(tmp_path: Path, capsys):
     out = tmp_path / "r"
-    args = ["train", "--dataset", "synthetic", "--model", "tiny", "--epochs", "1", "--train-size",
-            "100", "--out", str(out), "--quiet"]
+    args = [
+        "train",
+        "--dataset",
+        "synthetic",
+        "--model",
+        "tiny",
+        "--epochs",
+        "1",
+        "--train-size",
+        "100",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     assert main(args) == 0
     assert "test_acc=" in capsys.readouterr().out
     assert main([*args, "train.lr=0.5"]) == 2
@@ -177,8 +215,13 @@ def test_lenet5_fashion_mnist_real_data(tmp_path: Path):
 def test_small_cnn_cifar10_archive(tmp_path: Path):
     """A small CNN on a CIFAR-10 subset learns well above chance (0.10) in a few epochs."""
     torch.set_num_threads(2)
-    cfg = resolve_run_cfg(dataset="cifar10", model="lenet5", train_size=5000, test_size=2000,
-                          epochs=4, overrides=["train.lr=0.05", "train.batch_size=64",
-                                               "train.augment=flip"])
+    cfg = resolve_run_cfg(
+        dataset="cifar10",
+        model="lenet5",
+        train_size=5000,
+        test_size=2000,
+        epochs=4,
+        overrides=["train.lr=0.05", "train.batch_size=64", "train.augment=flip"],
+    )
     summary = train_run(cfg, tmp_path / "c10", progress=False)
     assert summary["test_acc"] >= 0.30

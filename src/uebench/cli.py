@@ -1,8 +1,8 @@
 """The ``uebench`` command line; every command mirrors a Python API function.
 
     uebench datasets | models | attacks
-    uebench train    --dataset D --model M --epochs E [--train-size N] [--seed S] --out DIR [k=v ...]
-    uebench poison   --method M --dataset D [--train-size N] [--preset P] [--seed S] --out DIR [k=v ...]
+    uebench train    --dataset D --model M --epochs E [--train-size N] [--seed S] --out DIR [k=v]
+    uebench poison   --method M --dataset D [--train-size N] [--preset P] --out DIR [k=v ...]
     uebench poison import --format apbench|array SRC --dataset D [--train-size N] --out DIR
     uebench poison export --format apbench POISON_DIR --out DEST
     uebench evaluate --dataset D --model M --poisons DIR [DIR ...] --out OUT
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from uebench.errors import UebenchError
@@ -26,17 +25,24 @@ from uebench.errors import UebenchError
 
 def _add_data_args(p: argparse.ArgumentParser, *, dataset_required: bool = True) -> None:
     p.add_argument("--dataset", required=dataset_required, help="dataset name (uebench datasets)")
-    p.add_argument("--data-dir", default=None, help="where the dataset files are (or $UEBENCH_DATA)")
+    p.add_argument(
+        "--data-dir", default=None, help="where the dataset files are (or $UEBENCH_DATA)"
+    )
     p.add_argument("--train-size", type=int, default=None, help="stratified seeded training subset")
     p.add_argument("--test-size", type=int, default=None, help="stratified seeded test subset")
-    p.add_argument("--seed", type=int, default=None, help="seed for subsets, data order, init (default 0)")
+    p.add_argument(
+        "--seed", type=int, default=None, help="seed for subsets, data order, init (default 0)"
+    )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 or auto (default)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="uebench", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="uebench",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("datasets", help="list datasets and whether their files are present")
@@ -65,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", required=True, choices=["apbench", "array", "images"])
     p.add_argument("src", help="APBench poison folder, or a .npy/.pt array")
     p.add_argument("--method", default="imported", help="method name recorded in the manifest")
-    p.add_argument("--norm", default=None, choices=["linf", "l2", "l0"], help="declared budget norm")
+    p.add_argument(
+        "--norm", default=None, choices=["linf", "l2", "l0"], help="declared budget norm"
+    )
     p.add_argument("--eps", default=None, help="declared budget radius, e.g. 8/255")
     p.add_argument("--out", required=True)
 
@@ -110,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _normalize_argv(argv: list[str]) -> list[str]:
-    # `uebench poison import ...` / `uebench poison export ...` read naturally; argparse wants one word
+    # `uebench poison import|export ...` reads naturally; argparse wants one word
     if len(argv) >= 2 and argv[0] == "poison" and argv[1] in ("import", "export"):
         return [f"poison-{argv[1]}", *argv[2:]]
     return argv
@@ -129,8 +137,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"uebench {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted: re-run the same command to resume from the last checkpoint",
-              file=sys.stderr)
+        print(
+            "\ninterrupted: re-run the same command to resume from the last checkpoint",
+            file=sys.stderr,
+        )
         return 130
 
 

@@ -49,8 +49,14 @@ def cmd_models(args: argparse.Namespace) -> int:
         try:
             m = get_model(name, in_channels=3, image_size=32, num_classes=10)
             n_params = sum(p.numel() for p in m.parameters())
-            rows.append([name, str(len(layer_names(m))), f"{n_params:,}",
-                         MODELS.meta(name).get("description", "")])
+            rows.append(
+                [
+                    name,
+                    str(len(layer_names(m))),
+                    f"{n_params:,}",
+                    MODELS.meta(name).get("description", ""),
+                ]
+            )
         except (ValueError, RuntimeError) as exc:  # a model that cannot take 3x32x32
             rows.append([name, "-", "-", f"{MODELS.meta(name).get('description', '')} ({exc})"])
     del torch
@@ -71,8 +77,15 @@ def cmd_attacks(args: argparse.Namespace) -> int:
             budget = "l0 (pixels)"
         elif eps is not None:
             budget += f" {eps:.4g}" + (f" ({eps * 255:.3g}/255)" if norm == "linf" else "")
-        rows.append([name, budget, ", ".join(info.presets), "yes" if info.surrogate else "no",
-                     info.description])
+        rows.append(
+            [
+                name,
+                budget,
+                ", ".join(info.presets),
+                "yes" if info.surrogate else "no",
+                info.description,
+            ]
+        )
     _print_table(rows, ["attack", "budget (default)", "presets", "surrogate", "description"])
     return 0
 
@@ -81,15 +94,22 @@ def _run_cfg_from_args(args: argparse.Namespace, **extra: Any) -> Any:
     from uebench.train.run import resolve_run_cfg
 
     flags = dict(
-        dataset=getattr(args, "dataset", None), data_dir=getattr(args, "data_dir", None),
-        train_size=getattr(args, "train_size", None), test_size=getattr(args, "test_size", None),
-        model=getattr(args, "model", None), epochs=getattr(args, "epochs", None),
-        seed=getattr(args, "seed", None), device=getattr(args, "device", None),
+        dataset=getattr(args, "dataset", None),
+        data_dir=getattr(args, "data_dir", None),
+        train_size=getattr(args, "train_size", None),
+        test_size=getattr(args, "test_size", None),
+        model=getattr(args, "model", None),
+        epochs=getattr(args, "epochs", None),
+        seed=getattr(args, "seed", None),
+        device=getattr(args, "device", None),
         poison=getattr(args, "poison", None),
     )
     flags.update(extra)
-    return resolve_run_cfg(config_file=getattr(args, "config", None),
-                           overrides=getattr(args, "overrides", []) or [], **flags)
+    return resolve_run_cfg(
+        config_file=getattr(args, "config", None),
+        overrides=getattr(args, "overrides", []) or [],
+        **flags,
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -100,8 +120,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     reused = is_complete(out)
     summary = train_run(cfg, out, progress=not args.quiet)
     state = "reused complete run" if reused else "done"
-    print(f"{state}: {out}  test_acc={summary['test_acc']:.4f}  epochs={summary['epochs']}  "
-          f"seconds={summary['seconds']:.1f}")
+    print(
+        f"{state}: {out}  test_acc={summary['test_acc']:.4f}  epochs={summary['epochs']}  "
+        f"seconds={summary['seconds']:.1f}"
+    )
     return 0
 
 
@@ -119,15 +141,25 @@ def cmd_poison(args: argparse.Namespace) -> int:
     from uebench.poison import generate_poison
 
     manifest = generate_poison(
-        args.method, dataset=args.dataset, data_dir=args.data_dir, train_size=args.train_size,
-        seed=args.seed or 0, preset=args.preset, params=_parse_params(args.params), out=Path(args.out),
-        device=args.device, progress=not args.quiet,
+        args.method,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        train_size=args.train_size,
+        seed=args.seed or 0,
+        preset=args.preset,
+        params=_parse_params(args.params),
+        out=Path(args.out),
+        device=args.device,
+        progress=not args.quiet,
     )
     m = manifest["measured"]
     b = manifest["budget"]
-    print(f"poison written to {args.out}: {manifest['method']} ({manifest['preset']}), n={manifest['n']}, "
-          f"budget {b['norm']} {b['eps']}, measured linf {m['linf_max']:.4f} l2 {m['l2_max']:.4f} "
-          f"l0 {m['l0_max']:.0f}, {manifest['generation_seconds']:.1f}s")
+    print(
+        f"poison written to {args.out}: {manifest['method']} ({manifest['preset']}), "
+        f"n={manifest['n']}, "
+        f"budget {b['norm']} {b['eps']}, measured linf {m['linf_max']:.4f} l2 {m['l2_max']:.4f} "
+        f"l0 {m['l0_max']:.0f}, {manifest['generation_seconds']:.1f}s"
+    )
     return 0
 
 
@@ -140,12 +172,21 @@ def cmd_poison_import(args: argparse.Namespace) -> int:
 
         eps = _coerce_like("import", "eps", args.eps, 0.0)
     manifest = import_poison(
-        args.src, fmt=args.format, dataset=args.dataset, data_dir=args.data_dir,
-        train_size=args.train_size, seed=args.seed or 0, method=args.method, norm=args.norm,
-        eps=eps, out=Path(args.out),
+        args.src,
+        fmt=args.format,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        train_size=args.train_size,
+        seed=args.seed or 0,
+        method=args.method,
+        norm=args.norm,
+        eps=eps,
+        out=Path(args.out),
     )
-    print(f"imported {manifest['n']} poisoned samples into {args.out} "
-          f"(measured linf {manifest['measured']['linf_max']:.4f})")
+    print(
+        f"imported {manifest['n']} poisoned samples into {args.out} "
+        f"(measured linf {manifest['measured']['linf_max']:.4f})"
+    )
     return 0
 
 
@@ -161,11 +202,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from uebench.evaluate import evaluate
 
     cfg = _run_cfg_from_args(args)
-    table = evaluate(cfg, [Path(p) for p in args.poisons], out=Path(args.out),
-                     sal_engine=args.sal_engine, sal_origin=args.sal_origin,
-                     progress=not args.quiet)
+    table = evaluate(
+        cfg,
+        [Path(p) for p in args.poisons],
+        out=Path(args.out),
+        sal_engine=args.sal_engine,
+        sal_origin=args.sal_origin,
+        progress=not args.quiet,
+    )
     print((Path(args.out) / "results.md").read_text())
-    print(f"figures: {Path(args.out) / 'sal_heatmaps.png'}, {Path(args.out) / 'learnable_counts.png'}")
+    print(
+        f"figures: {Path(args.out) / 'sal_heatmaps.png'}, {Path(args.out) / 'learnable_counts.png'}"
+    )
     del table
     return 0
 
@@ -173,9 +221,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_ud(args: argparse.Namespace) -> int:
     from uebench.learnability.report import recompute
 
-    table = recompute(Path(args.clean), [Path(p) for p in args.poisoned],
-                      out_dir=Path(args.out) if args.out else None, beta=args.beta,
-                      decimals=args.decimals)
+    table = recompute(
+        Path(args.clean),
+        [Path(p) for p in args.poisoned],
+        out_dir=Path(args.out) if args.out else None,
+        beta=args.beta,
+        decimals=args.decimals,
+    )
     if args.out:
         print((Path(args.out) / "results.md").read_text())
     else:
@@ -198,9 +250,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from uebench.demo import run_demo
 
     t0 = time.perf_counter()
-    run_demo(args.out, train_size=args.train_size, test_size=args.test_size, epochs=args.epochs,
-             seed=args.seed, sal_engine=args.sal_engine, data_dir=args.data_dir,
-             progress=not args.quiet)
+    run_demo(
+        args.out,
+        train_size=args.train_size,
+        test_size=args.test_size,
+        epochs=args.epochs,
+        seed=args.seed,
+        sal_engine=args.sal_engine,
+        data_dir=args.data_dir,
+        progress=not args.quiet,
+    )
     out = Path(args.out)
     print((out / "results.md").read_text())
     print(f"figures: {out / 'sal_heatmaps.png'}, {out / 'learnable_counts.png'}")

@@ -1,4 +1,4 @@
-"""Typed, strict configuration: frozen dataclasses loaded from YAML plus ``key.sub=value`` overrides.
+"""Typed, strict configuration: frozen dataclasses from YAML plus ``key.sub=value`` overrides.
 
 Merge order: dataclass defaults < YAML file < command-line overrides. Unknown keys and values of
 the wrong type raise :class:`ConfigError` before any compute starts.
@@ -188,7 +188,8 @@ def from_dict(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:
     if unknown:
         raise ConfigError(
             f"unknown config key(s): {', '.join(prefix + k for k in unknown)}. "
-            f"Valid keys{' under ' + prefix.rstrip('.') if prefix else ''}: {', '.join(sorted(fields))}"
+            f"Valid keys{' under ' + prefix.rstrip('.') if prefix else ''}: "
+            f"{', '.join(sorted(fields))}"
         )
     kwargs = {k: _coerce(prefix + k, v, hints[k]) for k, v in data.items()}
     try:

@@ -19,7 +19,9 @@ def _runtime(device: str | None, seed: int, progress: bool) -> Runtime:
     return Runtime(device=dev, seed=seed, progress=progress)
 
 
-def clean_train_set(dataset: str, *, data_dir: str | Path | None, train_size: int | None, seed: int) -> ImageSet:
+def clean_train_set(
+    dataset: str, *, data_dir: str | Path | None, train_size: int | None, seed: int
+) -> ImageSet:
     """The clean training subset a poison is made for (same subset rule as training runs)."""
     return load_dataset(dataset, data_dir=data_dir, train_size=train_size, seed=seed).train
 
@@ -50,25 +52,49 @@ def generate_poison(
     resolved = resolve_params(method, preset, params)
     if (out / "manifest.json").exists():
         manifest = read_manifest(out)
-        same = (manifest.get("method") == method and manifest.get("preset") == preset
-                and manifest.get("seed") == seed and manifest.get("dataset") == dataset
-                and manifest.get("params") == json_ready(resolved))
+        same = (
+            manifest.get("method") == method
+            and manifest.get("preset") == preset
+            and manifest.get("seed") == seed
+            and manifest.get("dataset") == dataset
+            and manifest.get("params") == json_ready(resolved)
+        )
         if same:
             return manifest
-        raise UebenchError(f"{out} already holds a different poison ({manifest.get('method')}); "
-                           "choose another --out or delete it")
+        raise UebenchError(
+            f"{out} already holds a different poison ({manifest.get('method')}); "
+            "choose another --out or delete it"
+        )
     clean = clean_train_set(dataset, data_dir=data_dir, train_size=train_size, seed=seed)
     rt = _runtime(device, seed, progress)
     workdir = out / ".work"
     workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    delta, resolved = run_attack(method, clean.x, clean.y, num_classes=clean.num_classes, rt=rt,
-                                 preset=preset, params=params, workdir=workdir)
+    delta, resolved = run_attack(
+        method,
+        clean.x,
+        clean.y,
+        num_classes=clean.num_classes,
+        rt=rt,
+        preset=preset,
+        params=params,
+        workdir=workdir,
+    )
     seconds = time.perf_counter() - t0
     eps = resolved.get(info.eps_param) if info.eps_param else None
-    manifest = save_poison(out, clean=clean, delta=delta.cpu(), method=method, preset=preset,
-                           params=json_ready(resolved), norm=info.norm_for(resolved), eps=eps, seed=seed,
-                           dataset=dataset, seconds=seconds)
+    manifest = save_poison(
+        out,
+        clean=clean,
+        delta=delta.cpu(),
+        method=method,
+        preset=preset,
+        params=json_ready(resolved),
+        norm=info.norm_for(resolved),
+        eps=eps,
+        seed=seed,
+        dataset=dataset,
+        seconds=seconds,
+    )
     shutil.rmtree(workdir, ignore_errors=True)
     return manifest
 
@@ -100,11 +126,13 @@ def import_poison(
         raise UebenchError(f"{src} does not exist")
     clean = clean_train_set(dataset, data_dir=data_dir, train_size=train_size, seed=seed)
     if fmt == "apbench":
-        return interop.import_apbench(src, clean, method=method, dataset=dataset, out_dir=out,
-                                    norm=norm, eps=eps)
+        return interop.import_apbench(
+            src, clean, method=method, dataset=dataset, out_dir=out, norm=norm, eps=eps
+        )
     kind = "images" if fmt == "images" else "delta"
-    return interop.import_array(src, clean, method=method, dataset=dataset, out_dir=out, norm=norm,
-                              eps=eps, kind=kind)
+    return interop.import_array(
+        src, clean, method=method, dataset=dataset, out_dir=out, norm=norm, eps=eps, kind=kind
+    )
 
 
 def export_poison(poison_dir: Path, dest: Path, *, data_dir: str | Path | None = None) -> Path:

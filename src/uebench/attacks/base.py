@@ -87,8 +87,10 @@ def register_attack(
     def deco(fn: AttackFn) -> AttackFn:
         sig = inspect.signature(fn)
         defaults = {
-            k: p.default for k, p in sig.parameters.items()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is not inspect.Parameter.empty
+            k: p.default
+            for k, p in sig.parameters.items()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY
+            and p.default is not inspect.Parameter.empty
             and k not in ("rt", "workdir", "num_classes")
         }
         all_presets = {"original": {}, **(presets or {})}
@@ -98,8 +100,9 @@ def register_attack(
                 raise ValueError(f"attack {name} preset {pname}: unknown parameters {bad}")
         if norm_param is not None and defaults.get(norm_param) != norm:
             raise ValueError(f"attack {name}: default of {norm_param} must be {norm!r}")
-        info = AttackInfo(name, norm, eps_param, all_presets, surrogate, description, paper,
-                          defaults, norm_param)
+        info = AttackInfo(
+            name, norm, eps_param, all_presets, surrogate, description, paper, defaults, norm_param
+        )
         for params in all_presets.values():
             info.norm_for(params)
         ATTACKS.register(name, info=info)(fn)
@@ -112,17 +115,22 @@ def attack_info(name: str) -> AttackInfo:
     return ATTACKS.meta(name)["info"]
 
 
-def resolve_params(name: str, preset: str = "original", overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def resolve_params(
+    name: str, preset: str = "original", overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Defaults < preset < overrides, type-checked against the function's defaults."""
     info = attack_info(name)
     if preset not in info.presets:
-        raise ConfigError(f"attack {name} has no preset {preset!r}; presets: {', '.join(info.presets)}")
+        raise ConfigError(
+            f"attack {name} has no preset {preset!r}; presets: {', '.join(info.presets)}"
+        )
     params = dict(info.defaults)
     params.update(info.presets[preset])
     for key, value in (overrides or {}).items():
         if key not in info.defaults:
             raise ConfigError(
-                f"attack {name} has no parameter {key!r}. Parameters: {', '.join(sorted(info.defaults))}"
+                f"attack {name} has no parameter {key!r}. "
+                f"Parameters: {', '.join(sorted(info.defaults))}"
             )
         params[key] = _coerce_like(name, key, value, info.defaults[key])
     info.norm_for(params)  # a bad norm fails here, before any compute
@@ -153,7 +161,9 @@ def _coerce_like(attack: str, key: str, value: Any, default: Any) -> Any:
     elif isinstance(default, (tuple, list)):
         if isinstance(value, (tuple, list)):
             return type(default)(value)
-    raise ConfigError(f"attack {attack}: parameter {key} expects {type(default).__name__}, got {value!r}")
+    raise ConfigError(
+        f"attack {attack}: parameter {key} expects {type(default).__name__}, got {value!r}"
+    )
 
 
 def run_attack(
@@ -199,8 +209,10 @@ def project_l2(delta: torch.Tensor, eps: float) -> torch.Tensor:
     return (flat * factor[:, None]).view_as(delta)
 
 
-def enforce_budget(x: torch.Tensor, delta: torch.Tensor, norm: str | None, eps: float | None) -> torch.Tensor:
-    """Project onto the declared budget, then clamp to the image range (which only shrinks norms)."""
+def enforce_budget(
+    x: torch.Tensor, delta: torch.Tensor, norm: str | None, eps: float | None
+) -> torch.Tensor:
+    """Project onto the declared budget, then clamp to the image range (only shrinks norms)."""
     if not torch.isfinite(delta).all():
         raise FloatingPointError("attack produced NaN/Inf perturbations")
     if norm == "linf" and eps is not None:

@@ -34,9 +34,14 @@ class ImageSet:
 
     def __post_init__(self) -> None:
         if self.x.dtype != torch.uint8 or self.x.dim() != 4:
-            raise ValueError(f"ImageSet.x must be uint8 N x C x H x W, got {self.x.dtype} {tuple(self.x.shape)}")
+            raise ValueError(
+                f"ImageSet.x must be uint8 N x C x H x W, got {self.x.dtype} {tuple(self.x.shape)}"
+            )
         if self.y.dtype != torch.int64 or self.y.shape != (self.x.shape[0],):
-            raise ValueError(f"ImageSet.y must be int64 of shape ({self.x.shape[0]},), got {self.y.dtype} {tuple(self.y.shape)}")
+            raise ValueError(
+                f"ImageSet.y must be int64 of shape ({self.x.shape[0]},), "
+                f"got {self.y.dtype} {tuple(self.y.shape)}"
+            )
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -59,7 +64,9 @@ class ImageSet:
         meta = dict(self.meta)
         parent = meta.get("indices")
         meta["indices"] = (torch.as_tensor(parent)[index] if parent is not None else index).clone()
-        return ImageSet(self.x[index].contiguous(), self.y[index].contiguous(), self.classes, self.name, meta)
+        return ImageSet(
+            self.x[index].contiguous(), self.y[index].contiguous(), self.classes, self.name, meta
+        )
 
     @property
     def indices(self) -> torch.Tensor:
@@ -104,11 +111,13 @@ def register_dataset(
         files: what files the loader expects (for error messages and docs).
         how_to_get: how a user obtains the files.
     """
-    return DATASETS.register(name, description=description, kind=kind, files=files, how_to_get=how_to_get)
+    return DATASETS.register(
+        name, description=description, kind=kind, files=files, how_to_get=how_to_get
+    )
 
 
 def data_roots(root: Path | str | None) -> list[Path]:
-    """Directories searched for dataset files, in order: explicit root, $UEBENCH_DATA, ./data, ~/.cache/uebench."""
+    """Dataset search roots, in order: explicit root, $UEBENCH_DATA, ./data, ~/.cache/uebench."""
     roots: list[Path] = []
     if root is not None:
         roots.append(Path(root).expanduser())
@@ -193,7 +202,9 @@ def load_dataset(
     return Splits(name, train, test)
 
 
-def from_numpy(x: np.ndarray, y: np.ndarray, classes: Sequence[str], name: str, layout: str = "NCHW") -> ImageSet:
+def from_numpy(
+    x: np.ndarray, y: np.ndarray, classes: Sequence[str], name: str, layout: str = "NCHW"
+) -> ImageSet:
     """Build an ImageSet from numpy arrays (``layout`` NCHW, NHWC or NHW)."""
     x = np.ascontiguousarray(x)
     if layout == "NHWC":

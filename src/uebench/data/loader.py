@@ -89,7 +89,9 @@ class DeviceLoader:
     def _to_float(self, xb: torch.Tensor) -> torch.Tensor:
         return xb.float().div_(255.0) if xb.dtype == torch.uint8 else xb.float()
 
-    def batches(self, gen: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(
+        self, gen: torch.Generator | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One pass over the data: ``(x float [0,1], y)`` batches."""
         n = self.num_samples
         if self.shuffle:
@@ -105,8 +107,11 @@ class DeviceLoader:
                 if gen is None:
                     raise ValueError("augmentation needs a generator")
                 xb = random_crop_flip(
-                    xb, gen, padding=self.padding,
-                    crop=self.augment in ("crop", "crop_flip"), flip=self.augment in ("flip", "crop_flip"),
+                    xb,
+                    gen,
+                    padding=self.padding,
+                    crop=self.augment in ("crop", "crop_flip"),
+                    flip=self.augment in ("flip", "crop_flip"),
                 )
             yield xb, self.y[idx]
 

@@ -127,8 +127,8 @@ def plot_sal_heatmaps(
     ncols = min(len(data), 4)
     nrows = math.ceil(len(data) / ncols)
     n_layers = max(len(layers) for _, _, layers, _ in data)
-    fig = Figure(figsize=(3.6 * ncols + 1.2, max(2.5, 0.18 * n_layers + 1.2) * nrows))
-    axes = fig.subplots(nrows, ncols, squeeze=False)
+    fig = Figure(figsize=(3.6 * ncols + 1.2, max(2.5, 0.18 * n_layers + 1.4) * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False, gridspec_kw={"hspace": 0.45})
     image = None
     for k, ax in enumerate(axes.ravel()):
         if k >= len(data):

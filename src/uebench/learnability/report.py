@@ -164,17 +164,19 @@ def run_metadata(runs: Sequence[RunRecord]) -> dict[str, Any]:
     for run in runs:
         row_engines = [r.get("sal_engine") for r in run.rows if r.get("sal_engine") is not None]
         # rows carry the origin's kind in sal_origin_kind (sal_origin is its value, a float)
-        row_origins = [r.get("sal_origin_kind") for r in run.rows
-                       if r.get("sal_origin_kind") is not None]
-        engines += row_engines or [run.summary.get("sal_engine") or _nested(run.config, "sal",
-                                                                             "engine")]
-        origins += row_origins or [run.summary.get("sal_origin") or _nested(run.config, "sal",
-                                                                             "origin")]
+        row_origins = [
+            r.get("sal_origin_kind") for r in run.rows if r.get("sal_origin_kind") is not None
+        ]
+        engines += row_engines or [
+            run.summary.get("sal_engine") or _nested(run.config, "sal", "engine")
+        ]
+        origins += row_origins or [
+            run.summary.get("sal_origin") or _nested(run.config, "sal", "origin")
+        ]
     meta = {
         "engine": _one(engines, "SAL engine", out_warnings),
         "origin": _one(origins, "SAL origin", out_warnings),
-        "dataset": _one([_nested(r.config, "data", "name") for r in runs], "dataset",
-                        out_warnings),
+        "dataset": _one([_nested(r.config, "data", "name") for r in runs], "dataset", out_warnings),
         "model": _one([_nested(r.config, "model", "name") for r in runs], "model", out_warnings),
     }
     if meta["model"].startswith("mixed"):
@@ -186,14 +188,19 @@ def run_metadata(runs: Sequence[RunRecord]) -> dict[str, Any]:
 def describe_engine(engine: str, origin: str) -> str:
     """What kind of UD a SAL engine gives (sal_protocol.md §6)."""
     if engine == "fast":
-        return ("definition-faithful UD (fast SAL engine, full-batch PGD): follows the paper's "
-                "definition, not its protocol, so these are not the paper's numbers; do not "
-                "compare them with the paper's Tables 1-3")
+        return (
+            "definition-faithful UD (fast SAL engine, full-batch PGD): follows the paper's "
+            "definition, not its protocol, so these are not the paper's numbers; do not "
+            "compare them with the paper's Tables 1-3"
+        )
     if engine in PAPER_PARITY_ENGINES:
         if origin in ("official", "train_running", "unknown"):
             return f"paper-parity UD ({engine} engine: the official code's SAL semantics)"
-        return (f"{engine} engine with origin={origin!r}: official optimiser semantics but not "
-                "the official origin (the epoch's running train loss), so not exactly the paper's protocol")
+        return (
+            f"{engine} engine with origin={origin!r}: official optimiser semantics but not "
+            "the official origin (the epoch's running train loss), so not exactly the paper's "
+            "protocol"
+        )
     return f"UD from SAL engine {engine!r}"
 
 
@@ -213,22 +220,29 @@ def _markdown(result: Mapping[str, Any]) -> str:
         f"- SAL engine: {result['engine']} (origin: {result['origin']}): {result['ud_label']}",
     ]
     if result["beta_source"] == "clean":
-        lines.append(f"- β = {result['beta']:.6g}: mean over the {clean['epochs']} epochs of the "
-                     f"clean run ({clean['name']}) of the per-epoch 2-means midpoints (Eq. 4)")
+        lines.append(
+            f"- β = {result['beta']:.6g}: mean over the {clean['epochs']} epochs of the "
+            f"clean run ({clean['name']}) of the per-epoch 2-means midpoints (Eq. 4)"
+        )
     else:
         lines.append(f"- β = {result['beta']:.6g} (given, not computed from the clean run)")
     if result.get("decimals") is not None:
-        lines.append(f"- SAL values rounded to {result['decimals']} decimals first, like the "
-                     "official logs")
-    lines.append(f"- #LP = mean over epochs of the number of layers (of {len(result['layers'])}) "
-                 "with SAL > β; UD = #LP / #LP of the clean run (Eq. 5)")
+        lines.append(
+            f"- SAL values rounded to {result['decimals']} decimals first, like the official logs"
+        )
+    lines.append(
+        f"- #LP = mean over epochs of the number of layers (of {len(result['layers'])}) "
+        "with SAL > β; UD = #LP / #LP of the clean run (Eq. 5)"
+    )
     lines += ["", "| run | test acc (%) | #LP | UD |", "|---|---:|---:|---:|"]
     for run in result["runs"]:
         ud = "–" if run["ud"] is None else f"{run['ud']:.3f}"
         name = run["name"] + (" (clean)" if run["role"] == "clean" else "")
         lines.append(f"| {name} | {_pct(run['test_acc'])} | {run['lp']:.2f} | {ud} |")
-    for title, items in (("Warnings", result.get("warnings") or []),
-                         ("Notes", result.get("notes") or [])):
+    for title, items in (
+        ("Warnings", result.get("warnings") or []),
+        ("Notes", result.get("notes") or []),
+    ):
         if items:
             lines += ["", f"{title}:", ""] + [f"- {item}" for item in items]
     return "\n".join(lines) + "\n"
@@ -237,15 +251,35 @@ def _markdown(result: Mapping[str, Any]) -> str:
 def _csv(result: Mapping[str, Any]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["run", "role", "test_acc", "epochs", "lp", "ud", "beta", "engine", "origin",
-                     "learnable_per_epoch"])
+    writer.writerow(
+        [
+            "run",
+            "role",
+            "test_acc",
+            "epochs",
+            "lp",
+            "ud",
+            "beta",
+            "engine",
+            "origin",
+            "learnable_per_epoch",
+        ]
+    )
     for run in result["runs"]:
-        writer.writerow([
-            run["name"], run["role"], "" if run["test_acc"] is None else repr(run["test_acc"]),
-            run["epochs"], repr(run["lp"]), "" if run["ud"] is None else repr(run["ud"]),
-            repr(result["beta"]), result["engine"], result["origin"],
-            " ".join(str(c) for c in run["learnable_per_epoch"]),
-        ])
+        writer.writerow(
+            [
+                run["name"],
+                run["role"],
+                "" if run["test_acc"] is None else repr(run["test_acc"]),
+                run["epochs"],
+                repr(run["lp"]),
+                "" if run["ud"] is None else repr(run["ud"]),
+                repr(result["beta"]),
+                result["engine"],
+                result["origin"],
+                " ".join(str(c) for c in run["learnable_per_epoch"]),
+            ]
+        )
     return buf.getvalue()
 
 
@@ -322,19 +356,27 @@ def recompute(
     meta = run_metadata(runs)
     table["warnings"] = list(table["warnings"]) + meta.pop("warnings")
     if out_dir is None:
-        return {**meta, "ud_label": describe_engine(meta["engine"], meta["origin"]), **table,
-                "notes": list(notes)}
+        return {
+            **meta,
+            "ud_label": describe_engine(meta["engine"], meta["origin"]),
+            **table,
+            "notes": list(notes),
+        }
     out_dir = Path(out_dir)
     result = write_results(out_dir, table, notes=notes, **meta)
     files = {
         "results.json": out_dir / "results.json",
         "results.md": out_dir / "results.md",
         "results.csv": out_dir / "results.csv",
-        "sal_heatmaps.png": plot_sal_heatmaps(runs, out_dir / "sal_heatmaps.png",
-                                              decimals=decimals, skip_missing=skip_missing),
-        "learnable_counts.png": plot_learnable_counts(runs, table["beta"],
-                                                      out_dir / "learnable_counts.png",
-                                                      decimals=decimals,
-                                                      skip_missing=skip_missing),
+        "sal_heatmaps.png": plot_sal_heatmaps(
+            runs, out_dir / "sal_heatmaps.png", decimals=decimals, skip_missing=skip_missing
+        ),
+        "learnable_counts.png": plot_learnable_counts(
+            runs,
+            table["beta"],
+            out_dir / "learnable_counts.png",
+            decimals=decimals,
+            skip_missing=skip_missing,
+        ),
     }
     return {**result, "files": {k: str(v) for k, v in files.items()}}

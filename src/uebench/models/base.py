@@ -22,7 +22,7 @@ MODELS: Registry[ModelFn] = Registry("model")
 
 
 def register_model(name: str, *, description: str) -> Callable[[ModelFn], ModelFn]:
-    """Register ``fn(*, in_channels, image_size, num_classes, width) -> nn.Module`` (no normalization).
+    """Register ``fn(*, in_channels, image_size, num_classes, width) -> nn.Module``.
 
     ``image_size`` reaches the function as an ``(H, W)`` tuple.
     """
@@ -34,7 +34,9 @@ class Normalize(nn.Module):
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
-        self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer(
+            "mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1)
+        )
         self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -84,7 +86,7 @@ def get_model(
 
 
 def layer_names(model: nn.Module) -> list[str]:
-    """Module paths of every Conv2d and Linear (the paper's "layers", in forward-definition order)."""
+    """Module paths of every Conv2d and Linear (the paper's "layers"), in definition order."""
     return [n for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
 
 

@@ -9,7 +9,9 @@ from uebench.models.base import register_model, scaled
 
 
 class LeNet5(nn.Module):
-    def __init__(self, in_channels: int, image_size: tuple[int, int], num_classes: int, width: float) -> None:
+    def __init__(
+        self, in_channels: int, image_size: tuple[int, int], num_classes: int, width: float
+    ) -> None:
         super().__init__()
         c1, c2 = scaled(6, width), scaled(16, width)
         f1, f2 = scaled(120, width), scaled(84, width)
@@ -34,5 +36,7 @@ class LeNet5(nn.Module):
 
 
 @register_model("lenet5", description="LeNet-5 (2 conv + 3 linear; 5 layers)")
-def lenet5(*, in_channels: int, image_size: tuple[int, int], num_classes: int, width: float) -> nn.Module:
+def lenet5(
+    *, in_channels: int, image_size: tuple[int, int], num_classes: int, width: float
+) -> nn.Module:
     return LeNet5(in_channels, image_size, num_classes, width)

@@ -25,5 +25,7 @@ class TinyNet(nn.Module):
 
 
 @register_model("tiny", description="tiny 2-conv residual CNN for tests (~1k params)")
-def tiny(*, in_channels: int, image_size: tuple[int, int], num_classes: int, width: float) -> nn.Module:
+def tiny(
+    *, in_channels: int, image_size: tuple[int, int], num_classes: int, width: float
+) -> nn.Module:
     return TinyNet(in_channels, num_classes, width)

@@ -34,9 +34,13 @@ class EpochContext:
 
     epoch: int
     model: nn.Module
-    train_loss: float  # running mean of the epoch's train-mode batch losses (the paper code's "origin")
+    train_loss: (
+        float  # running mean of the epoch's train-mode batch losses (the paper code's "origin")
+    )
     train_acc: float
-    x_train: torch.Tensor  # the training images fit() was given (uint8 or float), before augmentation
+    x_train: (
+        torch.Tensor
+    )  # the training images fit() was given (uint8 or float), before augmentation
     y_train: torch.Tensor
     cfg: TrainCfg
     rt: Runtime
@@ -74,7 +78,9 @@ def autocast(device: torch.device, precision: str) -> Any:
 
 
 def cross_entropy(cfg: TrainCfg) -> BatchLoss:
-    def loss_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss_fn(
+        model: nn.Module, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         logits = model(x)
         return F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing), logits
 
@@ -152,8 +158,14 @@ def fit(
     sched = make_scheduler(opt, cfg)
     loss_fn = batch_loss or cross_entropy(cfg)
     loader = DeviceLoader(
-        x_train, y_train, batch_size=cfg.batch_size, shuffle=True, drop_last=cfg.drop_last,
-        augment=cfg.augment, device=device, padding=cfg.crop_padding,
+        x_train,
+        y_train,
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        drop_last=cfg.drop_last,
+        augment=cfg.augment,
+        device=device,
+        padding=cfg.crop_padding,
     )
     rows, start = _resume(run_dir, model, opt, sched)
     for epoch in range(start + 1, cfg.epochs + 1):
@@ -165,7 +177,9 @@ def fit(
         loss_sum = torch.zeros((), device=device, dtype=torch.float64)
         correct = torch.zeros((), device=device, dtype=torch.long)
         seen = 0
-        pbar = bar(len(loader), enabled=rt.show_progress, desc=f"{desc} {epoch}/{cfg.epochs}", unit="batch")
+        pbar = bar(
+            len(loader), enabled=rt.show_progress, desc=f"{desc} {epoch}/{cfg.epochs}", unit="batch"
+        )
         for xb, yb in loader.batches(gen):
             if channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
@@ -184,16 +198,26 @@ def fit(
         pbar.close()
         sched.step()
         row: dict[str, Any] = {
-            "epoch": epoch, "lr": lr,
-            "train_loss": float(loss_sum) / max(seen, 1), "train_acc": float(correct) / max(seen, 1),
+            "epoch": epoch,
+            "lr": lr,
+            "train_loss": float(loss_sum) / max(seen, 1),
+            "train_acc": float(correct) / max(seen, 1),
         }
         if x_test is not None and y_test is not None:
-            ev = evaluate(model, x_test, y_test, batch_size=cfg.eval_batch_size, device=device,
-                          precision=precision, channels_last=channels_last)
+            ev = evaluate(
+                model,
+                x_test,
+                y_test,
+                batch_size=cfg.eval_batch_size,
+                device=device,
+                precision=precision,
+                channels_last=channels_last,
+            )
             row["test_loss"], row["test_acc"] = ev["loss"], ev["acc"]
         row["train_seconds"] = time.perf_counter() - t0
-        ctx = EpochContext(epoch, model, row["train_loss"], row["train_acc"], x_train, y_train,
-                           cfg, rt, precision)
+        ctx = EpochContext(
+            epoch, model, row["train_loss"], row["train_acc"], x_train, y_train, cfg, rt, precision
+        )
         for cb in callbacks:
             extra = cb(ctx)
             if extra:
@@ -210,8 +234,11 @@ def fit(
 def _log_epoch(row: Mapping[str, Any], epochs: int, rt: Runtime) -> None:
     if not rt.show_progress:
         return
-    parts = [f"epoch {row['epoch']:>3}/{epochs}", f"loss {row['train_loss']:.4f}",
-             f"acc {row['train_acc']:.4f}"]
+    parts = [
+        f"epoch {row['epoch']:>3}/{epochs}",
+        f"loss {row['train_loss']:.4f}",
+        f"acc {row['train_acc']:.4f}",
+    ]
     if "test_acc" in row:
         parts.append(f"test_acc {row['test_acc']:.4f}")
     parts.append(f"{row['seconds']:.1f}s")
@@ -220,22 +247,35 @@ def _log_epoch(row: Mapping[str, Any], epochs: int, rt: Runtime) -> None:
     print("  ".join(parts), file=sys.stderr, flush=True)
 
 
-def _checkpoint(run_dir: Path, model: nn.Module, opt: torch.optim.Optimizer,
-                sched: Any, epoch: int, rows: list[dict[str, Any]]) -> None:
+def _checkpoint(
+    run_dir: Path,
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: Any,
+    epoch: int,
+    rows: list[dict[str, Any]],
+) -> None:
     run_dir = Path(run_dir)
     # metrics first, then the checkpoint: a crash between the two leaves metrics ahead of the
     # checkpoint, and _resume trims them back to the checkpoint's epoch.
     write_jsonl(run_dir / "metrics.jsonl", rows)
-    state = {"model": model.state_dict(), "optimizer": opt.state_dict(),
-             "scheduler": sched.state_dict(), "epoch": epoch}
+    state = {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "epoch": epoch,
+    }
     atomic_torch_save(state, run_dir / "checkpoint.pt")
 
 
-def _resume(run_dir: Path | None, model: nn.Module, opt: torch.optim.Optimizer,
-            sched: Any) -> tuple[list[dict[str, Any]], int]:
+def _resume(
+    run_dir: Path | None, model: nn.Module, opt: torch.optim.Optimizer, sched: Any
+) -> tuple[list[dict[str, Any]], int]:
     if run_dir is None or not (Path(run_dir) / "checkpoint.pt").exists():
         return [], 0
-    state = safe_torch_load(Path(run_dir) / "checkpoint.pt", map_location=next(model.parameters()).device)
+    state = safe_torch_load(
+        Path(run_dir) / "checkpoint.pt", map_location=next(model.parameters()).device
+    )
     model.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])

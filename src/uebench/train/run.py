@@ -37,15 +37,18 @@ from uebench.utils.io import atomic_write_text, read_json, write_json
 def make_runtime(cfg: RunCfg, progress: bool = True) -> Runtime:
     device = default_device() if cfg.device == "auto" else torch.device(cfg.device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise UebenchError("device cuda requested but CUDA is not available; use device=cpu or auto")
+        raise UebenchError(
+            "device cuda requested but CUDA is not available; use device=cpu or auto"
+        )
     return Runtime(device=device, seed=cfg.seed, progress=progress)
 
 
 def load_splits(cfg: RunCfg) -> Splits:
     """The clean train/test splits of a run (stratified subsets seeded by ``cfg.seed``)."""
     d = cfg.data
-    return load_dataset(d.name, data_dir=d.data_dir, train_size=d.train_size,
-                        test_size=d.test_size, seed=cfg.seed)
+    return load_dataset(
+        d.name, data_dir=d.data_dir, train_size=d.train_size, test_size=d.test_size, seed=cfg.seed
+    )
 
 
 def training_set(cfg: RunCfg, splits: Splits) -> ImageSet:
@@ -70,8 +73,15 @@ def build_model(cfg: RunCfg, clean_train: ImageSet) -> nn.Module:
         mean, std = (0.0,) * c, (1.0,) * c
     init_seed = cfg.seed if cfg.init_seed is None else cfg.init_seed
     torch.manual_seed(init_seed)
-    return get_model(cfg.model.name, in_channels=c, image_size=(h, w),
-                     num_classes=clean_train.num_classes, width=cfg.model.width, mean=mean, std=std)
+    return get_model(
+        cfg.model.name,
+        in_channels=c,
+        image_size=(h, w),
+        num_classes=clean_train.num_classes,
+        width=cfg.model.width,
+        mean=mean,
+        std=std,
+    )
 
 
 def sal_callbacks(cfg: RunCfg) -> list[Callback]:
@@ -137,16 +147,33 @@ def train_run(
     atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg_dict, sort_keys=False))
     write_json(out / "env.json", environment(rt.device))
     t0 = time.perf_counter()
-    rows = fit(model, train_set.x, train_set.y, cfg=cfg.train, rt=rt, x_test=splits.test.x,
-               y_test=splits.test.y, callbacks=callbacks, run_dir=out, desc=out.name or "train")
+    rows = fit(
+        model,
+        train_set.x,
+        train_set.y,
+        cfg=cfg.train,
+        rt=rt,
+        x_test=splits.test.x,
+        y_test=splits.test.y,
+        callbacks=callbacks,
+        run_dir=out,
+        desc=out.name or "train",
+    )
     last = rows[-1] if rows else {}
     summary: dict[str, Any] = {
-        "test_acc": last.get("test_acc"), "test_loss": last.get("test_loss"),
-        "train_acc": last.get("train_acc"), "train_loss": last.get("train_loss"),
-        "epochs": len(rows), "seconds": float(sum(r.get("seconds", 0.0) for r in rows)),
+        "test_acc": last.get("test_acc"),
+        "test_loss": last.get("test_loss"),
+        "train_acc": last.get("train_acc"),
+        "train_loss": last.get("train_loss"),
+        "epochs": len(rows),
+        "seconds": float(sum(r.get("seconds", 0.0) for r in rows)),
         "wall_seconds_this_session": time.perf_counter() - t0,
-        "dataset": cfg.data.name, "model": cfg.model.name, "n_train": len(train_set),
-        "n_test": len(splits.test), "poison": cfg.poison, "seed": cfg.seed,
+        "dataset": cfg.data.name,
+        "model": cfg.model.name,
+        "n_train": len(train_set),
+        "n_test": len(splits.test),
+        "poison": cfg.poison,
+        "seed": cfg.seed,
         "data_source": splits.train.meta.get("source", cfg.data.name),
     }
     summary.update(extra_summary or {})
@@ -175,10 +202,17 @@ def resolve_run_cfg(
     file_data = load_yaml(config_file) if config_file else {}
     flag_data: dict[str, Any] = {}
     placement = {
-        "dataset": ("data", "name"), "data_dir": ("data", "data_dir"),
-        "train_size": ("data", "train_size"), "test_size": ("data", "test_size"),
-        "model": ("model", "name"), "width": ("model", "width"), "epochs": ("train", "epochs"),
-        "seed": ("seed",), "device": ("device",), "poison": ("poison",), "init_seed": ("init_seed",),
+        "dataset": ("data", "name"),
+        "data_dir": ("data", "data_dir"),
+        "train_size": ("data", "train_size"),
+        "test_size": ("data", "test_size"),
+        "model": ("model", "name"),
+        "width": ("model", "width"),
+        "epochs": ("train", "epochs"),
+        "seed": ("seed",),
+        "device": ("device",),
+        "poison": ("poison",),
+        "init_seed": ("init_seed",),
     }
     for key, value in flags.items():
         if key not in placement:
