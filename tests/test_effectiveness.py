@@ -20,14 +20,27 @@ from uebench.train import fit
 
 from .conftest import has_dataset
 
-SGD = TrainCfg(epochs=8, batch_size=32, optimizer="sgd", lr=0.05, momentum=0.9,
-               weight_decay=5e-4, schedule="cosine", augment="none")
+SGD = TrainCfg(
+    epochs=8,
+    batch_size=32,
+    optimizer="sgd",
+    lr=0.05,
+    momentum=0.9,
+    weight_decay=5e-4,
+    schedule="cosine",
+    augment="none",
+)
 ATTACKS = {
     "random": {},
     "ops": {},
     "lsp": {"eps": lsp_radius((3, 32, 32))},
-    "em": {"surrogate": "lenet5", "max_rounds": 5, "steps": 5, "step_size": 1.6 / 255,
-           "batch_size": 128},
+    "em": {
+        "surrogate": "lenet5",
+        "max_rounds": 5,
+        "steps": 5,
+        "step_size": 1.6 / 255,
+        "batch_size": 128,
+    },
 }
 
 

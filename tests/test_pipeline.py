@@ -18,7 +18,9 @@ def poisons(tmp_path_factory) -> dict[str, Path]:
     out = {}
     for method, params in (("ops", []), ("random", ["eps=8/255"])):
         out[method] = root / method
-        assert main(["poison", "--method", method, *COMMON, "--out", str(out[method]), *params]) == 0
+        assert (
+            main(["poison", "--method", method, *COMMON, "--out", str(out[method]), *params]) == 0
+        )
     return out
 
 
@@ -34,11 +36,26 @@ def test_poison_manifest_and_budget(poisons):
 def test_poison_errors(tmp_path, capsys):
     assert main(["poison", "--method", "nope", *COMMON, "--out", str(tmp_path / "a")]) == 2
     assert "Valid attacks" in capsys.readouterr().err
-    assert main(["poison", "--method", "random", *COMMON, "--out", str(tmp_path / "b"),
-                 "bogus=1"]) == 2
+    assert (
+        main(["poison", "--method", "random", *COMMON, "--out", str(tmp_path / "b"), "bogus=1"])
+        == 2
+    )
     assert "no parameter 'bogus'" in capsys.readouterr().err
-    assert main(["poison", "--method", "random", *COMMON, "--out", str(tmp_path / "c"),
-                 "--preset", "nope"]) == 2
+    assert (
+        main(
+            [
+                "poison",
+                "--method",
+                "random",
+                *COMMON,
+                "--out",
+                str(tmp_path / "c"),
+                "--preset",
+                "nope",
+            ]
+        )
+        == 2
+    )
     assert "no preset" in capsys.readouterr().err
 
 
@@ -47,8 +64,10 @@ def test_export_import_roundtrip(poisons, tmp_path):
     assert main(["poison", "export", str(poisons["ops"]), "--out", str(dest)]) == 0
     assert len(list((dest / "data").glob("*.png"))) == 200
     back = tmp_path / "back"
-    assert main(["poison", "import", "--format", "apbench", str(dest), *COMMON,
-                 "--out", str(back)]) == 0
+    assert (
+        main(["poison", "import", "--format", "apbench", str(dest), *COMMON, "--out", str(back)])
+        == 0
+    )
     a = json.loads((poisons["ops"] / "manifest.json").read_text())
     b = json.loads((back / "manifest.json").read_text())
     assert a["fingerprint"] == b["fingerprint"] and a["measured"] == b["measured"]
@@ -56,8 +75,24 @@ def test_export_import_roundtrip(poisons, tmp_path):
 
 def test_train_on_mismatched_poison_fails_cleanly(poisons, tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["train", "--dataset", "synthetic", "--train-size", "100", "--model", "tiny",
-                 "--epochs", "1", "--poison", str(poisons["ops"]), "--out", str(out), "--quiet"])
+    code = main(
+        [
+            "train",
+            "--dataset",
+            "synthetic",
+            "--train-size",
+            "100",
+            "--model",
+            "tiny",
+            "--epochs",
+            "1",
+            "--poison",
+            str(poisons["ops"]),
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 2
     assert capsys.readouterr().err.strip()
     assert not (out / "summary.json").exists()
@@ -66,8 +101,21 @@ def test_train_on_mismatched_poison_fails_cleanly(poisons, tmp_path, capsys):
 @pytest.mark.parametrize("engine", ["fast", "compat"])
 def test_evaluate_then_ud(poisons, tmp_path, engine, capsys):
     out = tmp_path / "eval"
-    args = ["evaluate", *COMMON, "--model", "tiny", "--epochs", "2", "--sal-engine", engine,
-            "--poisons", str(poisons["ops"]), str(poisons["random"]), "--out", str(out)]
+    args = [
+        "evaluate",
+        *COMMON,
+        "--model",
+        "tiny",
+        "--epochs",
+        "2",
+        "--sal-engine",
+        engine,
+        "--poisons",
+        str(poisons["ops"]),
+        str(poisons["random"]),
+        "--out",
+        str(out),
+    ]
     if engine == "compat":
         args.append("sal.options.rounds=2")
     assert main(args) == 0
@@ -80,8 +128,11 @@ def test_evaluate_then_ud(poisons, tmp_path, engine, capsys):
     assert all(r["ud"] is not None for r in res["runs"][1:])
     for fig in ("sal_heatmaps.png", "learnable_counts.png"):
         assert (out / fig).stat().st_size > 0
-    rows = [json.loads(x) for x in (out / "runs" / "ops" / "metrics.jsonl").read_text().split("\n")
-            if x.strip()]
+    rows = [
+        json.loads(x)
+        for x in (out / "runs" / "ops" / "metrics.jsonl").read_text().split("\n")
+        if x.strip()
+    ]
     assert len(rows) == 2 and len(rows[0]["sal"]) == 3  # tiny: conv1, conv2, fc
     # resumable/idempotent: a second call reuses the finished runs
     mtime = (out / "runs" / "clean" / "summary.json").stat().st_mtime_ns
@@ -89,8 +140,21 @@ def test_evaluate_then_ud(poisons, tmp_path, engine, capsys):
     assert (out / "runs" / "clean" / "summary.json").stat().st_mtime_ns == mtime
     # `uebench ud` recomputes the same table from the stored runs
     ud_out = tmp_path / "ud"
-    assert main(["ud", "--clean", str(out / "runs" / "clean"), "--poisoned",
-                 str(out / "runs" / "ops"), str(out / "runs" / "random"), "--out", str(ud_out)]) == 0
+    assert (
+        main(
+            [
+                "ud",
+                "--clean",
+                str(out / "runs" / "clean"),
+                "--poisoned",
+                str(out / "runs" / "ops"),
+                str(out / "runs" / "random"),
+                "--out",
+                str(ud_out),
+            ]
+        )
+        == 0
+    )
     again = json.loads((ud_out / "results.json").read_text())
     assert again["beta"] == pytest.approx(res["beta"])
     assert [r["ud"] for r in again["runs"]] == [r["ud"] for r in res["runs"]]
