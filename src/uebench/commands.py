@@ -77,6 +77,8 @@ def cmd_attacks(args: argparse.Namespace) -> int:
             budget = "l0 (pixels)"
         elif eps is not None:
             budget += f" {eps:.4g}" + (f" ({eps * 255:.3g}/255)" if norm == "linf" else "")
+        elif info.eps_for_shape is not None:
+            budget += f" {info.eps_for_shape((3, 32, 32)):.4g} @3x32x32 (size-dependent)"
         rows.append(
             [
                 name,

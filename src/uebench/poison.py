@@ -44,12 +44,19 @@ def generate_poison(
     Long generations checkpoint into ``out/.work`` and resume from there when re-run.
     Returns the manifest.
     """
-    from uebench.attacks.base import attack_info, resolve_params, run_attack
+    from uebench.attacks.base import (
+        attack_info,
+        fill_shape_defaults,
+        resolve_params,
+        run_attack,
+    )
     from uebench.attacks.store import read_manifest, save_poison
 
     out = Path(out)
     info = attack_info(method)  # unknown names fail before any data is loaded
     resolved = resolve_params(method, preset, params)
+    clean = clean_train_set(dataset, data_dir=data_dir, train_size=train_size, seed=seed)
+    resolved = fill_shape_defaults(method, resolved, clean.image_shape)
     if (out / "manifest.json").exists():
         manifest = read_manifest(out)
         same = (
@@ -57,6 +64,7 @@ def generate_poison(
             and manifest.get("preset") == preset
             and manifest.get("seed") == seed
             and manifest.get("dataset") == dataset
+            and manifest.get("n") == len(clean)
             and manifest.get("params") == json_ready(resolved)
         )
         if same:
@@ -65,7 +73,6 @@ def generate_poison(
             f"{out} already holds a different poison ({manifest.get('method')}); "
             "choose another --out or delete it"
         )
-    clean = clean_train_set(dataset, data_dir=data_dir, train_size=train_size, seed=seed)
     rt = _runtime(device, seed, progress)
     workdir = out / ".work"
     workdir.mkdir(parents=True, exist_ok=True)

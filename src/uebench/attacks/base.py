@@ -52,6 +52,8 @@ class AttackInfo:
     paper: str
     defaults: Mapping[str, Any] = field(default_factory=dict)
     norm_param: str | None = None
+    # radius used when the eps parameter is left at None, from the image shape (C, H, W)
+    eps_for_shape: Callable[[tuple[int, int, int]], float] | None = None
 
     def norm_for(self, params: Mapping[str, Any]) -> str | None:
         """The budget norm of a run with these resolved parameters."""
@@ -75,11 +77,13 @@ def register_attack(
     description: str,
     paper: str = "",
     norm_param: str | None = None,
+    eps_for_shape: Callable[[tuple[int, int, int]], float] | None = None,
 ) -> Callable[[AttackFn], AttackFn]:
     """Register an attack; ``presets['original']`` is implied by the function's defaults.
 
     ``norm_param`` names a parameter that selects the budget norm per run (its default must equal
-    ``norm``); without it the norm is fixed.
+    ``norm``); without it the norm is fixed. ``eps_for_shape`` gives the radius for an image shape
+    when the eps parameter's default is ``None`` (e.g. LSP's 6/255-equivalent L2 radius).
     """
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}")
@@ -101,7 +105,8 @@ def register_attack(
         if norm_param is not None and defaults.get(norm_param) != norm:
             raise ValueError(f"attack {name}: default of {norm_param} must be {norm!r}")
         info = AttackInfo(
-            name, norm, eps_param, all_presets, surrogate, description, paper, defaults, norm_param
+            name, norm, eps_param, all_presets, surrogate, description, paper, defaults, norm_param,
+            eps_for_shape,
         )
         for params in all_presets.values():
             info.norm_for(params)
@@ -137,8 +142,28 @@ def resolve_params(
     return params
 
 
+def fill_shape_defaults(
+    name: str, resolved: Mapping[str, Any], image_shape: tuple[int, ...]
+) -> dict[str, Any]:
+    """Resolved parameters with a size-dependent radius filled in (the value the run declares)."""
+    info = attack_info(name)
+    out = dict(resolved)
+    if info.eps_param and out.get(info.eps_param) is None and info.eps_for_shape is not None:
+        c, h, w = (int(v) for v in image_shape)
+        out[info.eps_param] = float(info.eps_for_shape((c, h, w)))
+    return out
+
+
 def _coerce_like(attack: str, key: str, value: Any, default: Any) -> Any:
-    if default is None or value is None:
+    if value is None:
+        return value
+    if default is None:
+        if isinstance(value, str):  # a None default is an optional number here: "8/255", "0.5"
+            try:
+                num, _, den = value.partition("/")
+                return float(num) / float(den) if den else float(num)
+            except ValueError:
+                return value
         return value
     if isinstance(default, bool):
         if isinstance(value, bool):
@@ -179,7 +204,7 @@ def run_attack(
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """Run a registered attack; returns ``(delta, resolved_params)`` with the budget enforced."""
     fn = ATTACKS.get(name)
-    resolved = resolve_params(name, preset, params)
+    resolved = fill_shape_defaults(name, resolve_params(name, preset, params), tuple(x.shape[1:]))
     xf = x.float().div(255.0) if x.dtype == torch.uint8 else x.float()
     xf = xf.to(rt.device)
     delta = fn(xf, y.to(rt.device), num_classes=num_classes, rt=rt, workdir=workdir, **resolved)

@@ -13,12 +13,11 @@ Grid: ``gh = max(1, round(H / patch_size))`` (same for the width) and the block 
 ``ceil(H / gh)``, so 32 px with patch 8 gives the original 4 x 4 grid of 8 px blocks, and 28 px
 (Fashion-MNIST) gives 4 x 4 blocks of 7 px.
 
-Budget: L2, ``eps`` is the radius actually used (and declared in the poison manifest). The
-default 1.304 is the original preset for 3 x 32 x 32: ``sqrt(3072) * 6 / 255``, i.e. the L2
-norm of a uniform 6/255 change. For other image sizes the size-matched value is
-:func:`lsp_radius` (``sqrt(C*H*W) * 6 / 255``): 0.659 for 1 x 28 x 28, 9.13 for 3 x 224 x 224;
-pass it as ``eps``. (A size-dependent default would make the declared budget differ from the
-registered default, so the radius is always explicit.)
+Budget: L2. The default ``eps=None`` means the original's 6/255-equivalent radius for the image
+size, :func:`lsp_radius` = ``sqrt(C*H*W) * 6 / 255`` (the L2 norm of a uniform 6/255 change):
+1.304 for 3 x 32 x 32 (the paper's value), 0.659 for 1 x 28 x 28, 9.13 for 3 x 224 x 224.
+``run_attack`` fills the value in before the call, so the resolved parameters and the poison
+manifest always declare the radius actually used; pass ``eps`` to override it.
 
 Input ``x`` float in [0, 1], N x C x H x W; returns ``delta`` shaped like ``x``. Deterministic
 given ``rt.seed`` (``random_state`` of make_classification and the point assignment).
@@ -89,6 +88,7 @@ def synthetic_patterns(
     "lsp",
     norm="l2",
     presets={"apbench": {}},  # APBench: the same 6/255-equivalent radius (1.304 at 32 px)
+    eps_for_shape=lambda shape: lsp_radius(shape),
     description="class-clustered synthetic patch patterns (make_classification), L2 = eps",
     paper="Yu et al., KDD 2022, arXiv 2111.00898",
 )
@@ -99,7 +99,7 @@ def lsp(
     num_classes: int,
     rt: Runtime,
     workdir: Path | None = None,
-    eps: float = 1.304,
+    eps: float | None = None,
     patch_size: int = 8,
     class_sep: float = 10.0,
 ) -> torch.Tensor:
@@ -111,14 +111,16 @@ def lsp(
         num_classes: number of classes.
         rt: runtime; ``rt.seed`` drives make_classification and the point assignment.
         workdir: unused.
-        eps: L2 radius per image in [0, 1] units (1.304 = 6/255-equivalent at 3 x 32 x 32; see
-            :func:`lsp_radius` for other sizes).
+        eps: L2 radius per image in [0, 1] units; ``None`` = :func:`lsp_radius` of the image size
+            (1.304 at 3 x 32 x 32).
         patch_size: target block side in pixels (8 in the original).
         class_sep: make_classification's class separation (10 in the original).
 
     Returns:
         ``delta`` shaped like ``x``, L2 norm ``eps`` before clipping to the image range.
     """
+    if eps is None:
+        eps = lsp_radius(tuple(x.shape[1:]))
     seed = derive_seed(rt.seed, _STREAM)
     patterns = synthetic_patterns(
         y.cpu().numpy(), tuple(x.shape[1:]), num_classes,
