@@ -11,6 +11,7 @@ fp32/NCHW with channels_last + bf16 autocast on this CPU (speed and accuracy aft
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import torch
@@ -74,7 +75,7 @@ def case(name, dataset, model_name, width, n, epochs, batch, precision, repeats,
         )
 
     # warm-up (allocator, kernels) so neither side pays first-call costs
-    warm = TrainCfg(**{**cfg.__dict__, "epochs": 1})
+    warm = dataclasses.replace(cfg, epochs=1)
     plain_loop(build(), s.train.x[:256], s.train.y[:256], warm, 0, precision, channels_last)
     fits, plains = [], []
     for r in range(repeats):

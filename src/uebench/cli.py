@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from uebench.errors import UebenchError
 
@@ -142,10 +141,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
-
-
-def run(argv: Sequence[str]) -> Any:  # pragma: no cover - convenience for notebooks
-    return main(list(argv))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -40,7 +40,6 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    import torch
 
     from uebench.models import MODELS, get_model, layer_names
 
@@ -59,7 +58,6 @@ def cmd_models(args: argparse.Namespace) -> int:
             )
         except (ValueError, RuntimeError) as exc:  # a model that cannot take 3x32x32
             rows.append([name, "-", "-", f"{MODELS.meta(name).get('description', '')} ({exc})"])
-    del torch
     _print_table(rows, ["model", "layers", "params (3x32x32, 10 cls)", "description"])
     return 0
 
@@ -170,9 +168,9 @@ def cmd_poison_import(args: argparse.Namespace) -> int:
 
     eps = None
     if args.eps is not None:
-        from uebench.attacks.base import _coerce_like
+        from uebench.config import parse_number
 
-        eps = _coerce_like("import", "eps", args.eps, 0.0)
+        eps = parse_number("--eps", args.eps)
     manifest = import_poison(
         args.src,
         fmt=args.format,
@@ -204,7 +202,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from uebench.evaluate import evaluate
 
     cfg = _run_cfg_from_args(args)
-    table = evaluate(
+    evaluate(
         cfg,
         [Path(p) for p in args.poisons],
         out=Path(args.out),
@@ -216,7 +214,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(
         f"figures: {Path(args.out) / 'sal_heatmaps.png'}, {Path(args.out) / 'learnable_counts.png'}"
     )
-    del table
     return 0
 
 

@@ -153,7 +153,7 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
         return value
     if tp is float:
         if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string; also allow "8/255"
-            value = _parse_number(key, value)
+            value = parse_number(key, value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{key} must be a number, got {value!r}")
         return float(value)
@@ -170,7 +170,8 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
     raise ConfigError(f"{key}: unsupported config type {tp}")
 
 
-def _parse_number(key: str, text: str) -> float:
+def parse_number(key: str, text: str) -> float:
+    """A number written as text: ``"0.05"``, ``"1e-3"`` or a fraction ``"8/255"``."""
     try:
         if "/" in text:
             num, den = text.split("/", 1)

@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from uebench.config import parse_number
 from uebench.errors import ConfigError
 from uebench.registry import Registry
 from uebench.runtime import Runtime
@@ -160,9 +161,8 @@ def _coerce_like(attack: str, key: str, value: Any, default: Any) -> Any:
     if default is None:
         if isinstance(value, str):  # a None default is an optional number here: "8/255", "0.5"
             try:
-                num, _, den = value.partition("/")
-                return float(num) / float(den) if den else float(num)
-            except ValueError:
+                return parse_number(key, value)
+            except ConfigError:
                 return value
         return value
     if isinstance(default, bool):
@@ -174,11 +174,10 @@ def _coerce_like(attack: str, key: str, value: Any, default: Any) -> Any:
     elif isinstance(default, float):
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
-        if isinstance(value, str) and "/" in value:  # "8/255"
-            num, den = value.split("/", 1)
+        if isinstance(value, str):  # "8/255", "1e-3"
             try:
-                return float(num) / float(den)
-            except ValueError:
+                return parse_number(key, value)
+            except ConfigError:
                 pass
     elif isinstance(default, str):
         if isinstance(value, str):

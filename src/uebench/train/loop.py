@@ -7,6 +7,7 @@ the weights of an uninterrupted one on CPU.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
@@ -242,8 +243,6 @@ def _log_epoch(row: Mapping[str, Any], epochs: int, rt: Runtime) -> None:
     if "test_acc" in row:
         parts.append(f"test_acc {row['test_acc']:.4f}")
     parts.append(f"{row['seconds']:.1f}s")
-    import sys
-
     print("  ".join(parts), file=sys.stderr, flush=True)
 
 

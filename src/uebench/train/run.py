@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -134,10 +133,9 @@ def train_run(
     """Train one run into ``out`` (resuming or reusing it) and return its summary."""
     out = Path(out)
     cfg_dict = to_dict(cfg)
-    if is_complete(out):
-        _check_existing(out, cfg_dict)
-        return read_json(out / "summary.json")
     _check_existing(out, cfg_dict)
+    if is_complete(out):
+        return read_json(out / "summary.json")
     rt = make_runtime(cfg, progress)
     callbacks = [*callbacks, *sal_callbacks(cfg)]
     splits = splits or load_splits(cfg)
@@ -179,10 +177,6 @@ def train_run(
     summary.update(extra_summary or {})
     write_json(out / "summary.json", summary)
     return summary
-
-
-def with_overrides(cfg: RunCfg, **changes: Any) -> RunCfg:
-    return replace(cfg, **changes)
 
 
 def resolve_run_cfg(
