@@ -54,6 +54,22 @@ class Callback(Protocol):
     def __call__(self, ctx: EpochContext) -> Mapping[str, Any] | None: ...
 
 
+class StepHook(Protocol):
+    """Per-optimiser-step hook (e.g. trajectory recording). Hooks only read the model.
+
+    ``on_step`` runs after every optimiser step (``step`` = global step, 1-based); ``on_epoch_end``
+    right before the epoch's checkpoint is written; ``on_resume`` once, first, when ``fit`` resumes
+    from a checkpoint (with that checkpoint's epoch and global step), so a hook can drop anything it
+    recorded after the checkpoint.
+    """
+
+    def on_step(self, model: nn.Module, step: int, epoch: int) -> None: ...
+
+    def on_epoch_end(self, epoch: int, step: int) -> None: ...
+
+    def on_resume(self, epoch: int, step: int) -> None: ...
+
+
 def resolve_precision(cfg: TrainCfg, device: torch.device) -> tuple[str, bool]:
     """(precision, channels_last) actually used.
 
@@ -131,6 +147,7 @@ def fit(
     batch_loss: BatchLoss | None = None,
     run_dir: Path | None = None,
     desc: str = "train",
+    step_hooks: Sequence[StepHook] = (),
 ) -> list[dict[str, Any]]:
     """Train ``model`` in place and return one metrics row per epoch.
 
@@ -146,6 +163,7 @@ def fit(
         run_dir: if given, ``metrics.jsonl`` and ``checkpoint.pt`` are written there after every
             epoch (atomically) and an existing checkpoint is resumed.
         desc: progress-bar label.
+        step_hooks: per-optimiser-step hooks (:class:`StepHook`).
 
     Returns:
         Rows with ``epoch, lr, train_loss, train_acc, [test_loss, test_acc], seconds`` + callbacks.
@@ -169,6 +187,10 @@ def fit(
         padding=cfg.crop_padding,
     )
     rows, start = _resume(run_dir, model, opt, sched)
+    step = start * len(loader)  # global optimiser steps so far (every epoch has len(loader))
+    if start:
+        for hook in step_hooks:
+            hook.on_resume(start, step)
     for epoch in range(start + 1, cfg.epochs + 1):
         t0 = time.perf_counter()
         lr = opt.param_groups[0]["lr"]
@@ -191,6 +213,9 @@ def fit(
             if cfg.grad_clip > 0:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
+            step += 1
+            for hook in step_hooks:
+                hook.on_step(model, step, epoch)
             # accumulate on device: no per-batch host sync
             loss_sum += loss.detach().double() * yb.shape[0]
             correct += (logits.detach().argmax(1) == yb).sum()
@@ -227,6 +252,8 @@ def fit(
         row["seconds"] = time.perf_counter() - t0
         rows.append(row)
         _log_epoch(row, cfg.epochs, rt)
+        for hook in step_hooks:
+            hook.on_epoch_end(epoch, step)
         if run_dir is not None:
             _checkpoint(run_dir, model, opt, sched, epoch, rows)
     return rows
