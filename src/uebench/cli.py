@@ -99,6 +99,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beta", type=float, default=None, help="use this threshold instead")
     p.add_argument("--decimals", type=int, default=None, help="round SAL like the paper's logs (4)")
     p.add_argument("--out", default=None, help="write results + figures here")
+    p.add_argument("--sal-tag", default=None, help="use post-hoc SAL (uebench sal --tag TAG)")
+
+    p = sub.add_parser("sal", help="measure SAL after training from a run's per-epoch snapshots")
+    p.add_argument("runs", nargs="+", help="run directories trained with train.snapshots=true")
+    p.add_argument("--tag", required=True, help="name of this measurement, e.g. compat or eps0.1")
+    p.add_argument("--engine", default="fast", help="SAL engine (fast or compat)")
+    p.add_argument("--eps", type=float, default=0.05, help="relative radius (paper 0.05)")
+    p.add_argument("--origin", default=None, help="official or exact (engine default)")
+    p.add_argument("--every", type=int, default=1, help="every k-th epoch, counted from the last")
+    p.add_argument("--epochs", default=None, help="comma-separated epochs instead of --every")
+    p.add_argument("--recalibrate-bn", action="store_true",
+                   help="re-estimate BatchNorm statistics for each snapshot first")
+    p.add_argument("--device", default=None)
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("options", nargs="*", help="engine options key=value, e.g. probe_size=1024")
 
     p = sub.add_parser("demo", help="the main job: UD of EM/OPS/LSP/TAP on Fashion-MNIST, LeNet-5")
     p.add_argument("--out", default="runs/demo")

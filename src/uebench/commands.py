@@ -226,12 +226,34 @@ def cmd_ud(args: argparse.Namespace) -> int:
         out_dir=Path(args.out) if args.out else None,
         beta=args.beta,
         decimals=args.decimals,
+        sal_tag=args.sal_tag,
     )
     if args.out:
         print((Path(args.out) / "results.md").read_text())
     else:
         json.dump(table, sys.stdout, indent=2, default=str)
         print()
+    return 0
+
+
+def cmd_sal(args: argparse.Namespace) -> int:
+    from uebench.learnability.posthoc import measure_run
+
+    epochs = None
+    if args.epochs:
+        try:
+            epochs = [int(e) for e in args.epochs.split(",") if e.strip()]
+        except ValueError:
+            raise UebenchError(
+                f"--epochs must be comma-separated integers, got {args.epochs!r}"
+            ) from None
+    options = _parse_params(args.options)
+    for run in args.runs:
+        rows = measure_run(Path(run), tag=args.tag, engine=args.engine, eps=args.eps,
+                           origin=args.origin, every=args.every, epochs=epochs, options=options,
+                           device=args.device, recalibrate_bn=args.recalibrate_bn,
+                           progress=not args.quiet)
+        print(f"{run}: SAL '{args.tag}' for epochs {[r['epoch'] for r in rows]}")
     return 0
 
 

@@ -40,6 +40,8 @@ class TrainCfg:
     augment: str = "crop_flip"  # none | flip | crop | crop_flip
     crop_padding: int = 4
     drop_last: bool = False
+    # keep the model state of every epoch in RUN/snapshots (post-hoc SAL: uebench sal RUN)
+    snapshots: bool = False
     precision: str = "auto"  # auto | fp32 | bf16
     channels_last: str = "auto"  # auto | on | off
     grad_clip: float = 0.0
@@ -65,6 +67,9 @@ class DataCfg:
     data_dir: str | None = None
     train_size: int | None = None
     test_size: int | None = None
+    # seed of the stratified subsets; None = the run's seed. Fix it to vary a run's seed (init,
+    # data order) while keeping the same images (and so a poison made for them).
+    subset_seed: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -79,7 +79,8 @@ def _read_metrics(path: Path) -> list[dict[str, Any]]:
 
 
 def load_run(
-    run_dir: Path | str, *, name: str | None = None, require_complete: bool = True
+    run_dir: Path | str, *, name: str | None = None, require_complete: bool = True,
+    sal_tag: str | None = None,
 ) -> RunRecord:
     """Read ``metrics.jsonl``, ``summary.json`` and ``config.yaml`` of one run directory.
 
@@ -88,6 +89,9 @@ def load_run(
         name: the run's display name; default ``summary["name"]``, else ``config["name"]``, else
             the directory name.
         require_complete: refuse a run without ``summary.json`` (the completion marker).
+        sal_tag: take SAL from the post-hoc measurement ``RUN/sal/<tag>.jsonl``
+            (:mod:`uebench.learnability.posthoc`) instead of the in-training one; the rows are
+            then the measured epochs only.
 
     Raises:
         RunError: the directory or ``metrics.jsonl`` is missing or unreadable, or has no rows.
@@ -124,6 +128,12 @@ def load_run(
         except yaml.YAMLError as exc:
             raise RunError(f"{config_path} is not valid YAML: {exc}") from exc
         config = loaded if isinstance(loaded, dict) else {}
+    if sal_tag is not None:
+        from uebench.learnability.posthoc import merge_tag_rows, read_tag
+
+        rows = merge_tag_rows(rows, read_tag(run_dir, sal_tag))
+        if not rows:
+            raise RunError(f"{run_dir}: SAL tag {sal_tag!r} has no measured epochs yet")
     label = name or _str(summary.get("name")) or _str(config.get("name")) or run_dir.name
     return RunRecord(name=label, rows=rows, summary=summary, config=config, path=run_dir)
 
@@ -333,6 +343,7 @@ def recompute(
     *,
     skip_missing: bool = False,
     notes: Sequence[str] = (),
+    sal_tag: str | None = None,
 ) -> dict[str, Any]:
     """β, #LP and UD of stored runs; with ``out_dir``, also the result files and two figures.
 
@@ -346,12 +357,13 @@ def recompute(
         decimals: round SAL like the official logs (``4``) first.
         skip_missing: ignore epochs without SAL instead of refusing the run.
         notes: extra lines for the report.
+        sal_tag: use the post-hoc SAL measurement with this tag (``uebench sal --tag``).
 
     Returns:
         The :func:`ud_table` dict plus ``dataset, model, engine, origin, ud_label, notes`` and,
         with ``out_dir``, ``files`` (name → path).
     """
-    runs = [load_run(clean_dir)] + [load_run(d) for d in poisoned_dirs]
+    runs = [load_run(d, sal_tag=sal_tag) for d in (clean_dir, *poisoned_dirs)]
     table = ud_table(runs[0], runs[1:], beta=beta, decimals=decimals, skip_missing=skip_missing)
     meta = run_metadata(runs)
     table["warnings"] = list(table["warnings"]) + meta.pop("warnings")

@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,7 +23,13 @@ from uebench.config import TrainCfg
 from uebench.data.loader import DeviceLoader
 from uebench.runtime import Runtime, derive_seed
 from uebench.train.optim import make_optimizer, make_scheduler
-from uebench.utils.io import atomic_torch_save, read_jsonl, safe_torch_load, write_jsonl
+from uebench.utils.io import (
+    atomic_torch_save,
+    atomic_write_bytes,
+    read_jsonl,
+    safe_torch_load,
+    write_jsonl,
+)
 from uebench.utils.progress import bar
 
 BatchLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -46,6 +52,8 @@ class EpochContext:
     cfg: TrainCfg
     rt: Runtime
     precision: str
+    batch_losses: list[float] = field(default_factory=list)  # the epoch's batch-mean losses
+    batch_sizes: list[int] = field(default_factory=list)
 
 
 class Callback(Protocol):
@@ -195,55 +203,25 @@ def fit(
         t0 = time.perf_counter()
         lr = opt.param_groups[0]["lr"]
         torch.manual_seed(derive_seed(rt.seed, 2, epoch))  # dropout etc. in this epoch
-        gen = rt.generator(1, epoch)  # order + augmentation of this epoch
-        model.train()
-        loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        seen = 0
         pbar = bar(
             len(loader), enabled=rt.show_progress, desc=f"{desc} {epoch}/{cfg.epochs}", unit="batch"
         )
-        for xb, yb in loader.batches(gen):
-            if channels_last:
-                xb = xb.contiguous(memory_format=torch.channels_last)
-            with autocast(device, precision):
-                loss, logits = loss_fn(model, xb, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            step += 1
-            for hook in step_hooks:
-                hook.on_step(model, step, epoch)
-            # accumulate on device: no per-batch host sync
-            loss_sum += loss.detach().double() * yb.shape[0]
-            correct += (logits.detach().argmax(1) == yb).sum()
-            seen += int(yb.shape[0])
-            pbar.update(1)
+        stats = _train_epoch(
+            model, loader.batches(rt.generator(1, epoch)), opt, loss_fn, cfg,
+            device=device, precision=precision, channels_last=channels_last,
+            step_hooks=step_hooks, step=step, epoch=epoch, pbar=pbar,
+        )
         pbar.close()
+        step = stats.step
         sched.step()
-        row: dict[str, Any] = {
-            "epoch": epoch,
-            "lr": lr,
-            "train_loss": float(loss_sum) / max(seen, 1),
-            "train_acc": float(correct) / max(seen, 1),
-        }
+        row: dict[str, Any] = {"epoch": epoch, "lr": lr, **stats.row()}
         if x_test is not None and y_test is not None:
-            ev = evaluate(
-                model,
-                x_test,
-                y_test,
-                batch_size=cfg.eval_batch_size,
-                device=device,
-                precision=precision,
-                channels_last=channels_last,
-            )
+            ev = evaluate(model, x_test, y_test, batch_size=cfg.eval_batch_size, device=device,
+                          precision=precision, channels_last=channels_last)
             row["test_loss"], row["test_acc"] = ev["loss"], ev["acc"]
         row["train_seconds"] = time.perf_counter() - t0
-        ctx = EpochContext(
-            epoch, model, row["train_loss"], row["train_acc"], x_train, y_train, cfg, rt, precision
-        )
+        ctx = EpochContext(epoch, model, row["train_loss"], row["train_acc"], x_train, y_train,
+                           cfg, rt, precision, stats.batch_means, stats.batch_sizes)
         for cb in callbacks:
             extra = cb(ctx)
             if extra:
@@ -255,8 +233,73 @@ def fit(
         for hook in step_hooks:
             hook.on_epoch_end(epoch, step)
         if run_dir is not None:
-            _checkpoint(run_dir, model, opt, sched, epoch, rows)
+            _checkpoint(run_dir, model, opt, sched, epoch, rows, snapshot=cfg.snapshots)
     return rows
+
+
+@dataclass
+class EpochStats:
+    """What one pass over the training batches measured (accumulated on the device)."""
+
+    loss_sum: torch.Tensor
+    correct: torch.Tensor
+    seen: int
+    batch_means: list[float]
+    batch_sizes: list[int]
+    step: int
+
+    def row(self) -> dict[str, float]:
+        n = max(self.seen, 1)
+        return {
+            "train_loss": float(self.loss_sum) / n,
+            "train_acc": float(self.correct) / n,
+            "train_loss_official": official_running_loss(self.batch_means, self.batch_sizes),
+        }
+
+
+def official_running_loss(batch_means: Sequence[float], batch_sizes: Sequence[int]) -> float:
+    """The paper code's running train loss (its SAL "origin", sal_protocol.md §2.3).
+
+    ``train()`` there returns (sum of the batch-mean losses) × (size of the LAST batch) / (number
+    of images); with equal batches this is the mean of the batch means, with a short last batch it
+    is smaller than the per-image mean.
+    """
+    if not batch_means:
+        return float("nan")
+    return float(sum(batch_means)) * int(batch_sizes[-1]) / max(int(sum(batch_sizes)), 1)
+
+
+def _train_epoch(
+    model: nn.Module, batches: Any, opt: torch.optim.Optimizer, loss_fn: BatchLoss,
+    cfg: TrainCfg, *, device: torch.device, precision: str, channels_last: bool,
+    step_hooks: Sequence[StepHook], step: int, epoch: int, pbar: Any,
+) -> EpochStats:
+    """One pass of optimiser steps; no per-batch host sync (sums stay on the device)."""
+    model.train()
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    means: list[torch.Tensor] = []
+    sizes: list[int] = []
+    for xb, yb in batches:
+        if channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        with autocast(device, precision):
+            loss, logits = loss_fn(model, xb, yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        step += 1
+        for hook in step_hooks:
+            hook.on_step(model, step, epoch)
+        means.append(loss.detach().double())
+        sizes.append(int(yb.shape[0]))
+        loss_sum += means[-1] * sizes[-1]
+        correct += (logits.detach().argmax(1) == yb).sum()
+        pbar.update(1)
+    batch_means = torch.stack(means).tolist() if means else []
+    return EpochStats(loss_sum, correct, sum(sizes), batch_means, sizes, step)
 
 
 def _log_epoch(row: Mapping[str, Any], epochs: int, rt: Runtime) -> None:
@@ -280,8 +323,12 @@ def _checkpoint(
     sched: Any,
     epoch: int,
     rows: list[dict[str, Any]],
+    *,
+    snapshot: bool = False,
 ) -> None:
     run_dir = Path(run_dir)
+    if snapshot:  # before metrics: a listed epoch always has its snapshot
+        save_snapshot(run_dir, epoch, model)
     # metrics first, then the checkpoint: a crash between the two leaves metrics ahead of the
     # checkpoint, and _resume trims them back to the checkpoint's epoch.
     write_jsonl(run_dir / "metrics.jsonl", rows)
@@ -292,6 +339,30 @@ def _checkpoint(
         "epoch": epoch,
     }
     atomic_torch_save(state, run_dir / "checkpoint.pt")
+
+
+SNAPSHOTS = "snapshots"
+
+
+def snapshot_path(run_dir: Path, epoch: int) -> Path:
+    return Path(run_dir) / SNAPSHOTS / f"epoch-{epoch:04d}.safetensors"
+
+
+def save_snapshot(run_dir: Path, epoch: int, model: nn.Module) -> Path:
+    """The model's state (weights and buffers, e.g. BatchNorm statistics) after ``epoch``."""
+    from safetensors.torch import save
+
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    path = snapshot_path(run_dir, epoch)
+    atomic_write_bytes(path, save(state, metadata={"epoch": str(epoch)}))
+    return path
+
+
+def load_snapshot(run_dir: Path, epoch: int) -> dict[str, torch.Tensor]:
+    """A stored per-epoch state dict (safetensors: no code can run on load)."""
+    from safetensors.torch import load_file
+
+    return load_file(str(snapshot_path(run_dir, epoch)))
 
 
 def _resume(

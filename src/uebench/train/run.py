@@ -45,8 +45,9 @@ def make_runtime(cfg: RunCfg, progress: bool = True) -> Runtime:
 def load_splits(cfg: RunCfg) -> Splits:
     """The clean train/test splits of a run (stratified subsets seeded by ``cfg.seed``)."""
     d = cfg.data
+    seed = cfg.seed if d.subset_seed is None else d.subset_seed
     return load_dataset(
-        d.name, data_dir=d.data_dir, train_size=d.train_size, test_size=d.test_size, seed=cfg.seed
+        d.name, data_dir=d.data_dir, train_size=d.train_size, test_size=d.test_size, seed=seed
     )
 
 
@@ -93,6 +94,22 @@ def sal_callbacks(cfg: RunCfg) -> list[Callback]:
     if cfg.sal.origin is not None:
         kwargs["origin"] = cfg.sal.origin
     return [SALCallback(engine=cfg.sal.engine, eps=cfg.sal.eps, **kwargs)]
+
+
+def load_run_config(run_dir: Path | str) -> RunCfg:
+    """The resolved config a run directory was trained with (``config.yaml``)."""
+    from uebench.config import from_dict
+
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise UebenchError(f"{run_dir} is not a run directory (no config.yaml)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError:
+        raise UebenchError(f"{path} is corrupt; delete the run directory and re-run") from None
+    if not isinstance(data, dict):
+        raise UebenchError(f"{path} is corrupt; delete the run directory and re-run")
+    return from_dict(RunCfg, data)
 
 
 def is_complete(out: Path) -> bool:

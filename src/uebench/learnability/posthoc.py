@@ -1,0 +1,221 @@
+"""SAL measured after training, from a run's per-epoch snapshots (``uebench sal RUN``).
+
+A run trained with ``train.snapshots=true`` keeps the model state of every epoch in
+``RUN/snapshots/epoch-NNNN.safetensors``. :func:`measure_run` rebuilds the model and the exact
+training data of the run (the poisoned set for a poisoned run), loads each snapshot and measures
+SAL with any engine and settings, writing one row per epoch to ``RUN/sal/<tag>.jsonl`` (and the
+measurement's settings to ``RUN/sal/<tag>.yaml``). It is what the in-training
+:class:`~uebench.learnability.sal.SALCallback` would have measured: the same data pipeline as
+training (batch size, augmentation), the same seed streams ``(7, epoch)``, and the epoch's running
+train loss from ``metrics.jsonl`` as the official origin — so measuring *after* training gives the
+same values as measuring *during* it (tested), while training stays cheap and measurements of
+several engines / ε / epochs can share one set of runs, run in any order and resume.
+
+Why: on CPUs one SAL measurement costs more than a whole small training run, and the paper's
+protocol (compat engine) costs ~20 training epochs per measurement; decoupling lets a study train
+everything first, then spend the measurement budget where it matters (every epoch with the fast
+engine, every k-th epoch with compat), and quantify what subsampling epochs changes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from uebench.errors import UebenchError
+from uebench.utils.io import atomic_write_text, read_jsonl, write_jsonl
+from uebench.utils.progress import bar
+
+SAL_DIR = "sal"
+
+
+def snapshot_epochs(run_dir: Path) -> list[int]:
+    """Epochs that have a stored snapshot, ascending."""
+    folder = Path(run_dir) / "snapshots"
+    epochs = []
+    for f in folder.glob("epoch-*.safetensors") if folder.is_dir() else []:
+        try:
+            epochs.append(int(f.stem.split("-", 1)[1]))
+        except ValueError:
+            continue
+    return sorted(epochs)
+
+
+def tag_paths(run_dir: Path, tag: str) -> tuple[Path, Path]:
+    """(rows, settings) files of one post-hoc measurement."""
+    if not tag or any(c in tag for c in "/\\") or tag.startswith("."):
+        raise UebenchError(f"SAL tag {tag!r} must be a plain name such as 'compat' or 'eps0.1'")
+    base = Path(run_dir) / SAL_DIR
+    return base / f"{tag}.jsonl", base / f"{tag}.yaml"
+
+
+def read_tag(run_dir: Path, tag: str) -> list[dict[str, Any]]:
+    """The stored rows ``{epoch, sal, sal_origin, ...}`` of a post-hoc measurement."""
+    rows_path, _ = tag_paths(run_dir, tag)
+    if not rows_path.is_file():
+        raise UebenchError(
+            f"{run_dir} has no SAL measurement tagged {tag!r} ({rows_path} is missing): run "
+            f"`uebench sal {run_dir} --tag {tag} ...` first"
+        )
+    try:
+        return read_jsonl(rows_path)
+    except json.JSONDecodeError as exc:
+        raise UebenchError(f"{rows_path} is corrupt ({exc.msg}); delete it and re-run") from None
+
+
+def select_epochs(available: Sequence[int], *, every: int = 1,
+                  epochs: Iterable[int] | None = None) -> list[int]:
+    """Epochs to measure: an explicit list, or every ``every``-th (counting from the last one).
+
+    Counting back from the last epoch keeps the final model in every subsample (the epoch the
+    reported test accuracy belongs to).
+    """
+    if epochs is not None:
+        wanted = sorted(set(int(e) for e in epochs))
+        missing = [e for e in wanted if e not in available]
+        if missing:
+            raise UebenchError(f"no snapshot for epoch(s) {missing}; have {list(available)}")
+        return wanted
+    if every < 1:
+        raise UebenchError(f"--every must be >= 1, got {every}")
+    if not available:
+        return []
+    last = available[-1]
+    return [e for e in available if (last - e) % every == 0]
+
+
+def measure_run(run_dir: Path | str, *, tag: str, engine: str = "fast", eps: float = 0.05,
+                origin: str | None = None, every: int = 1, epochs: Iterable[int] | None = None,
+                options: Mapping[str, Any] | None = None, device: str | None = None,
+                recalibrate_bn: bool = False, progress: bool = True) -> list[dict[str, Any]]:
+    """Measure SAL of a run's stored epochs into ``RUN/sal/<tag>.jsonl`` (resumable).
+
+    Args:
+        run_dir: a run trained with ``train.snapshots=true``.
+        tag: name of this measurement (``compat``, ``eps0.1``, ...).
+        engine, eps, origin, options: as in :func:`uebench.learnability.sal.run_sal`.
+        every, epochs: which epochs (default all; see :func:`select_epochs`).
+        device: ``cpu``/``cuda``; default the run's device setting.
+        recalibrate_bn: before measuring, re-estimate BatchNorm running statistics with the
+            snapshot's weights (one train-mode pass over the un-augmented training data, weights
+            untouched) — isolates how much SAL comes from statistics lagging the weights.
+    Returns:
+        All rows of the tag, epoch order.
+    """
+    from uebench.learnability.sal import check_engine_options, run_sal
+    from uebench.train.loop import load_snapshot
+    from uebench.train.run import (
+        build_model,
+        load_run_config,
+        load_splits,
+        make_runtime,
+        training_set,
+    )
+
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    if device is not None:
+        import dataclasses
+
+        cfg = dataclasses.replace(cfg, device=device)
+    check_engine_options(engine, dict(options or {}))
+    settings = {"engine": engine, "eps": float(eps), "origin": origin,
+                "options": dict(options or {}), "recalibrate_bn": bool(recalibrate_bn)}
+    rows_path, settings_path = tag_paths(run_dir, tag)
+    _check_settings(settings_path, settings, tag)
+    available = snapshot_epochs(run_dir)
+    if not available:
+        raise UebenchError(
+            f"{run_dir} has no per-epoch snapshots: train it with train.snapshots=true "
+            "(uebench train ... train.snapshots=true) to measure SAL after training")
+    todo_epochs = select_epochs(available, every=every, epochs=epochs)
+    done = {int(r["epoch"]): r for r in (read_tag(run_dir, tag) if rows_path.exists() else [])}
+    metrics = {int(r["epoch"]): r for r in read_jsonl(run_dir / "metrics.jsonl")}
+    todo = [e for e in todo_epochs if e not in done]
+    if todo:
+        rt = make_runtime(cfg, progress)
+        splits = load_splits(cfg)
+        data = training_set(cfg, splits)
+        model = build_model(cfg, splits.train).to(rt.device)
+        pbar = bar(len(todo), enabled=rt.show_progress, desc=f"SAL {tag} {run_dir.name}",
+                   unit="epoch")
+        for epoch in todo:
+            model.load_state_dict(load_snapshot(run_dir, epoch))
+            if recalibrate_bn:
+                recalibrate_batchnorm(model, data.x, batch_size=cfg.train.batch_size)
+            row = metrics.get(epoch, {})
+            origin_loss = row.get("train_loss_official", row.get("train_loss"))
+            res = run_sal(model, data.x, data.y, rt=rt, engine=engine, eps=eps, origin=origin,
+                          origin_loss=origin_loss, batch_size=cfg.train.batch_size,
+                          augment=cfg.train.augment, crop_padding=cfg.train.crop_padding,
+                          seed_offsets=(7, epoch), **dict(options or {}))
+            done[epoch] = {"epoch": epoch, "sal": res.values, "sal_origin": res.origin,
+                           "sal_origin_kind": res.details["origin_kind"],
+                           "sal_seconds": res.seconds, "sal_engine": engine}
+            write_jsonl(rows_path, [done[e] for e in sorted(done)])  # atomic, after every epoch
+            pbar.update(1)
+        pbar.close()
+    return [done[e] for e in sorted(done)]
+
+
+def _check_settings(path: Path, settings: dict[str, Any], tag: str) -> None:
+    """A tag keeps one set of settings: refuse to mix measurements under one name."""
+    canonical = json.loads(json.dumps(settings))
+    if path.exists():
+        try:
+            old = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError:
+            raise UebenchError(f"{path} is corrupt; delete it (and {path.with_suffix('.jsonl')})"
+                               " and re-run") from None
+        if old != canonical:
+            raise UebenchError(
+                f"SAL tag {tag!r} of this run was measured with other settings ({old}); use "
+                "another --tag, or delete that tag's files to re-measure")
+        return
+    atomic_write_text(path, yaml.safe_dump(canonical, sort_keys=True))
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: torch.nn.Module, x: torch.Tensor, *,
+                          batch_size: int = 256) -> None:
+    """Re-estimate BatchNorm running statistics for the current weights (cumulative average).
+
+    One train-mode pass in data order over un-augmented images with ``momentum=None`` (an exact
+    average over batches); weights are not touched. The model is left in eval mode.
+    """
+    from torch import nn
+
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    device = next(model.parameters()).device
+    for start in range(0, int(x.shape[0]), batch_size):
+        xb = x[start:start + batch_size].to(device)
+        model(xb.float().div(255.0) if xb.dtype == torch.uint8 else xb.float())
+    for m, momentum in zip(norms, saved):
+        m.momentum = momentum
+    model.eval()
+
+
+def merge_tag_rows(metrics_rows: Sequence[Mapping[str, Any]],
+                   tag_rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Metrics rows of the measured epochs with their SAL fields replaced by the tag's."""
+    by_epoch = {int(r["epoch"]): dict(r) for r in metrics_rows}
+    out = []
+    for t in tag_rows:
+        epoch = int(t["epoch"])
+        row = {k: v for k, v in by_epoch.get(epoch, {"epoch": epoch}).items()
+               if not k.startswith("sal")}
+        row.update(t)
+        out.append(row)
+    return out
