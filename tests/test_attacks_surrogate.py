@@ -181,7 +181,7 @@ def test_ntga_import_released(tmp_path) -> None:
     import numpy as np
 
     from uebench.attacks.ntga import import_released
-    from uebench.attacks.store import load_delta
+    from uebench.poisons import load_delta
 
     clean = uebench.load_dataset("synthetic", train_size=16).train
     noise = torch.randint(-8, 9, clean.x.shape, generator=torch.Generator().manual_seed(0))
@@ -189,7 +189,7 @@ def test_ntga_import_released(tmp_path) -> None:
     np.save(tmp_path / "ntga.npy", poisoned.permute(0, 2, 3, 1).numpy())  # released layout NHWC
     manifest = import_released(tmp_path / "ntga.npy", clean, dataset="synthetic",
                                out_dir=tmp_path / "poison")
-    assert manifest["method"] == "ntga"
+    assert manifest["attack"] == "ntga"
     delta, _, _ = load_delta(tmp_path / "poison")
     assert torch.equal(delta.int(), poisoned.int() - clean.x.int())
 

@@ -9,6 +9,7 @@ import pytest
 
 from uebench.cli import main
 
+GEN = ["poison", "generate", "--attack"]
 COMMON = ["--dataset", "synthetic", "--train-size", "200", "--quiet"]
 
 
@@ -19,14 +20,14 @@ def poisons(tmp_path_factory) -> dict[str, Path]:
     for method, params in (("ops", []), ("random", ["eps=8/255"])):
         out[method] = root / method
         assert (
-            main(["poison", "--method", method, *COMMON, "--out", str(out[method]), *params]) == 0
+            main([*GEN, method, *COMMON, "--out", str(out[method]), *params]) == 0
         )
     return out
 
 
 def test_poison_manifest_and_budget(poisons):
     manifest = json.loads((poisons["random"] / "manifest.json").read_text())
-    assert manifest["method"] == "random" and manifest["n"] == 200
+    assert manifest["attack"] == "random" and manifest["n"] == 200
     assert manifest["measured"]["linf_max"] <= manifest["budget"]["eps"] + 1e-9
     assert (poisons["random"] / "preview.png").stat().st_size > 0
     ops = json.loads((poisons["ops"] / "manifest.json").read_text())
@@ -34,10 +35,10 @@ def test_poison_manifest_and_budget(poisons):
 
 
 def test_poison_errors(tmp_path, capsys):
-    assert main(["poison", "--method", "nope", *COMMON, "--out", str(tmp_path / "a")]) == 2
+    assert main([*GEN, "nope", *COMMON, "--out", str(tmp_path / "a")]) == 2
     assert "Valid attacks" in capsys.readouterr().err
     assert (
-        main(["poison", "--method", "random", *COMMON, "--out", str(tmp_path / "b"), "bogus=1"])
+        main([*GEN, "random", *COMMON, "--out", str(tmp_path / "b"), "bogus=1"])
         == 2
     )
     assert "no parameter 'bogus'" in capsys.readouterr().err
@@ -45,7 +46,8 @@ def test_poison_errors(tmp_path, capsys):
         main(
             [
                 "poison",
-                "--method",
+                "generate",
+                "--attack",
                 "random",
                 *COMMON,
                 "--out",

@@ -15,21 +15,19 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from uebench.attacks import measure
-from uebench.attacks.store import (
+from uebench.data import ImageSet, load_dataset
+from uebench.errors import PoisonValidationError
+from uebench.poisons import export_apbench, import_apbench, import_array
+from uebench.poisons.store import (
     MANIFEST,
     PREVIEW,
     TENSORS,
-    export_apbench,
     fingerprint,
-    import_apbench,
-    import_array,
     load_delta,
     load_poisoned,
     read_manifest,
     save_poison,
 )
-from uebench.data import ImageSet, load_dataset
-from uebench.errors import PoisonValidationError
 
 EPS = 8 / 255
 UNPICKLED: list[str] = []  # set if a refused file was unpickled after all
@@ -59,7 +57,7 @@ def uniform_delta(clean: ImageSet, eps: float = EPS, seed: int = 0) -> torch.Ten
 
 
 def save(out: Path, clean: ImageSet, delta: torch.Tensor, norm="linf", eps=EPS, **kw) -> dict:
-    args = dict(clean=clean, delta=delta, method="random", preset="original", params={"eps": eps},
+    args = dict(clean=clean, delta=delta, attack="random", preset="original", params={"eps": eps},
                 norm=norm, eps=eps, seed=0, dataset="synthetic", seconds=1.5, preview=False)
     args.update(kw)
     return save_poison(out, **args)
@@ -82,10 +80,10 @@ def test_roundtrip_linf_and_manifest(clean: ImageSet, tmp_path: Path) -> None:
     assert torch.equal(poisoned.x, expected_uint8(clean, delta))
     assert torch.equal(poisoned.y, clean.y) and poisoned.classes == clean.classes
     assert torch.equal(poisoned.indices, clean.indices)
-    assert poisoned.meta["poison_method"] == "random"
+    assert poisoned.meta["poison_attack"] == "random"
     on_disk = read_manifest(tmp_path / "p")
     assert on_disk == json.loads(json.dumps(manifest))
-    assert {"method", "preset", "params", "budget", "measured", "n", "seed", "dataset",
+    assert {"attack", "preset", "params", "budget", "measured", "n", "seed", "dataset",
             "fingerprint", "image_shape", "num_classes", "uebench_version", "generation_seconds",
             "format_version", "created"} <= set(on_disk)
     assert on_disk["budget"] == {"norm": "linf", "eps": EPS} and on_disk["num_classes"] == 10
@@ -229,17 +227,17 @@ def test_apbench_roundtrip(clean: ImageSet, tmp_path: Path, channels: int) -> No
     with Image.open(folder / f"{int(data.indices[0])}.png") as img:
         assert img.mode == ("RGB" if channels == 3 else "L")
     original = load_poisoned(tmp_path / "p", data).x
-    import_apbench(tmp_path / "apb", data, method="random", **IMPORT, out_dir=tmp_path / "q")
+    import_apbench(tmp_path / "apb", data, attack="random", **IMPORT, out_dir=tmp_path / "q")
     assert torch.equal(load_poisoned(tmp_path / "q", data).x, original)
     assert read_manifest(tmp_path / "q")["budget"] == {"norm": None, "eps": None}
     # TAP's layout: no data/ folder
     shutil.move(str(folder), str(tmp_path / "tap"))
-    import_apbench(tmp_path / "tap", data, method="tap", **IMPORT, out_dir=tmp_path / "r",
+    import_apbench(tmp_path / "tap", data, attack="tap", **IMPORT, out_dir=tmp_path / "r",
                    norm="linf", eps=EPS)
     assert torch.equal(load_poisoned(tmp_path / "r", data).x, original)
     (tmp_path / "tap" / f"{int(data.indices[3])}.png").unlink()
     with pytest.raises(PoisonValidationError, match="have no PNG"):
-        import_apbench(tmp_path / "tap", data, method="tap", **IMPORT, out_dir=tmp_path / "s")
+        import_apbench(tmp_path / "tap", data, attack="tap", **IMPORT, out_dir=tmp_path / "s")
 
 
 def test_import_arrays(clean: ImageSet, tmp_path: Path) -> None:
@@ -249,17 +247,17 @@ def test_import_arrays(clean: ImageSet, tmp_path: Path) -> None:
     np.save(tmp_path / "nhwc.npy", delta.permute(0, 2, 3, 1).numpy())
     torch.save(delta.clone(), tmp_path / "delta.pt")
     for i, name in enumerate(("nchw.npy", "nhwc.npy", "delta.pt")):
-        import_array(tmp_path / name, clean, method="em", **IMPORT, out_dir=tmp_path / f"o{i}",
+        import_array(tmp_path / name, clean, attack="em", **IMPORT, out_dir=tmp_path / f"o{i}",
                      norm="linf", eps=EPS)
         assert torch.equal(load_poisoned(tmp_path / f"o{i}", clean).x, want), name
     # REM-style int8 noise in pixel units
     pixel = torch.round(delta * 255).to(torch.int8)
     torch.save(pixel, tmp_path / "rem.pt")
-    import_array(tmp_path / "rem.pt", clean, method="rem", **IMPORT, out_dir=tmp_path / "rem")
+    import_array(tmp_path / "rem.pt", clean, attack="rem", **IMPORT, out_dir=tmp_path / "rem")
     want = expected_uint8(clean, pixel.double() / 255)
     assert torch.equal(load_poisoned(tmp_path / "rem", clean).x, want)
     with pytest.raises(PoisonValidationError, match="declared eps"):
-        import_array(tmp_path / "nchw.npy", clean, method="em", dataset="synthetic",
+        import_array(tmp_path / "nchw.npy", clean, attack="em", dataset="synthetic",
                      out_dir=tmp_path / "x", norm="linf", eps=4 / 255)
 
 
@@ -267,33 +265,33 @@ def test_import_classwise_and_images(clean: ImageSet, tmp_path: Path) -> None:
     g = torch.Generator().manual_seed(3)
     per_class = (torch.rand((10, 3, 16, 16), generator=g) * 2 - 1) * EPS
     torch.save({"perturbation": per_class}, tmp_path / "classwise.pt")
-    import_array(tmp_path / "classwise.pt", clean, method="em", **IMPORT, out_dir=tmp_path / "c")
+    import_array(tmp_path / "classwise.pt", clean, attack="em", **IMPORT, out_dir=tmp_path / "c")
     want = expected_uint8(clean, per_class[clean.y])  # expanded by label
     assert torch.equal(load_poisoned(tmp_path / "c", clean).x, want)
     images = expected_uint8(clean, uniform_delta(clean))
     np.save(tmp_path / "ntga.npy", images.permute(0, 2, 3, 1).numpy())  # uint8 NHWC
     np.save(tmp_path / "ntga_float.npy", (images.double() / 255).numpy())
     for name in ("ntga.npy", "ntga_float.npy"):
-        import_array(tmp_path / name, clean, method="ntga", **IMPORT,
+        import_array(tmp_path / name, clean, attack="ntga", **IMPORT,
                      out_dir=tmp_path / f"out_{name}", kind="images")
         assert torch.equal(load_poisoned(tmp_path / f"out_{name}", clean).x, images)
     np.save(tmp_path / "nan.npy", np.full((64, 3, 16, 16), np.nan, dtype=np.float32))
     with pytest.raises(PoisonValidationError, match="NaN"):
-        import_array(tmp_path / "nan.npy", clean, method="em", **IMPORT, out_dir=tmp_path / "n")
+        import_array(tmp_path / "nan.npy", clean, attack="em", **IMPORT, out_dir=tmp_path / "n")
     np.save(tmp_path / "short.npy", np.zeros((7, 3, 16, 16), dtype=np.float32))
     with pytest.raises(PoisonValidationError, match="7 entries"):
-        import_array(tmp_path / "short.npy", clean, method="em", **IMPORT, out_dir=tmp_path / "n")
+        import_array(tmp_path / "short.npy", clean, attack="em", **IMPORT, out_dir=tmp_path / "n")
 
 
 def test_pickles_are_refused(clean: ImageSet, tmp_path: Path) -> None:
     np.save(tmp_path / "objects.npy", np.array([Exploit()], dtype=object), allow_pickle=True)
     with pytest.raises(PoisonValidationError, match="refusing to unpickle"):
-        import_array(tmp_path / "objects.npy", clean, method="em", **IMPORT, out_dir=tmp_path / "a")
+        import_array(tmp_path / "objects.npy", clean, attack="em", **IMPORT, out_dir=tmp_path / "a")
     torch.save({"delta": torch.zeros(64, 3, 16, 16), "hook": Exploit()}, tmp_path / "exploit.pt")
     with pytest.raises(PoisonValidationError, match="refusing to unpickle"):
-        import_array(tmp_path / "exploit.pt", clean, method="em", **IMPORT, out_dir=tmp_path / "b")
+        import_array(tmp_path / "exploit.pt", clean, attack="em", **IMPORT, out_dir=tmp_path / "b")
     (tmp_path / "noise.pkl").write_bytes(b"\x80\x04N.")
     with pytest.raises(PoisonValidationError, match="unsupported file type"):
-        import_array(tmp_path / "noise.pkl", clean, method="rem", **IMPORT, out_dir=tmp_path / "c")
+        import_array(tmp_path / "noise.pkl", clean, attack="rem", **IMPORT, out_dir=tmp_path / "c")
     assert UNPICKLED == []
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 import torch
 
+from uebench.config import resolve_run_cfg
 from uebench.errors import UebenchError
 from uebench.learnability.posthoc import (
     measure_run,
@@ -17,7 +18,7 @@ from uebench.learnability.posthoc import (
 )
 from uebench.learnability.report import recompute
 from uebench.train.loop import load_snapshot
-from uebench.train.run import resolve_run_cfg, train_run
+from uebench.train.run import train_run
 
 FAST = {"probe_size": 64}
 

@@ -10,10 +10,10 @@ import torch
 
 from uebench import Runtime, get_model, load_dataset
 from uebench.cli import main
-from uebench.config import RunCfg, TrainCfg, load_config
+from uebench.config import TrainCfg, resolve_run_cfg
 from uebench.errors import ConfigError
 from uebench.train import evaluate, fit
-from uebench.train.run import resolve_run_cfg, train_run
+from uebench.train.run import train_run
 
 from .conftest import has_dataset
 
@@ -109,14 +109,14 @@ def test_same_init_seed_same_weights():
 
 def test_config_strict():
     with pytest.raises(ConfigError, match="train.lrr"):
-        load_config(RunCfg, overrides=["train.lrr=0.1"])
+        resolve_run_cfg(overrides=["train.lrr=0.1"])
     with pytest.raises(ConfigError, match="integer"):
-        load_config(RunCfg, overrides=["train.epochs=1.5"])
+        resolve_run_cfg(overrides=["train.epochs=1.5"])
     with pytest.raises(ConfigError, match="one of"):
-        load_config(RunCfg, overrides=["train.optimizer=rmsprop"])
+        resolve_run_cfg(overrides=["train.optimizer=rmsprop"])
     with pytest.raises(ConfigError, match="key=value"):
-        load_config(RunCfg, overrides=["train.lr"])
-    cfg = load_config(RunCfg, overrides=["train.milestones=[10, 20]", "train.lr=1e-3"])
+        resolve_run_cfg(overrides=["train.lr"])
+    cfg = resolve_run_cfg(overrides=["train.milestones=[10, 20]", "train.lr=1e-3"])
     assert cfg.train.milestones == (10.0, 20.0) and cfg.train.lr == 1e-3
 
 
@@ -189,7 +189,7 @@ def test_cli_train_and_conflict(tmp_path: Path, capsys):
     assert main(args) == 0
     assert "test_acc=" in capsys.readouterr().out
     assert main([*args, "train.lr=0.5"]) == 2
-    assert "different config" in capsys.readouterr().err
+    assert "different settings (differs in: train.lr)" in capsys.readouterr().err
 
 
 def test_cli_listings(capsys):

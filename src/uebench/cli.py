@@ -1,105 +1,87 @@
 """The ``uebench`` command line; every command mirrors a Python API function.
 
-    uebench datasets | models | attacks
+    uebench datasets | models | attacks [NAME]
     uebench train    --dataset D --model M --epochs E [--train-size N] [--seed S] --out DIR [k=v]
-    uebench poison   --method M --dataset D [--train-size N] [--preset P] --out DIR [k=v ...]
-    uebench poison import --format apbench|array SRC --dataset D [--train-size N] --out DIR
-    uebench poison export --format apbench POISON_DIR --out DEST
-    uebench evaluate --dataset D --model M --poisons DIR [DIR ...] --out OUT
+    uebench poison generate --attack A --dataset D [--train-size N] [--preset P] --out DIR [k=v]
+    uebench poison import   --format apbench|array|images SRC --dataset D --out DIR
+    uebench poison export   POISON_DIR --out DEST
+    uebench evaluate --dataset D --model M --poisons DIR [DIR ...] --out OUT [k=v]
+    uebench sal      RUN [RUN ...] --tag T [--engine E] [--every K]
     uebench ud       --clean RUN --poisoned RUN [RUN ...] [--out OUT]
-    uebench demo     [--out runs/demo]    (the main job: EM/OPS/LSP/TAP vs clean, LeNet-5)
+    uebench demo     [--out runs/demo]    (the main job)
     uebench download NAME [--data-dir DIR]
 
-User errors print one message (what is wrong and how to fix it) and exit with status 2.
+Bad input prints one message (what is wrong and how to fix it) and exits with status 2; set
+UEBENCH_DEBUG=1 to see the traceback of an unexpected error.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from uebench.errors import UebenchError
 
 
-def _add_data_args(p: argparse.ArgumentParser, *, dataset_required: bool = True) -> None:
+def _data_args(p: argparse.ArgumentParser, *, dataset_required: bool = True) -> None:
     p.add_argument("--dataset", required=dataset_required, help="dataset name (uebench datasets)")
-    p.add_argument(
-        "--data-dir", default=None, help="where the dataset files are (or $UEBENCH_DATA)"
-    )
+    p.add_argument("--data-dir", default=None, help="where the dataset files are ($UEBENCH_DATA)")
     p.add_argument("--train-size", type=int, default=None, help="stratified seeded training subset")
     p.add_argument("--test-size", type=int, default=None, help="stratified seeded test subset")
-    p.add_argument(
-        "--seed", type=int, default=None, help="seed for subsets, data order, init (default 0)"
-    )
+    p.add_argument("--seed", type=int, default=None, help="seed (subsets, data order, init; 0)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 or auto (default)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="uebench",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=None, help="model name (uebench models)")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--config", default=None, help="YAML file with RunCfg keys")
+    p.add_argument("overrides", nargs="*", help="key=value, e.g. train.lr=0.05 model.width=0.5")
 
+
+def _add_listing(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("datasets", help="list datasets and whether their files are present")
     p.add_argument("--data-dir", default=None)
     sub.add_parser("models", help="list models with their layer counts")
-    sub.add_parser("attacks", help="list unlearnable-example generators")
+    p = sub.add_parser("attacks", help="list attacks, or show one attack's parameters")
+    p.add_argument("name", nargs="?", help="an attack: its parameters, presets and paper")
 
-    p = sub.add_parser("train", help="train one model into a run directory")
-    _add_data_args(p, dataset_required=False)
-    p.add_argument("--model", default=None, help="model name (uebench models)")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--poison", default=None, help="train on this poison directory")
-    p.add_argument("--config", default=None, help="YAML file with RunCfg keys")
-    p.add_argument("--out", required=True, help="run directory")
-    p.add_argument("overrides", nargs="*", help="key=value, e.g. train.lr=0.05 model.width=0.5")
 
-    p = sub.add_parser("poison", help="generate a poison (see also: poison import / poison export)")
-    _add_data_args(p)
-    p.add_argument("--method", required=True, help="attack name (uebench attacks)")
-    p.add_argument("--preset", default="original", help="original (default) or apbench, ...")
+def _add_poison(sub: argparse._SubParsersAction) -> None:
+    poison = sub.add_parser("poison", help="generate, import or export a poison")
+    verbs = poison.add_subparsers(dest="verb", required=True, metavar="VERB")
+    p = verbs.add_parser("generate", help="run an attack on a dataset's training (sub)set")
+    _data_args(p)
+    p.add_argument("--attack", required=True, help="attack name (uebench attacks)")
+    p.add_argument("--preset", default="original", help="original (default), apbench, ...")
     p.add_argument("--out", required=True, help="poison directory")
     p.add_argument("params", nargs="*", help="attack parameters key=value, e.g. eps=8/255")
-
-    p = sub.add_parser("poison-import", help="import a poison made by another tool")
-    _add_data_args(p)
+    p = verbs.add_parser("import", help="import a poison made by another tool")
+    _data_args(p)
     p.add_argument("--format", required=True, choices=["apbench", "array", "images"])
     p.add_argument("src", help="APBench poison folder, or a .npy/.pt array")
-    p.add_argument("--method", default="imported", help="method name recorded in the manifest")
-    p.add_argument(
-        "--norm", default=None, choices=["linf", "l2", "l0"], help="declared budget norm"
-    )
+    p.add_argument("--attack", default="imported", help="attack name recorded in the manifest")
+    p.add_argument("--norm", default=None, choices=["linf", "l2", "l0"], help="declared norm")
     p.add_argument("--eps", default=None, help="declared budget radius, e.g. 8/255")
     p.add_argument("--out", required=True)
-
-    p = sub.add_parser("poison-export", help="export a poison to APBench's PNG layout")
+    p = verbs.add_parser("export", help="export a poison to APBench's PNG layout")
     p.add_argument("--format", default="apbench", choices=["apbench"])
     p.add_argument("poison_dir")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--out", required=True)
 
-    p = sub.add_parser("evaluate", help="Algorithm 1: clean vs poisoned training with SAL -> UD")
-    _add_data_args(p)
-    p.add_argument("--model", required=True)
-    p.add_argument("--poisons", nargs="+", required=True, help="poison directories")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--sal-engine", default="fast", help="fast (default) or compat")
-    p.add_argument("--sal-origin", default=None, help="official or exact (engine default)")
-    p.add_argument("--config", default=None, help="YAML with RunCfg keys for every run")
-    p.add_argument("--out", required=True)
-    p.add_argument("overrides", nargs="*", help="key=value for every run, e.g. train.lr=0.05")
 
-    p = sub.add_parser("ud", help="recompute #LP / UD from stored runs")
-    p.add_argument("--clean", required=True, help="clean run directory")
-    p.add_argument("--poisoned", nargs="+", required=True, help="poisoned run directories")
-    p.add_argument("--beta", type=float, default=None, help="use this threshold instead")
-    p.add_argument("--decimals", type=int, default=None, help="round SAL like the paper's logs (4)")
-    p.add_argument("--out", default=None, help="write results + figures here")
-    p.add_argument("--sal-tag", default=None, help="use post-hoc SAL (uebench sal --tag TAG)")
+def _add_learnability(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="Algorithm 1: clean vs poisoned training with SAL -> UD")
+    _data_args(p)
+    _run_args(p)
+    p.add_argument("--poisons", nargs="+", required=True, help="poison directories")
+    p.add_argument("--sal-engine", default=None, help="SAL engine (default: sal.engine, fast)")
+    p.add_argument("--sal-origin", default=None, help="official or exact (engine default)")
+    p.add_argument("--out", required=True)
 
     p = sub.add_parser("sal", help="measure SAL after training from a run's per-epoch snapshots")
     p.add_argument("runs", nargs="+", help="run directories trained with train.snapshots=true")
@@ -115,47 +97,72 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.add_argument("options", nargs="*", help="engine options key=value, e.g. probe_size=1024")
 
-    p = sub.add_parser("demo", help="the main job: UD of EM/OPS/LSP/TAP on Fashion-MNIST, LeNet-5")
+    p = sub.add_parser("ud", help="recompute #LP / UD from stored runs")
+    p.add_argument("--clean", required=True, help="clean run directory")
+    p.add_argument("--poisoned", nargs="+", required=True, help="poisoned run directories")
+    p.add_argument("--beta", type=float, default=None, help="use this threshold instead")
+    p.add_argument("--decimals", type=int, default=None, help="round SAL like the paper's logs (4)")
+    p.add_argument("--sal-tag", default=None, help="use post-hoc SAL (uebench sal --tag TAG)")
+    p.add_argument("--out", default=None, help="write results + figures here")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="uebench",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_listing(sub)
+    p = sub.add_parser("train", help="train one model into a run directory")
+    _data_args(p, dataset_required=False)
+    _run_args(p)
+    p.add_argument("--poison", default=None, help="train on this poison directory")
+    p.add_argument("--out", required=True, help="run directory")
+    _add_poison(sub)
+    _add_learnability(sub)
+    p = sub.add_parser("demo", help="the main job: UD of EM/OPS/LSP/TAP vs clean")
     p.add_argument("--out", default="runs/demo")
-    p.add_argument("--train-size", type=int, default=2000)
-    p.add_argument("--test-size", type=int, default=2000)
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--train-size", type=int, default=None)
+    p.add_argument("--test-size", type=int, default=None)
+    p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sal-engine", default="fast")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--quiet", action="store_true")
-
     p = sub.add_parser("download", help="download a dataset from its official source (checksummed)")
     p.add_argument("name")
     p.add_argument("--data-dir", default=None)
     return parser
 
 
-def _normalize_argv(argv: list[str]) -> list[str]:
-    # `uebench poison import|export ...` reads naturally; argparse wants one word
-    if len(argv) >= 2 and argv[0] == "poison" and argv[1] in ("import", "export"):
-        return [f"poison-{argv[1]}", *argv[2:]]
-    return argv
+def _handler_name(args: argparse.Namespace) -> str:
+    verb = getattr(args, "verb", None)
+    return "cmd_" + args.command + (f"_{verb}" if verb else "")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args_list = _normalize_argv(list(sys.argv[1:] if argv is None else argv))
-    parser = build_parser()
-    args = parser.parse_args(args_list)
+    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    where = " ".join(filter(None, (args.command, getattr(args, "verb", None))))
     try:
         from uebench import commands
 
-        handler = getattr(commands, "cmd_" + args.command.replace("-", "_"))
-        return int(handler(args) or 0)
+        return int(getattr(commands, _handler_name(args))(args) or 0)
     except UebenchError as exc:
-        print(f"uebench {args.command}: error: {exc}", file=sys.stderr)
+        print(f"uebench {where}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(
-            "\ninterrupted: re-run the same command to resume from the last checkpoint",
-            file=sys.stderr,
-        )
+        print("\ninterrupted: re-run the same command to resume from the last checkpoint",
+              file=sys.stderr)
         return 130
+    except (OSError, ValueError, RuntimeError, MemoryError) as exc:
+        # the last line of defence: sources raise UebenchError where they know better
+        if os.environ.get("UEBENCH_DEBUG"):
+            raise
+        from uebench.errors import describe_unexpected
+
+        print(f"uebench {where}: error: {describe_unexpected(exc)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

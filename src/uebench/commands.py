@@ -62,25 +62,58 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _budget_text(info: Any) -> str:
+    eps = info.defaults.get(info.eps_param) if info.eps_param else None
+    norm = info.norm_for(info.defaults)
+    budget = "none" if norm is None else norm
+    if norm == "l0":
+        return "l0 (pixels)"
+    if eps is not None:
+        return budget + f" {eps:.4g}" + (f" ({eps * 255:.3g}/255)" if norm == "linf" else "")
+    if info.eps_for_shape is not None:
+        return budget + f" {info.eps_for_shape((3, 32, 32)):.4g} @3x32x32 (size-dependent)"
+    return budget
+
+
+def _attack_detail(name: str) -> int:
+    from uebench.attacks import ATTACKS, attack_info
+
+    info = attack_info(name)
+    print(f"{name}: {info.description}")
+    print(f"paper: {info.paper or '-'}")
+    print(f"budget (default): {_budget_text(info)}; surrogate model: "
+          f"{'yes' if info.surrogate else 'no'}")
+    doc = (ATTACKS.get(name).__doc__ or "").strip().splitlines()
+    if doc:
+        print(f"summary: {doc[0]}")
+    print("\nparameters (original preset = the defaults; override with key=value):")
+    rows = []
+    for key, default in info.defaults.items():
+        hint = info.hints.get(key)
+        type_name = getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+        rows.append([key, type_name, repr(default)])
+    _print_table(rows, ["parameter", "type", "default"])
+    print("\npresets:")
+    for preset, params in info.presets.items():
+        text = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "(the defaults)"
+        print(f"  {preset}: {text}")
+    print(f"\nexample: uebench poison generate --attack {name} --dataset fashion-mnist "
+          f"--train-size 1000 --out poisons/{name}")
+    return 0
+
+
 def cmd_attacks(args: argparse.Namespace) -> int:
     from uebench.attacks import ATTACKS, attack_info
 
+    if args.name:
+        return _attack_detail(args.name)
     rows = []
     for name in ATTACKS.names():
         info = attack_info(name)
-        eps = info.defaults.get(info.eps_param) if info.eps_param else None
-        norm = info.norm_for(info.defaults)
-        budget = "none" if norm is None else norm
-        if norm == "l0":
-            budget = "l0 (pixels)"
-        elif eps is not None:
-            budget += f" {eps:.4g}" + (f" ({eps * 255:.3g}/255)" if norm == "linf" else "")
-        elif info.eps_for_shape is not None:
-            budget += f" {info.eps_for_shape((3, 32, 32)):.4g} @3x32x32 (size-dependent)"
         rows.append(
             [
                 name,
-                budget,
+                _budget_text(info),
                 ", ".join(info.presets),
                 "yes" if info.surrogate else "no",
                 info.description,
@@ -91,7 +124,7 @@ def cmd_attacks(args: argparse.Namespace) -> int:
 
 
 def _run_cfg_from_args(args: argparse.Namespace, **extra: Any) -> Any:
-    from uebench.train.run import resolve_run_cfg
+    from uebench.config import resolve_run_cfg
 
     flags = dict(
         dataset=getattr(args, "dataset", None),
@@ -103,6 +136,8 @@ def _run_cfg_from_args(args: argparse.Namespace, **extra: Any) -> Any:
         seed=getattr(args, "seed", None),
         device=getattr(args, "device", None),
         poison=getattr(args, "poison", None),
+        sal_engine=getattr(args, "sal_engine", None),
+        sal_origin=getattr(args, "sal_origin", None),
     )
     flags.update(extra)
     return resolve_run_cfg(
@@ -137,11 +172,11 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
     return params
 
 
-def cmd_poison(args: argparse.Namespace) -> int:
-    from uebench.poison import generate_poison
+def cmd_poison_generate(args: argparse.Namespace) -> int:
+    from uebench.attacks.generate import generate_poison
 
     manifest = generate_poison(
-        args.method,
+        args.attack,
         dataset=args.dataset,
         data_dir=args.data_dir,
         train_size=args.train_size,
@@ -155,7 +190,7 @@ def cmd_poison(args: argparse.Namespace) -> int:
     m = manifest["measured"]
     b = manifest["budget"]
     print(
-        f"poison written to {args.out}: {manifest['method']} ({manifest['preset']}), "
+        f"poison written to {args.out}: {manifest['attack']} ({manifest['preset']}), "
         f"n={manifest['n']}, "
         f"budget {b['norm']} {b['eps']}, measured linf {m['linf_max']:.4f} l2 {m['l2_max']:.4f} "
         f"l0 {m['l0_max']:.0f}, {manifest['generation_seconds']:.1f}s"
@@ -164,7 +199,7 @@ def cmd_poison(args: argparse.Namespace) -> int:
 
 
 def cmd_poison_import(args: argparse.Namespace) -> int:
-    from uebench.poison import import_poison
+    from uebench.poisons import import_poison
 
     eps = None
     if args.eps is not None:
@@ -178,7 +213,7 @@ def cmd_poison_import(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         train_size=args.train_size,
         seed=args.seed or 0,
-        method=args.method,
+        attack=args.attack,
         norm=args.norm,
         eps=eps,
         out=Path(args.out),
@@ -191,7 +226,7 @@ def cmd_poison_import(args: argparse.Namespace) -> int:
 
 
 def cmd_poison_export(args: argparse.Namespace) -> int:
-    from uebench.poison import export_poison
+    from uebench.poisons import export_poison
 
     dest = export_poison(Path(args.poison_dir), Path(args.out), data_dir=args.data_dir)
     print(f"exported to {dest} (APBench layout: data/<train_index>.png)")
@@ -199,17 +234,10 @@ def cmd_poison_export(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from uebench.evaluate import evaluate
+    from uebench.evaluation import evaluate
 
-    cfg = _run_cfg_from_args(args)
-    evaluate(
-        cfg,
-        [Path(p) for p in args.poisons],
-        out=Path(args.out),
-        sal_engine=args.sal_engine,
-        sal_origin=args.sal_origin,
-        progress=not args.quiet,
-    )
+    cfg = _run_cfg_from_args(args)  # --sal-engine/--sal-origin are flags: key=value wins
+    evaluate(cfg, [Path(p) for p in args.poisons], out=Path(args.out), progress=not args.quiet)
     print((Path(args.out) / "results.md").read_text())
     print(
         f"figures: {Path(args.out) / 'sal_heatmaps.png'}, {Path(args.out) / 'learnable_counts.png'}"
@@ -271,11 +299,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from uebench.demo import run_demo
 
     t0 = time.perf_counter()
+    sizes = {k: v for k, v in (("train_size", args.train_size), ("test_size", args.test_size),
+                               ("epochs", args.epochs)) if v is not None}
     run_demo(
         args.out,
-        train_size=args.train_size,
-        test_size=args.test_size,
-        epochs=args.epochs,
+        **sizes,
         seed=args.seed,
         sal_engine=args.sal_engine,
         data_dir=args.data_dir,

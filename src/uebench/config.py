@@ -1,7 +1,14 @@
-"""Typed, strict configuration: frozen dataclasses from YAML plus ``key.sub=value`` overrides.
+"""Typed, strict configuration: frozen dataclasses, resolved in ONE place.
 
-Merge order: dataclass defaults < YAML file < command-line overrides. Unknown keys and values of
-the wrong type raise :class:`ConfigError` before any compute starts.
+A run's config is resolved by :func:`resolve_run_cfg`, with this precedence (later wins)::
+
+    dataclass defaults < the dataset's recipe < YAML file (--config) < CLI flags < key=value
+
+The dataset's recipe is registry metadata (``@register_dataset(..., recipe={...})``): the training
+settings measured to work for that data. Unknown keys, values of the wrong type, choices outside
+a ``Literal`` and impossible numbers (NaN, negative learning rates, ...) raise
+:class:`ConfigError` before any compute starts. The same coercer (:func:`coerce`) checks attack
+parameters against the attack function's type hints.
 """
 
 from __future__ import annotations
@@ -9,17 +16,25 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 
 from uebench.errors import ConfigError
 
 T = TypeVar("T")
+
+Optimizer = Literal["sgd", "adam"]
+Schedule = Literal["multistep", "cosine", "constant"]
+Augment = Literal["none", "flip", "crop", "crop_flip"]
+Precision = Literal["auto", "fp32", "bf16"]
+Switch = Literal["auto", "on", "off"]
+Origin = Literal["official", "exact"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,37 +43,40 @@ class TrainCfg:
 
     epochs: int = 10
     batch_size: int = 128
-    optimizer: str = "sgd"  # sgd | adam
+    optimizer: Optimizer = "sgd"
     lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 5e-4
     nesterov: bool = False
-    schedule: str = "multistep"  # multistep | cosine | constant
+    schedule: Schedule = "multistep"
     # multistep milestones: values < 1 are fractions of `epochs`, values >= 1 absolute epochs
     milestones: tuple[float, ...] = (0.5, 0.75)
     gamma: float = 0.1
-    augment: str = "crop_flip"  # none | flip | crop | crop_flip
+    augment: Augment = "crop_flip"
     crop_padding: int = 4
     drop_last: bool = False
     # keep the model state of every epoch in RUN/snapshots (post-hoc SAL: uebench sal RUN)
     snapshots: bool = False
-    precision: str = "auto"  # auto | fp32 | bf16
-    channels_last: str = "auto"  # auto | on | off
+    precision: Precision = "auto"
+    channels_last: Switch = "auto"
     grad_clip: float = 0.0
     label_smoothing: float = 0.0
     eval_batch_size: int = 1024
 
     def __post_init__(self) -> None:
-        _choice("train.optimizer", self.optimizer, ("sgd", "adam"))
-        _choice("train.schedule", self.schedule, ("multistep", "cosine", "constant"))
-        _choice("train.augment", self.augment, ("none", "flip", "crop", "crop_flip"))
-        _choice("train.precision", self.precision, ("auto", "fp32", "bf16"))
-        _choice("train.channels_last", self.channels_last, ("auto", "on", "off"))
-        _positive("train.epochs", self.epochs, allow_zero=True)
-        _positive("train.batch_size", self.batch_size)
-        _positive("train.eval_batch_size", self.eval_batch_size)
-        if self.lr <= 0:
-            raise ConfigError(f"train.lr must be > 0, got {self.lr}")
+        check_choices(self, "train.")
+        _number("train.epochs", self.epochs, low=1)
+        _number("train.batch_size", self.batch_size, low=1)
+        _number("train.eval_batch_size", self.eval_batch_size, low=1)
+        _number("train.lr", self.lr, low=0, strict=True)
+        _number("train.momentum", self.momentum, low=0, high=1)
+        _number("train.weight_decay", self.weight_decay, low=0)
+        _number("train.gamma", self.gamma, low=0, strict=True)
+        _number("train.crop_padding", self.crop_padding, low=0)
+        _number("train.grad_clip", self.grad_clip, low=0)
+        _number("train.label_smoothing", self.label_smoothing, low=0, high=1)
+        for m in self.milestones:
+            _number("train.milestones", m, low=0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +89,12 @@ class DataCfg:
     # data order) while keeping the same images (and so a poison made for them).
     subset_seed: int | None = None
 
+    def __post_init__(self) -> None:
+        for key in ("train_size", "test_size"):
+            value = getattr(self, key)
+            if value is not None:
+                _number(f"data.{key}", value, low=1)
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelCfg:
@@ -78,22 +102,23 @@ class ModelCfg:
     width: float = 1.0
     normalize: bool = True  # per-channel train-set mean/std inside the model; False = identity
 
+    def __post_init__(self) -> None:
+        _number("model.width", self.width, low=0, strict=True)
+
 
 @dataclasses.dataclass(frozen=True)
 class SalCfg:
     """Per-epoch SAL measurement (the paper's Eq. 3) attached to a training run."""
 
     enabled: bool = False
-    engine: str = "fast"  # fast | compat (uebench.learnability engines)
+    engine: str = "fast"  # a registered SAL engine (uebench.learnability.SAL_ENGINES)
     eps: float = 0.05  # relative L2 radius: ||v|| <= eps * ||theta_l||
-    origin: str | None = None  # official | exact; None = the engine's default
+    origin: Origin | None = None  # None = the engine's default
     options: dict[str, Any] = dataclasses.field(default_factory=dict)  # engine-specific
 
     def __post_init__(self) -> None:
-        if self.eps <= 0:
-            raise ConfigError(f"sal.eps must be > 0, got {self.eps}")
-        if self.origin is not None:
-            _choice("sal.origin", self.origin, ("official", "exact"))
+        check_choices(self, "sal.")
+        _number("sal.eps", self.eps, low=0, strict=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,22 +134,42 @@ class RunCfg:
     poison: str | None = None  # a poison directory (uebench poison --out DIR)
     device: str = "auto"
 
+    def __post_init__(self) -> None:
+        _number("seed", self.seed, low=0)
+        if self.init_seed is not None:
+            _number("init_seed", self.init_seed, low=0)
 
-def _choice(key: str, value: str, allowed: Sequence[str]) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{key} must be one of {', '.join(allowed)}; got {value!r}")
+
+# ----------------------------------------------------------------------------- checks
 
 
-def _positive(key: str, value: int, allow_zero: bool = False) -> None:
-    if value < 0 or (value == 0 and not allow_zero):
-        raise ConfigError(f"{key} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+def _number(key: str, value: float, *, low: float | None = None, high: float | None = None,
+            strict: bool = False) -> None:
+    """Finite and inside [low, high] (``strict``: > low)."""
+    if not math.isfinite(value):
+        raise ConfigError(f"{key} must be a finite number, got {value}")
+    if low is not None and (value <= low if strict else value < low):
+        raise ConfigError(f"{key} must be {'>' if strict else '>='} {low:g}, got {value:g}")
+    if high is not None and value > high:
+        raise ConfigError(f"{key} must be <= {high:g}, got {value:g}")
+
+
+def check_choices(cfg: Any, prefix: str = "") -> None:
+    """Every ``Literal``-typed field holds one of its choices (also for direct construction)."""
+    hints = typing.get_type_hints(type(cfg))
+    for f in dataclasses.fields(cfg):
+        coerce(prefix + f.name, getattr(cfg, f.name), hints[f.name])
 
 
 # ----------------------------------------------------------------------------- conversion
 
 
-def _coerce(key: str, value: Any, tp: Any) -> Any:
-    """Check/convert ``value`` to the annotated type ``tp``; raise ConfigError naming ``key``."""
+def coerce(key: str, value: Any, tp: Any) -> Any:
+    """Check/convert ``value`` to the annotated type ``tp``; raise ConfigError naming ``key``.
+
+    Supports bool, int, float (also ``"8/255"``/``"1e-3"`` strings), str, ``Literal`` choices,
+    ``X | None``, ``tuple[X, ...]``, ``list[X]``, dicts, nested config dataclasses and ``Any``.
+    """
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
@@ -133,21 +178,30 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
         errors = []
         for arg in (a for a in args if a is not type(None)):
             try:
-                return _coerce(key, value, arg)
+                return coerce(key, value, arg)
             except ConfigError as exc:
                 errors.append(str(exc))
         raise ConfigError(errors[0] if errors else f"{key}: bad value {value!r}")
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise ConfigError(
+                f"{key} must be one of {', '.join(map(str, choices))}; got {value!r}"
+            )
+        return value
     if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
         if not isinstance(value, Mapping):
             raise ConfigError(f"{key} must be a mapping, got {type(value).__name__}")
         return from_dict(tp, value, prefix=f"{key}.")
-    if origin is tuple:
+    if origin in (tuple, list):
         if isinstance(value, str):
             value = [v for v in value.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key} must be a list, got {value!r}")
-        (inner, *_rest) = typing.get_args(tp)
-        return tuple(_coerce(key, v, inner) for v in value)
+        (inner, *_rest) = typing.get_args(tp) or (Any,)
+        return origin(coerce(key, v, inner) for v in value)
     if tp is bool:
         if isinstance(value, bool):
             return value
@@ -168,7 +222,7 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
         return value
     if tp is Any:
         return value
-    if origin is dict:
+    if origin is dict or tp is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{key} must be a mapping, got {value!r}")
         return dict(value)
@@ -182,7 +236,7 @@ def parse_number(key: str, text: str) -> float:
             num, den = text.split("/", 1)
             return float(num) / float(den)
         return float(text)
-    except ValueError:
+    except (ValueError, ZeroDivisionError):
         raise ConfigError(f"{key} must be a number, got {text!r}") from None
 
 
@@ -197,17 +251,23 @@ def from_dict(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:
             f"Valid keys{' under ' + prefix.rstrip('.') if prefix else ''}: "
             f"{', '.join(sorted(fields))}"
         )
-    kwargs = {k: _coerce(prefix + k, v, hints[k]) for k, v in data.items()}
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:  # pragma: no cover - defensive
-        raise ConfigError(str(exc)) from None
+    kwargs = {k: coerce(prefix + k, v, hints[k]) for k, v in data.items()}
+    return cls(**kwargs)
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
     """A plain (YAML/JSON-serialisable) dict of a config dataclass."""
     out = dataclasses.asdict(cfg)
     return json.loads(json.dumps(out))  # tuples -> lists
+
+
+def config_hash(cfg: Any) -> str:
+    """Short stable hash of a config (run ids)."""
+    blob = json.dumps(to_dict(cfg), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:10]
+
+
+# ----------------------------------------------------------------------------- resolution
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -224,7 +284,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
-def merge(base: dict[str, Any], path: Sequence[str], value: Any) -> None:
+def _merge(base: dict[str, Any], path: Sequence[str], value: Any) -> None:
     node = base
     for part in path[:-1]:
         nxt = node.get(part)
@@ -235,10 +295,10 @@ def merge(base: dict[str, Any], path: Sequence[str], value: Any) -> None:
     node[path[-1]] = value
 
 
-def deep_update(base: dict[str, Any], upd: Mapping[str, Any]) -> dict[str, Any]:
+def _deep_update(base: dict[str, Any], upd: Mapping[str, Any]) -> dict[str, Any]:
     for k, v in upd.items():
         if isinstance(v, Mapping) and isinstance(base.get(k), dict):
-            deep_update(base[k], v)
+            _deep_update(base[k], v)
         else:
             base[k] = v
     return base
@@ -246,37 +306,66 @@ def deep_update(base: dict[str, Any], upd: Mapping[str, Any]) -> dict[str, Any]:
 
 def load_yaml(path: Path | str) -> dict[str, Any]:
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"config file {path} does not exist")
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist (or is not a file)")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping at the top level")
     return data
 
 
-def load_config(
-    cls: type[T],
+# CLI flag -> config key path (flags are a layer of their own: above YAML, below key=value)
+FLAG_KEYS: dict[str, tuple[str, ...]] = {
+    "dataset": ("data", "name"),
+    "data_dir": ("data", "data_dir"),
+    "train_size": ("data", "train_size"),
+    "test_size": ("data", "test_size"),
+    "model": ("model", "name"),
+    "width": ("model", "width"),
+    "epochs": ("train", "epochs"),
+    "seed": ("seed",),
+    "device": ("device",),
+    "poison": ("poison",),
+    "init_seed": ("init_seed",),
+    "sal_engine": ("sal", "engine"),
+    "sal_origin": ("sal", "origin"),
+}
+
+
+def resolve_run_cfg(
     *,
-    file: Path | str | None = None,
+    config_file: str | Path | None = None,
     overrides: Sequence[str] = (),
-    base: Mapping[str, Any] | None = None,
-) -> T:
-    """defaults < ``base`` (e.g. CLI flags) < YAML ``file`` < ``key=value`` ``overrides``."""
-    data: dict[str, Any] = {}
-    if base:
-        deep_update(data, json.loads(json.dumps(base)))
-    if file is not None:
-        deep_update(data, load_yaml(file))
-    for item in overrides:
-        path, value = parse_override(item)
-        merge(data, path, value)
-    return from_dict(cls, data)
+    **flags: Any,
+) -> RunCfg:
+    """The one way a :class:`RunCfg` is made from user input (see the module docstring).
 
+    ``flags`` uses CLI names (:data:`FLAG_KEYS`); ``None`` means "not given".
+    """
+    from uebench.data import DATASETS
 
-def config_hash(cfg: Any) -> str:
-    """Short stable hash of a config (run ids)."""
-    blob = json.dumps(to_dict(cfg), sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()[:10]
+    file_data = load_yaml(config_file) if config_file else {}
+    flag_data: dict[str, Any] = {}
+    for key, value in flags.items():
+        if key not in FLAG_KEYS:
+            raise TypeError(f"unknown flag {key}")
+        if value is not None:
+            _merge(flag_data, FLAG_KEYS[key], value)
+    parsed = [parse_override(o) for o in overrides]
+    # the recipe belongs to the dataset named by the highest layer that names one
+    dataset = RunCfg().data.name
+    for layer in (file_data, flag_data):
+        dataset = (layer.get("data") or {}).get("name", dataset)
+    for path, value in parsed:
+        if path == ["data", "name"]:
+            dataset = value
+    recipe = DATASETS.meta(str(dataset)).get("recipe") or {}
+    data: dict[str, Any] = {"train": json.loads(json.dumps(recipe))}
+    _deep_update(data, file_data)
+    _deep_update(data, flag_data)
+    for path, value in parsed:
+        _merge(data, path, value)
+    return from_dict(RunCfg, data)

@@ -12,10 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from uebench.attacks.generate import generate_poison
 from uebench.attacks.lsp import lsp_radius
-from uebench.evaluate import evaluate
-from uebench.poison import generate_poison
-from uebench.train.run import resolve_run_cfg
+from uebench.config import resolve_run_cfg
+from uebench.evaluation import evaluate
 
 DEMO_DATASET = "fashion-mnist"
 DEMO_MODEL = "lenet5"

@@ -22,3 +22,37 @@ class ConfigError(UebenchError, ValueError):
 
 class PoisonValidationError(UebenchError, ValueError):
     """A stored poison does not match the clean data or violates its declared budget."""
+
+
+def describe_unexpected(exc: BaseException) -> str:
+    """A one-line message naming the problem and the fix for errors the sources did not foresee.
+
+    The CLI's last line of defence: file-system errors become "what, where, what to do"; anything
+    else keeps its own message plus how to get the traceback.
+    """
+    import errno
+
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        what = exc.strerror or str(exc)
+        fixes = {
+            errno.ENOSPC: "the disk is full: free some space and re-run the same command "
+                          "(finished epochs and poison work resume)",
+            errno.EDQUOT: "the disk quota is exceeded: free some space and re-run",
+            errno.EROFS: "the file system is read-only: choose a writable --out directory",
+            errno.EACCES: "permission denied: choose a directory you can write, or fix its "
+                          "permissions",
+            errno.EPERM: "operation not permitted: choose another directory",
+            errno.ENOENT: "a file or directory does not exist: check the path",
+            errno.EISDIR: "a directory is where a file is expected: check the path",
+            errno.ENOTDIR: "a file is where a directory is expected (e.g. --out points at a "
+                           "file): choose another path",
+            errno.ENAMETOOLONG: "a path is too long: use a shorter --out",
+        }
+        fix = fixes.get(exc.errno or -1, "check the path and re-run")
+        return f"{what}{where}: {fix}"
+    if isinstance(exc, MemoryError):
+        return ("out of memory: use a smaller --train-size, batch size or model width, or a "
+                "machine with more memory")
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"{type(exc).__name__}: {text} (unexpected; set UEBENCH_DEBUG=1 for the traceback)"

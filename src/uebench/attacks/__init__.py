@@ -1,5 +1,6 @@
-"""Unlearnable-example generators: ``run_attack(name, x, y, ...)``; ``ATTACKS.names()`` lists
-them. The poison store (``save_poison``, ``load_poisoned``, imports/exports) is re-exported here."""
+"""Unlearnable-example generators: ``run_attack(name, x, y, ...)`` returns δ,
+``generate_poison(name, dataset=..., out=...)`` writes a poison directory; ``ATTACKS.names()``
+lists them. The poison store itself is :mod:`uebench.poisons`."""
 
 from uebench.attacks import dc, em, hypo, rem, tap  # noqa: F401 (registers surrogate attacks)
 
@@ -14,11 +15,9 @@ from uebench.attacks.base import (
     resolve_params,
     run_attack,
 )
-from uebench.attacks.interop import export_apbench, import_apbench, import_array
-from uebench.attacks.store import load_delta, load_poisoned, read_manifest, save_poison
+from uebench.attacks.generate import generate_poison
 
 __all__ = [
-    "ATTACKS", "attack_info", "enforce_budget", "measure", "register_attack", "resolve_params",
-    "run_attack", "export_apbench", "import_apbench", "import_array", "load_delta", "load_poisoned",
-    "read_manifest", "save_poison",
+    "ATTACKS", "attack_info", "enforce_budget", "generate_poison", "measure", "register_attack",
+    "resolve_params", "run_attack",
 ]

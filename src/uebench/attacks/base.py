@@ -23,6 +23,7 @@ Surrogate models are trained with :func:`uebench.train.fit` (no private training
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,14 +31,21 @@ from typing import Any
 
 import torch
 
-from uebench.config import parse_number
+from uebench.config import coerce
 from uebench.errors import ConfigError
+from uebench.poisons.budget import (  # noqa: F401 (re-exported for attack modules)
+    NORMS,
+    clamp_to_image,
+    enforce_budget,
+    measure,
+    project_l2,
+    project_linf,
+)
 from uebench.registry import Registry
 from uebench.runtime import Runtime
 
 AttackFn = Callable[..., torch.Tensor]
 ATTACKS: Registry[AttackFn] = Registry("attack")
-NORMS = ("linf", "l2", "l0", None)
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,10 @@ class AttackInfo:
     norm_param: str | None = None
     # radius used when the eps parameter is left at None, from the image shape (C, H, W)
     eps_for_shape: Callable[[tuple[int, int, int]], float] | None = None
+    # the hyperparameters' type hints: overrides are checked against them before any compute
+    hints: Mapping[str, Any] = field(default_factory=dict)
+    # small settings for the registry-driven contract tests (seconds on 64 tiny images)
+    test_params: Mapping[str, Any] = field(default_factory=dict)
 
     def norm_for(self, params: Mapping[str, Any]) -> str | None:
         """The budget norm of a run with these resolved parameters."""
@@ -68,6 +80,9 @@ class AttackInfo:
         return norm
 
 
+_NOT_PARAMS = ("rt", "workdir", "num_classes")
+
+
 def register_attack(
     name: str,
     *,
@@ -79,36 +94,39 @@ def register_attack(
     paper: str = "",
     norm_param: str | None = None,
     eps_for_shape: Callable[[tuple[int, int, int]], float] | None = None,
+    test_params: Mapping[str, Any] | None = None,
 ) -> Callable[[AttackFn], AttackFn]:
     """Register an attack; ``presets['original']`` is implied by the function's defaults.
 
     ``norm_param`` names a parameter that selects the budget norm per run (its default must equal
     ``norm``); without it the norm is fixed. ``eps_for_shape`` gives the radius for an image shape
     when the eps parameter's default is ``None`` (e.g. LSP's 6/255-equivalent L2 radius).
+    ``test_params`` are small settings the contract tests run every attack with. Presets and test
+    parameters are type-checked here, at import time.
     """
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}")
 
     def deco(fn: AttackFn) -> AttackFn:
         sig = inspect.signature(fn)
+        all_hints = typing.get_type_hints(fn)
         defaults = {
             k: p.default
             for k, p in sig.parameters.items()
             if p.kind is inspect.Parameter.KEYWORD_ONLY
             and p.default is not inspect.Parameter.empty
-            and k not in ("rt", "workdir", "num_classes")
+            and k not in _NOT_PARAMS
         }
+        hints = {k: all_hints.get(k, Any) for k in defaults}
         all_presets = {"original": {}, **(presets or {})}
-        for pname, params in all_presets.items():
-            bad = sorted(set(params) - set(defaults))
-            if bad:
-                raise ValueError(f"attack {name} preset {pname}: unknown parameters {bad}")
-        if norm_param is not None and defaults.get(norm_param) != norm:
-            raise ValueError(f"attack {name}: default of {norm_param} must be {norm!r}")
         info = AttackInfo(
             name, norm, eps_param, all_presets, surrogate, description, paper, defaults, norm_param,
-            eps_for_shape,
+            eps_for_shape, hints, dict(test_params or {}),
         )
+        for pname, params in [*all_presets.items(), ("test_params", info.test_params)]:
+            _coerce_params(info, params, f"preset {pname}", exc=ValueError)
+        if norm_param is not None and defaults.get(norm_param) != norm:
+            raise ValueError(f"attack {name}: default of {norm_param} must be {norm!r}")
         for params in all_presets.values():
             info.norm_for(params)
         ATTACKS.register(name, info=info)(fn)
@@ -121,10 +139,27 @@ def attack_info(name: str) -> AttackInfo:
     return ATTACKS.meta(name)["info"]
 
 
+def _coerce_params(info: AttackInfo, params: Mapping[str, Any], where: str,
+                   exc: type[Exception] = ConfigError) -> dict[str, Any]:
+    """Parameters checked and converted with the config coercer, from the function's hints."""
+    out = {}
+    for key, value in params.items():
+        if key not in info.defaults:
+            raise exc(
+                f"attack {info.name} ({where}) has no parameter {key!r}. "
+                f"Parameters: {', '.join(sorted(info.defaults))}"
+            )
+        try:
+            out[key] = coerce(f"attack {info.name}: {key}", value, info.hints[key])
+        except ConfigError as err:
+            raise exc(str(err)) from None
+    return out
+
+
 def resolve_params(
     name: str, preset: str = "original", overrides: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Defaults < preset < overrides, type-checked against the function's defaults."""
+    """Defaults < preset < overrides, each override checked against the function's type hints."""
     info = attack_info(name)
     if preset not in info.presets:
         raise ConfigError(
@@ -132,13 +167,7 @@ def resolve_params(
         )
     params = dict(info.defaults)
     params.update(info.presets[preset])
-    for key, value in (overrides or {}).items():
-        if key not in info.defaults:
-            raise ConfigError(
-                f"attack {name} has no parameter {key!r}. "
-                f"Parameters: {', '.join(sorted(info.defaults))}"
-            )
-        params[key] = _coerce_like(name, key, value, info.defaults[key])
+    params.update(_coerce_params(info, overrides or {}, "override"))
     info.norm_for(params)  # a bad norm fails here, before any compute
     return params
 
@@ -153,41 +182,6 @@ def fill_shape_defaults(
         c, h, w = (int(v) for v in image_shape)
         out[info.eps_param] = float(info.eps_for_shape((c, h, w)))
     return out
-
-
-def _coerce_like(attack: str, key: str, value: Any, default: Any) -> Any:
-    if value is None:
-        return value
-    if default is None:
-        if isinstance(value, str):  # a None default is an optional number here: "8/255", "0.5"
-            try:
-                return parse_number(key, value)
-            except ConfigError:
-                return value
-        return value
-    if isinstance(default, bool):
-        if isinstance(value, bool):
-            return value
-    elif isinstance(default, int):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif isinstance(default, float):
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # "8/255", "1e-3"
-            try:
-                return parse_number(key, value)
-            except ConfigError:
-                pass
-    elif isinstance(default, str):
-        if isinstance(value, str):
-            return value
-    elif isinstance(default, (tuple, list)):
-        if isinstance(value, (tuple, list)):
-            return type(default)(value)
-    raise ConfigError(
-        f"attack {attack}: parameter {key} expects {type(default).__name__}, got {value!r}"
-    )
 
 
 def run_attack(
@@ -211,47 +205,3 @@ def run_attack(
     eps = resolved.get(info.eps_param) if info.eps_param else None
     delta = enforce_budget(xf, delta.to(xf.device).float(), info.norm_for(resolved), eps)
     return delta, resolved
-
-
-# ----------------------------------------------------------------------------- budgets
-
-
-def clamp_to_image(x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
-    """Shrink ``delta`` so that ``x + delta`` lies in [0, 1]."""
-    return (x + delta).clamp_(0.0, 1.0) - x
-
-
-def project_linf(delta: torch.Tensor, eps: float) -> torch.Tensor:
-    return delta.clamp(-eps, eps)
-
-
-def project_l2(delta: torch.Tensor, eps: float) -> torch.Tensor:
-    """Per-sample projection onto the L2 ball of radius ``eps``."""
-    flat = delta.flatten(1)
-    norms = flat.norm(dim=1).clamp_min(1e-12)
-    factor = (eps / norms).clamp(max=1.0)
-    return (flat * factor[:, None]).view_as(delta)
-
-
-def enforce_budget(
-    x: torch.Tensor, delta: torch.Tensor, norm: str | None, eps: float | None
-) -> torch.Tensor:
-    """Project onto the declared budget, then clamp to the image range (only shrinks norms)."""
-    if not torch.isfinite(delta).all():
-        raise FloatingPointError("attack produced NaN/Inf perturbations")
-    if norm == "linf" and eps is not None:
-        delta = project_linf(delta, eps)
-    elif norm == "l2" and eps is not None:
-        delta = project_l2(delta, eps)
-    return clamp_to_image(x, delta)
-
-
-def measure(delta: torch.Tensor) -> dict[str, float]:
-    """Largest per-sample linf, l2 and l0 (changed pixel positions) norms, in [0, 1] units."""
-    flat = delta.flatten(1).double()
-    l0 = (delta.abs().amax(dim=1) > 0).flatten(1).sum(1)  # a pixel counts once across channels
-    return {
-        "linf_max": float(flat.abs().amax()) if flat.numel() else 0.0,
-        "l2_max": float(flat.norm(dim=1).max()) if flat.numel() else 0.0,
-        "l0_max": float(l0.max()) if l0.numel() else 0.0,
-    }

@@ -24,9 +24,9 @@ def import_released(
     path: Path | str, clean: ImageSet, *, dataset: str, out_dir: Path | str,
     eps: float | None = 8 / 255,
 ) -> dict[str, Any]:
-    """Store released NTGA poisoned images as a uebench poison (``method="ntga"``).
+    """Store released NTGA poisoned images as a uebench poison (``attack="ntga"``).
 
-    A thin pointer to ``uebench.attacks.store.import_array(path, clean, kind="images", ...)``
+    A thin pointer to ``uebench.poisons.import_array(path, clean, kind="images", ...)``
     with NTGA's linf budget declared.
 
     Args:
@@ -40,7 +40,7 @@ def import_released(
     Returns:
         The poison's manifest.
     """
-    from uebench.attacks import store  # the store re-exports the import helpers
+    from uebench.poisons import import_array
 
-    return store.import_array(path, clean, method="ntga", dataset=dataset, out_dir=out_dir,
-                              norm="linf", eps=eps, kind="images", preset="released")
+    return import_array(path, clean, attack="ntga", dataset=dataset, out_dir=out_dir,
+                        norm="linf", eps=eps, kind="images", preset="released")

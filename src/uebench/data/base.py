@@ -100,7 +100,8 @@ DATASETS: Registry[DatasetFn] = Registry("dataset")
 
 
 def register_dataset(
-    name: str, *, description: str, kind: str = "image", files: str = "", how_to_get: str = ""
+    name: str, *, description: str, kind: str = "image", files: str = "", how_to_get: str = "",
+    recipe: dict[str, Any] | None = None,
 ) -> Callable[[DatasetFn], DatasetFn]:
     """Register a dataset loader ``fn(root, train) -> ImageSet``.
 
@@ -110,9 +111,12 @@ def register_dataset(
         kind: ``image`` or ``tabular`` (tabular data is stored as 1 x 1 x F uint8 "images").
         files: what files the loader expects (for error messages and docs).
         how_to_get: how a user obtains the files.
+        recipe: default training settings for this data (a partial ``TrainCfg``, see
+            :mod:`uebench.data.recipes`); the layer just above the dataclass defaults.
     """
     return DATASETS.register(
-        name, description=description, kind=kind, files=files, how_to_get=how_to_get
+        name, description=description, kind=kind, files=files, how_to_get=how_to_get,
+        recipe=dict(recipe or {}),
     )
 
 

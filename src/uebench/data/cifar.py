@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from uebench.data import recipes
 from uebench.data.base import ImageSet, data_roots, find_files, register_dataset
 from uebench.data.imagenet import TreeSplit, decode_tree, list_class_images, shared_data_dirs
 from uebench.errors import DataNotFoundError, UebenchError
@@ -250,7 +251,7 @@ def _from_tree(name: str, folder: Path, attempt: Attempt, train: bool) -> ImageS
 
 
 @register_dataset(
-    "cifar10",
+    "cifar10", recipe=recipes.CIFAR,
     description="CIFAR-10, 3x32x32, 10 classes, 50000/10000 (python/binary batches, or image "
     "folders/archive such as the shared JPEG q75 re-encode)",
     files="cifar-10-batches-py/ | cifar-10-batches-bin/ | cifar10_jpg.tar.gz | cifar10_jpg/",
@@ -278,7 +279,7 @@ def cifar10(root: Path | None, train: bool) -> ImageSet:
 
 
 @register_dataset(
-    "cifar100",
+    "cifar100", recipe=recipes.CIFAR,
     description="CIFAR-100, 3x32x32, 100 fine classes, 50000/10000 (python batches or image "
     "folders/archive)",
     files="cifar-100-python/{train,test,meta} | cifar100_jpg.tar.gz | cifar100_jpg/",

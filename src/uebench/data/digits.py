@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from uebench.data import recipes
 from uebench.data.base import ImageSet, register_dataset, stratified_subset
 
 SPLIT_SEED = 0
@@ -19,7 +20,7 @@ TRAIN_FRACTION = 0.8
 
 
 @register_dataset(
-    "digits",
+    "digits", recipe=recipes.DIGITS,
     description="sklearn load_digits, 1x8x8, 10 classes, stratified 80/20 split (1438/359)",
     files="none (ships with scikit-learn)",
     how_to_get="pip install scikit-learn",

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from uebench.data import recipes
 from uebench.data.base import ImageSet, find_files, register_dataset
 from uebench.errors import DataNotFoundError, UebenchError
 
@@ -222,7 +223,7 @@ def _find_imagenet(root: Path | None) -> tuple[Path, str]:
 
 
 @register_dataset(
-    "imagenet100",
+    "imagenet100", recipe=recipes.IMAGENET,
     description="first 100 ImageNet classes, 3x224x224 (resize 224 + centre crop); "
     f"${FRACTION_ENV} keeps a seeded fraction of each training class",
     files="imagenet100/train/<wnid>/*.JPEG, imagenet100/val/<wnid>/*.JPEG (or test/)",

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from uebench.data import recipes
 from uebench.data.base import ImageSet, find_files, register_dataset
 from uebench.errors import DataNotFoundError, UebenchError
 
@@ -124,7 +125,7 @@ def load_idx_split(dataset: str, root: Path | None, train: bool, *, classes: tup
 
 
 @register_dataset(
-    "fashion-mnist",
+    "fashion-mnist", recipe=recipes.GREYSCALE,
     description="Fashion-MNIST (Xiao et al. 2017), 1x28x28, 10 classes, 60000/10000",
     files="train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
     "t10k-labels-idx1-ubyte.gz (or uncompressed)",
@@ -139,7 +140,7 @@ def fashion_mnist(root: Path | None, train: bool) -> ImageSet:
 
 
 @register_dataset(
-    "mnist",
+    "mnist", recipe=recipes.GREYSCALE,
     description="MNIST (LeCun et al. 1998), 1x28x28, 10 classes, 60000/10000",
     files="train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
     "t10k-labels-idx1-ubyte.gz (or uncompressed)",

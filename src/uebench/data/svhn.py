@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from uebench.data import recipes
 from uebench.data.base import ImageSet, find_files, register_dataset
 from uebench.errors import UebenchError
 
@@ -49,7 +50,7 @@ def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 @register_dataset(
-    "svhn",
+    "svhn", recipe=recipes.SVHN,
     description="SVHN cropped digits (format 2), 3x32x32, 10 classes, 73257/26032",
     files="train_32x32.mat, test_32x32.mat",
     how_to_get=_SVHN_HOW,

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from uebench.data import recipes
 from uebench.data.base import ImageSet, register_dataset
 
 _SYN_CLASSES = tuple(f"pattern{i}" for i in range(10))
@@ -37,7 +38,7 @@ def _synthetic(train: bool, n: int, side: int = 16, channels: int = 3) -> ImageS
 
 
 @register_dataset(
-    "synthetic",
+    "synthetic", recipe=recipes.SYNTHETIC,
     description="generated class-pattern images, 3x16x16, 10 classes, 1000/500 (tests, no files)",
 )
 def synthetic(root: Path | None, train: bool) -> ImageSet:
@@ -45,7 +46,7 @@ def synthetic(root: Path | None, train: bool) -> ImageSet:
 
 
 @register_dataset(
-    "toy",
+    "toy", recipe=recipes.TOY,
     kind="tabular",
     description="make_classification: 5000 samples, 12 features, 10 classes (paper §3.1), 1x1x12",
 )

@@ -21,7 +21,6 @@ import yaml
 
 from uebench.errors import UebenchError
 from uebench.learnability.distance import ud_table
-from uebench.learnability.plots import plot_learnable_counts, plot_sal_heatmaps
 from uebench.utils.io import atomic_write_text, write_json
 
 __all__ = [
@@ -374,6 +373,8 @@ def recompute(
             **table,
             "notes": list(notes),
         }
+    from uebench.learnability.plots import plot_learnable_counts, plot_sal_heatmaps  # matplotlib
+
     out_dir = Path(out_dir)
     result = write_results(out_dir, table, notes=notes, **meta)
     files = {

@@ -23,14 +23,14 @@ import torch
 import yaml
 from torch import nn
 
-from uebench.config import RunCfg, to_dict
+from uebench.config import RunCfg, from_dict, to_dict
 from uebench.data.base import ImageSet, Splits, load_dataset
 from uebench.errors import UebenchError
 from uebench.models.base import get_model
 from uebench.runtime import Runtime, default_device
 from uebench.train.loop import Callback, fit
 from uebench.utils.env import environment
-from uebench.utils.io import atomic_write_text, read_json, write_json
+from uebench.utils.io import atomic_write_text, read_json, refuse_if_different, write_json
 
 
 def make_runtime(cfg: RunCfg, progress: bool = True) -> Runtime:
@@ -55,7 +55,7 @@ def training_set(cfg: RunCfg, splits: Splits) -> ImageSet:
     """The clean training set, or its poisoned version when ``cfg.poison`` is set."""
     if cfg.poison is None:
         return splits.train
-    from uebench.attacks.store import load_poisoned
+    from uebench.poisons.store import load_poisoned
 
     return load_poisoned(Path(cfg.poison), splits.train)
 
@@ -98,8 +98,6 @@ def sal_callbacks(cfg: RunCfg) -> list[Callback]:
 
 def load_run_config(run_dir: Path | str) -> RunCfg:
     """The resolved config a run directory was trained with (``config.yaml``)."""
-    from uebench.config import from_dict
-
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise UebenchError(f"{run_dir} is not a run directory (no config.yaml)")
@@ -117,25 +115,12 @@ def is_complete(out: Path) -> bool:
 
 
 def _check_existing(out: Path, cfg_dict: dict[str, Any]) -> None:
-    cfg_path = out / "config.yaml"
-    if not cfg_path.exists():
+    if not (out / "config.yaml").exists():
         return
-    old = yaml.safe_load(cfg_path.read_text()) or {}
-    if old != cfg_dict:
-        diff = sorted(_diff_keys(old, cfg_dict))
-        raise UebenchError(
-            f"{out} already holds a run with a different config (differs in: {', '.join(diff)}). "
-            "Use another --out directory, or delete that one to start over."
-        )
-
-
-def _diff_keys(a: Any, b: Any, prefix: str = "") -> set[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        out: set[str] = set()
-        for k in set(a) | set(b):
-            out |= _diff_keys(a.get(k), b.get(k), f"{prefix}{k}.")
-        return out
-    return set() if a == b else {prefix.rstrip(".")}
+    # the stored config read back through RunCfg, so keys added since (with their defaults)
+    # do not make an old run look different
+    old = to_dict(load_run_config(out))
+    refuse_if_different(out, old, cfg_dict, what="a run")
 
 
 def train_run(
@@ -194,53 +179,3 @@ def train_run(
     summary.update(extra_summary or {})
     write_json(out / "summary.json", summary)
     return summary
-
-
-def resolve_run_cfg(
-    *,
-    config_file: str | Path | None = None,
-    overrides: Sequence[str] = (),
-    **flags: Any,
-) -> RunCfg:
-    """Resolve a RunCfg: defaults < dataset recipe < YAML file < CLI flags < ``key=value``.
-
-    ``flags`` uses CLI names (``dataset``, ``model``, ``epochs``, ``train_size``, ``test_size``,
-    ``seed``, ``device``, ``poison``, ``data_dir``, ``width``); ``None`` means "not given".
-    """
-    from uebench.config import deep_update, from_dict, load_yaml, merge, parse_override
-    from uebench.train.recipes import recipe
-
-    file_data = load_yaml(config_file) if config_file else {}
-    flag_data: dict[str, Any] = {}
-    placement = {
-        "dataset": ("data", "name"),
-        "data_dir": ("data", "data_dir"),
-        "train_size": ("data", "train_size"),
-        "test_size": ("data", "test_size"),
-        "model": ("model", "name"),
-        "width": ("model", "width"),
-        "epochs": ("train", "epochs"),
-        "seed": ("seed",),
-        "device": ("device",),
-        "poison": ("poison",),
-        "init_seed": ("init_seed",),
-    }
-    for key, value in flags.items():
-        if key not in placement:
-            raise TypeError(f"unknown flag {key}")
-        if value is not None:
-            merge(flag_data, placement[key], value)
-    parsed = [parse_override(o) for o in overrides]
-    # which dataset decides the recipe: the last layer that names one
-    dataset = RunCfg().data.name
-    for layer in (file_data, flag_data):
-        dataset = (layer.get("data") or {}).get("name", dataset)
-    for path, value in parsed:
-        if path == ["data", "name"]:
-            dataset = value
-    data: dict[str, Any] = {"train": recipe(str(dataset))}
-    deep_update(data, file_data)
-    deep_update(data, flag_data)
-    for path, value in parsed:
-        merge(data, path, value)
-    return from_dict(RunCfg, data)

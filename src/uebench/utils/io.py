@@ -71,6 +71,33 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
+def diff_keys(a: Any, b: Any, prefix: str = "") -> set[str]:
+    """Dotted paths at which two nested mappings differ."""
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        out: set[str] = set()
+        for k in set(a) | set(b):
+            out |= diff_keys(a.get(k), b.get(k), f"{prefix}{k}.")
+        return out
+    return set() if a == b else {prefix.rstrip(".") or "(value)"}
+
+
+def refuse_if_different(where: Path | str, old: Mapping[str, Any], new: Mapping[str, Any], *,
+                        what: str, fix: str = "") -> None:
+    """The one "this directory already holds something else" check (runs, poisons, SAL tags).
+
+    Raises UebenchError naming the differing keys unless ``old == new``.
+    """
+    from uebench.errors import UebenchError
+
+    if dict(old) == dict(new):
+        return
+    diff = ", ".join(sorted(diff_keys(old, new)))
+    raise UebenchError(
+        f"{where} already holds {what} with different settings (differs in: {diff}). "
+        + (fix or "Use another output directory, or delete that one to start over.")
+    )
+
+
 def atomic_torch_save(obj: Any, path: Path) -> None:
     _atomic(path, lambda tmp: torch.save(obj, tmp))
 

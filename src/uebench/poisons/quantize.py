@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import torch
 
-from uebench.attacks.base import measure
+from uebench.poisons.budget import measure, project_l2
 
 CHUNK = 1024  # samples per chunk
 TOLERANCE = 1e-6  # slack when comparing measured norms with the declared radius
@@ -41,10 +41,7 @@ def round_to_budget(delta: torch.Tensor, norm: str | None, eps: float | None) ->
     elif norm == "l2" and eps is not None:
         over = (q / 255.0).flatten(1).norm(dim=1) > eps
         if over.any():
-            raw = scaled[over]
-            norms = (raw / 255.0).flatten(1).norm(dim=1)
-            shrink = (eps / norms.clamp_min(1e-300)).clamp(max=1.0)
-            q[over] = (raw * shrink[:, None, None, None]).trunc()
+            q[over] = (project_l2(scaled[over] / 255.0, eps) * 255.0).trunc()
     return q
 
 
@@ -78,7 +75,7 @@ def quantize(
 
 
 def measure_pixels(delta: torch.Tensor, scale: float = 255.0) -> dict[str, float]:
-    """:func:`~uebench.attacks.base.measure` of ``delta / scale``, by chunks (255: pixel units)."""
+    """:func:`~uebench.poisons.budget.measure` of ``delta / scale``, by chunks (255: pixel units)."""
     result = {"linf_max": 0.0, "l2_max": 0.0, "l0_max": 0.0}
     for part in chunks(delta.shape[0]):
         for key, value in measure(delta[part].double() / scale).items():

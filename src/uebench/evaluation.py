@@ -20,15 +20,14 @@ from typing import Any
 
 from uebench.config import RunCfg
 from uebench.errors import UebenchError
+from uebench.poisons.store import load_poisoned, manifest_attack, read_manifest
 from uebench.train.run import load_splits, train_run
 
 
 def run_name(poison_dir: Path, taken: set[str]) -> str:
-    """A readable, unique run name for a poison directory (its method, else its folder name)."""
-    from uebench.attacks.store import read_manifest
-
+    """A readable, unique run name for a poison directory (its attack, else its folder name)."""
     try:
-        base = str(read_manifest(poison_dir).get("method") or poison_dir.name)
+        base = manifest_attack(read_manifest(poison_dir))
     except UebenchError:
         base = poison_dir.name
     base = re.sub(r"[^A-Za-z0-9_.-]+", "-", base) or "poison"
@@ -54,12 +53,11 @@ def evaluate(
         cfg: the run settings shared by every run (dataset, subset, model, training, seed).
         poisons: poison directories made for the same dataset subset (``uebench poison``).
         out: output directory.
-        sal_engine: ``fast`` (default) or ``compat``; overrides ``cfg.sal.engine``.
-        sal_origin: ``official`` or ``exact``; overrides ``cfg.sal.origin``.
+        sal_engine: a registered SAL engine; ``None`` keeps ``cfg.sal.engine``.
+        sal_origin: ``official`` or ``exact``; ``None`` keeps ``cfg.sal.origin``.
     Returns:
         The results table (as written to ``results.json``).
     """
-    from uebench.attacks.store import load_poisoned
     from uebench.learnability.report import recompute
 
     if not poisons:

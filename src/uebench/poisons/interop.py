@@ -11,7 +11,7 @@
   float in [0, 1]; ``delta = images - clean``.
 
 Imports are checked (count, shape, NaN/Inf, declared budget) and stored with
-:func:`~uebench.attacks.store.save_poison`; unless ``norm``/``eps`` are given the budget is
+:func:`~uebench.poisons.store.save_poison`; unless ``norm``/``eps`` are given the budget is
 undeclared (``None``) and only the measured norms are recorded.
 """
 
@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from uebench.attacks.quantize import budget_violation, measure_pixels
-from uebench.attacks.store import load_poisoned, read_manifest, save_poison
+from uebench.poisons.quantize import budget_violation, measure_pixels
+from uebench.poisons.store import load_poisoned, read_manifest, save_poison
 from uebench.data.base import ImageSet
 from uebench.errors import PoisonValidationError
 from uebench.utils.io import atomic_write_bytes, write_json
@@ -58,7 +58,7 @@ def export_apbench(poison_dir: Path | str, clean: ImageSet, dest: Path | str) ->
 
 
 def import_apbench(
-    src: Path | str, clean: ImageSet, *, method: str, dataset: str, out_dir: Path | str,
+    src: Path | str, clean: ImageSet, *, attack: str, dataset: str, out_dir: Path | str,
     norm: str | None = None, eps: float | None = None, preset: str = "imported",
     preview: bool = True,
 ) -> dict[str, Any]:
@@ -96,12 +96,12 @@ def import_apbench(
         )
     delta = (images.float() - clean.x.float()) / 255.0  # exact after quantization
     extra = {"imported_from": str(root), "import_format": "apbench-png"}
-    return _store(delta, clean, method=method, dataset=dataset, out_dir=out_dir, norm=norm, eps=eps,
+    return _store(delta, clean, attack=attack, dataset=dataset, out_dir=out_dir, norm=norm, eps=eps,
                   preset=preset, extra=extra, preview=preview)
 
 
 def import_array(
-    path: Path | str, clean: ImageSet, *, method: str, dataset: str, out_dir: Path | str,
+    path: Path | str, clean: ImageSet, *, attack: str, dataset: str, out_dir: Path | str,
     norm: str | None = None, eps: float | None = None, kind: str = "delta",
     scale: float | None = None, preset: str = "imported", preview: bool = True,
 ) -> dict[str, Any]:
@@ -110,7 +110,7 @@ def import_array(
     Args:
         path: a ``.npy`` or ``.pt`` file holding one array (a ``.pt`` dict with one tensor is ok).
         clean: the clean training images the array belongs to (same order).
-        method, dataset, out_dir: recorded in / location of the new poison directory.
+        attack, dataset, out_dir: recorded in / location of the new poison directory.
         norm, eps: the declared budget, checked before storing (None: undeclared).
         kind: ``delta`` or ``images``.
         scale: deltas are divided by it (default 1 for float arrays, 255 for integer arrays).
@@ -142,7 +142,7 @@ def import_array(
     else:
         raise PoisonValidationError(f"kind must be 'delta' or 'images', got {kind!r}")
     extra = {"imported_from": str(path), "import_format": f"array-{kind}"}
-    return _store(delta, clean, method=method, dataset=dataset, out_dir=out_dir, norm=norm, eps=eps,
+    return _store(delta, clean, attack=attack, dataset=dataset, out_dir=out_dir, norm=norm, eps=eps,
                   preset=preset, extra=extra, preview=preview)
 
 
@@ -210,7 +210,7 @@ def _to_nchw(arr: torch.Tensor, clean: ImageSet, *, classwise: bool) -> torch.Te
     )
 
 
-def _store(delta: torch.Tensor, clean: ImageSet, *, method: str, dataset: str, out_dir: Path | str,
+def _store(delta: torch.Tensor, clean: ImageSet, *, attack: str, dataset: str, out_dir: Path | str,
            norm: str | None, eps: float | None, preset: str, extra: dict[str, Any],
            preview: bool) -> dict[str, Any]:
     if (norm is None) != (eps is None) and norm != "l0":
@@ -218,8 +218,8 @@ def _store(delta: torch.Tensor, clean: ImageSet, *, method: str, dataset: str, o
     problem = budget_violation(measure_pixels(delta, 1.0), norm, eps)
     if problem:
         raise PoisonValidationError(
-            f"imported {method}: {problem}; declare the right budget or none"
+            f"imported {attack}: {problem}; declare the right budget or none"
         )
-    return save_poison(out_dir, clean=clean, delta=delta, method=method, preset=preset, params={},
+    return save_poison(out_dir, clean=clean, delta=delta, attack=attack, preset=preset, params={},
                        norm=norm, eps=eps, seed=None, dataset=dataset, seconds=0.0, extra=extra,
                        preview=preview)

@@ -6,15 +6,15 @@ Layout (format_version 1)::
                               indices int64  N              (indices into the full train split)
                               labels  int64  N
     <dir>/preview.png         clean / amplified delta / poisoned, one column per class
-    <dir>/manifest.json       method, preset, params, budget, measured norms, fingerprint, ...
+    <dir>/manifest.json       attack, preset, params, budget, measured norms, fingerprint, ...
 
 Every file is written atomically and ``manifest.json`` last, so a directory that has a manifest
 is complete. The perturbation is quantized to integer pixel units so that the declared budget
-still holds afterwards (:func:`uebench.attacks.quantize.quantize`), and the measured norms in
+still holds afterwards (:func:`uebench.poisons.quantize.quantize`), and the measured norms in
 the manifest are those of the stored, quantized delta. Loading validates the poison against the
 clean data it belongs to and raises :class:`PoisonValidationError` naming the problem and the fix.
 
-Import/export (APBench PNGs, ``.npy`` / ``.pt`` arrays): :mod:`uebench.attacks.interop`.
+Import/export (APBench PNGs, ``.npy`` / ``.pt`` arrays): :mod:`uebench.poisons.interop`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from uebench.attacks.quantize import (
+from uebench.poisons.quantize import (
     budget_violation,
     chunks,
     measure_pixels,
@@ -49,7 +49,7 @@ def fingerprint(clean: ImageSet) -> str:
 
 
 def _quantize_checked(
-    clean: ImageSet, delta: torch.Tensor, norm: str | None, eps: float | None, method: str
+    clean: ImageSet, delta: torch.Tensor, norm: str | None, eps: float | None, attack: str
 ) -> tuple[torch.Tensor, dict[str, float], int]:
     """(int16 delta, its measured norms, entries shrunk to keep x + delta in [0, 255])."""
     if tuple(delta.shape) != tuple(clean.x.shape):
@@ -63,7 +63,7 @@ def _quantize_checked(
     measured = measure_pixels(q)
     problem = budget_violation(measured, norm, eps)
     if problem:  # only possible if the float delta was far outside its own budget (l0)
-        raise PoisonValidationError(f"{method}: {problem} after quantization")
+        raise PoisonValidationError(f"{attack}: {problem} after quantization")
     return q, measured, clamped
 
 
@@ -72,7 +72,7 @@ def save_poison(
     *,
     clean: ImageSet,
     delta: torch.Tensor,
-    method: str,
+    attack: str,
     preset: str,
     params: dict[str, Any],
     norm: str | None,
@@ -89,13 +89,13 @@ def save_poison(
         out_dir: target directory (created; an existing poison there is replaced).
         clean: the clean training images the delta belongs to (``clean.indices`` are stored).
         delta: float perturbation in [0, 1] units, shaped like ``clean.x``.
-        method, preset, params: the attack name, preset and resolved hyperparameters.
+        attack, preset, params: the attack's name, preset and resolved hyperparameters.
         norm, eps: the declared budget (norm in linf / l2 / l0 / None, eps in [0, 1] units).
         seed, dataset, seconds: generation seed (None for imports), dataset name, wall time.
         preview: also render ``preview.png``.
         extra: more manifest fields (e.g. an import's source).
     """
-    q, measured, clamped = _quantize_checked(clean, delta, norm, eps, method)
+    q, measured, clamped = _quantize_checked(clean, delta, norm, eps, attack)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / MANIFEST).unlink(missing_ok=True)  # the directory is incomplete until the new manifest
@@ -105,15 +105,15 @@ def save_poison(
                "labels": clean.y.contiguous()}
     atomic_write_bytes(out / TENSORS, st_save(tensors))
     if preview:
-        from uebench.attacks.preview import render_preview
+        from uebench.poisons.preview import render_preview
 
-        png = render_preview(clean.x, q, clean.y, clean.classes, title=method)
+        png = render_preview(clean.x, q, clean.y, clean.classes, title=attack)
         atomic_write_bytes(out / PREVIEW, png)
     from uebench import __version__
 
     manifest: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
-        "method": method, "preset": preset, "params": dict(params),
+        "attack": attack, "preset": preset, "params": dict(params),
         "budget": {"norm": norm, "eps": eps},
         "measured": measured,
         "n": len(clean), "seed": seed, "dataset": dataset,
@@ -128,6 +128,11 @@ def save_poison(
     }
     write_json(out / MANIFEST, manifest)
     return manifest
+
+
+def manifest_attack(manifest: dict[str, Any]) -> str:
+    """The attack that made a poison (manifests before 0.2 called it ``method``)."""
+    return str(manifest.get("attack") or manifest.get("method") or "unknown")
 
 
 def read_manifest(poison_dir: Path | str) -> dict[str, Any]:
@@ -173,7 +178,7 @@ def load_delta(poison_dir: Path | str) -> tuple[torch.Tensor, torch.Tensor, torc
     if delta.dtype != torch.int16:
         raise PoisonValidationError(
             f"{d / TENSORS}: delta must be int16 pixel units, got {delta.dtype}; import float "
-            "perturbations with uebench.attacks.store.import_array"
+            "perturbations with uebench.poisons.import_array"
         )
     return delta, tensors["indices"].long(), tensors["labels"].long()
 
@@ -188,7 +193,7 @@ def load_poisoned(poison_dir: Path | str, clean: ImageSet) -> ImageSet:
     for part in chunks(len(clean)):
         x[part] = (clean.x[part].to(torch.int16) + delta[part]).to(torch.uint8)
     meta = dict(clean.meta)
-    meta.update(poison_dir=str(d), poison_method=manifest["method"],
+    meta.update(poison_dir=str(d), poison_attack=manifest_attack(manifest),
                 poison_preset=manifest.get("preset"))
     return ImageSet(x, clean.y.clone(), clean.classes, clean.name, meta)
 
@@ -235,11 +240,3 @@ def validate(manifest: dict[str, Any], delta: torch.Tensor, indices: torch.Tenso
             f"{where}: x + delta leaves the pixel range [0, 255] ({low}..{high}); the file was "
             "altered, regenerate"
         )
-
-
-def __getattr__(name: str) -> Any:  # import/export helpers live in interop.py (file size)
-    if name in ("export_apbench", "import_apbench", "import_array"):
-        from uebench.attacks import interop
-
-        return getattr(interop, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
