@@ -87,8 +87,8 @@ class _Confuse:
                  lr: float) -> None:
         self.gen, self.frozen, self.opt, self.eps, self.lr = gen, frozen, opt, eps, lr
 
-    def __call__(self, model: nn.Module, x: torch.Tensor,
-                 y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                 info: object) -> tuple[torch.Tensor, torch.Tensor]:
         params = dict(model.named_parameters())
         poisoned = (x + self.eps * torch.tanh(self.gen(x))).clamp(0, 1)
         loss = F.cross_entropy(model(poisoned).float(), y)

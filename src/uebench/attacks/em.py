@@ -20,9 +20,10 @@ class-stratified ``class_subset`` (20 %) of the data; after each batch's PGD eve
 becomes the mean of its samples' deltas, clamped to +-eps (original: 1 step of 0.8/255).
 
 Deviations: the surrogate is trained by :func:`uebench.train.fit`, one ``fit`` "epoch" per round
-on that round's ``train_steps`` batches; optimizer momentum carries over between rounds through
-fit's checkpoint (``workdir/em/surrogate``), so the surrogate sees exactly the original's
-sequence of SGD steps. The training clamps ``x + delta`` to [0, 1] (APBench does not).
+on that round's ``train_steps`` batches; optimizer momentum carries over between rounds in memory
+(:class:`~uebench.train.loop.FitState`; with a workdir also through fit's checkpoint, for resume),
+so the surrogate sees exactly the original's sequence of SGD steps. The training clamps
+``x + delta`` to [0, 1] (APBench does not).
 
 Presets: ``apbench`` = 5 steps of 1.6/255, loader batch 128 (attack/em_poisons.py);
 ``classwise`` = the original class-wise setting. Long runs show a round bar (surrogate train
@@ -53,7 +54,7 @@ from uebench.attacks.surrogate import (
 from uebench.config import TrainCfg
 from uebench.data.base import stratified_subset
 from uebench.runtime import Runtime, derive_seed
-from uebench.train.loop import evaluate, fit
+from uebench.train.loop import FitState, evaluate, fit
 from uebench.utils.progress import bar
 
 STREAM = 8100
@@ -166,7 +167,9 @@ def run_min_min(
             saved = _initial_state(x, spec, num_classes, rt)
         noise, seed, rnd, done = saved["noise"], saved["seed"], saved["round"], saved["done"]
         model = build_surrogate(surrogate, x, num_classes, width=width, rt=rt, stream=(STREAM, 0))
-        srt, sdir = sub_runtime(rt, STREAM, 1), state.dir("surrogate")
+        # the surrogate's optimiser continues in memory between rounds (FitState); its
+        # checkpoint file is only written when a workdir makes the run resumable
+        srt, sdir, fstate = sub_runtime(rt, STREAM, 1), state.store("surrogate"), FitState()
         pbar = bar(spec.max_rounds, enabled=rt.show_progress, desc=name, unit="round", initial=rnd)
         while not done and rnd < spec.max_rounds:
             rnd += 1
@@ -174,7 +177,8 @@ def run_min_min(
             chunk = spec.train_steps * b
             idx = stream_indices(xw.shape[0], (rnd - 1) * chunk, chunk, rt, STREAM).to(x.device)
             rows = fit(model, (xw[idx] + per_sample[idx]).clamp(0, 1), yw[idx],
-                       cfg=surrogate_cfg(b, rnd), rt=srt, run_dir=sdir, desc=f"{name} surrogate")
+                       cfg=surrogate_cfg(b, rnd), rt=srt, run_dir=sdir, state=fstate,
+                       desc=f"{name} surrogate")
             model.eval()
             if spec.classwise:
                 noise = _update_classwise(model, xw, yw, noise, spec, b, rt, rnd)

@@ -19,9 +19,11 @@ returns ``delta`` shaped like ``x`` with ``x + delta`` in [0, 1].
 
 then the noise of the whole dataset is regenerated with the final surrogate (step 1 per batch).
 
-Implementation: the surrogate is trained by :func:`uebench.train.fit` over *sample indices* (the
-loader yields index batches; ``batch_loss`` crafts the noise and the adversarial batch), so fit
-owns the optimizer, the schedule and the epoch checkpoints (``workdir/rem/surrogate``); the
+Implementation: the surrogate is trained by :func:`uebench.train.fit` on the clean images, with a
+``batch_loss`` that crafts each batch's noise and adversarial examples from the batch's own seeded
+stream (``BatchInfo.generator``), so fit owns the optimizer, the schedule, the batch order and the
+epoch checkpoints (``workdir/rem/surrogate``) and a resumed run draws what an uninterrupted one
+would; the
 final regeneration keeps every finished batch in ``workdir/rem/final<epochs>``.
 Deviations: ``train_steps`` is rounded up to whole epochs and the lr decays at the nearest epoch
 boundary (CIFAR-10: 13 epochs of 390 steps = 5070 steps, decays after 1950 and 3900); the noise
@@ -53,7 +55,6 @@ from uebench.attacks.surrogate import (
     attack_precision,
     batched,
     build_surrogate,
-    fit_epoch,
     pgd,
     sub_runtime,
     uniform_start,
@@ -62,7 +63,7 @@ from uebench.config import TrainCfg
 from uebench.data.loader import random_crop_flip
 from uebench.errors import ConfigError
 from uebench.runtime import Runtime
-from uebench.train.loop import autocast, fit
+from uebench.train.loop import BatchInfo, autocast, fit
 
 STREAM = 8200
 PADDING = 4  # crop padding of the training transform (CIFAR RandomCrop(32, padding=4))
@@ -71,10 +72,9 @@ PADDING = 4  # crop padding of the training transform (CIFAR RandomCrop(32, padd
 class _Rem:
     """Defensive noise and adversarial examples for one batch (fit's ``batch_loss``)."""
 
-    def __init__(self, x: torch.Tensor, params: dict, rt: Runtime, steps_per_epoch: int) -> None:
-        self.x, self.p, self.rt, self.spe = x, params, rt, steps_per_epoch
-        self.precision = attack_precision(x.device)
-        self.step = 0  # global training step: seeds this batch's random draws
+    def __init__(self, params: dict, rt: Runtime, device: torch.device) -> None:
+        self.p, self.rt = params, rt
+        self.precision = attack_precision(device)
 
     def _adversary(self, model: nn.Module, base: torch.Tensor, y: torch.Tensor,
                    gen: torch.Generator) -> torch.Tensor:
@@ -108,11 +108,9 @@ class _Rem:
         model.train(training)
         return delta.detach()
 
-    def __call__(self, model: nn.Module, index: torch.Tensor,
-                 y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        gen = self.rt.generator(STREAM, 3, self.step)
-        self.step += 1
-        x = self.x[index.flatten(1)[:, 0].long()]
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                 info: BatchInfo) -> tuple[torch.Tensor, torch.Tensor]:
+        gen = info.generator(STREAM)  # the batch's own stream: resume draws the same
         delta = self.defend(model, x, y, gen)
         moved = random_crop_flip(x + delta, gen, padding=PADDING)
         model.eval()  # the adversary attacks a frozen model, as in the original
@@ -120,9 +118,6 @@ class _Rem:
         model.train()
         logits = model(adv)
         return F.cross_entropy(logits.float(), y), logits
-
-    def on_epoch(self, ctx) -> None:
-        self.step = ctx.epoch * self.spe
 
 
 def _surrogate_cfg(n: int, batch_size: int, train_steps: int, lr: float,
@@ -145,11 +140,9 @@ def _rem_original(x: torch.Tensor, y: torch.Tensor, p: dict, *, num_classes: int
         sdir = state.dir("surrogate")
         model = build_surrogate(p["surrogate"], x, num_classes, width=p["surrogate_width"], rt=rt,
                                 stream=(STREAM, 0))
-        rem = _Rem(x, p, rt, x.shape[0] // b)
-        rem.step = fit_epoch(sdir) * rem.spe
-        index = torch.arange(x.shape[0], device=x.device, dtype=torch.float32).view(-1, 1, 1, 1)
-        fit(model, index, y, cfg=cfg, rt=sub_runtime(rt, STREAM, 1, progress=True), run_dir=sdir,
-            batch_loss=rem, callbacks=[rem.on_epoch], desc="rem surrogate")
+        rem = _Rem(p, rt, x.device)
+        fit(model, x, y, cfg=cfg, rt=sub_runtime(rt, STREAM, 1, progress=True), run_dir=sdir,
+            batch_loss=rem, desc="rem surrogate")
         model.eval()
         final = f"final{cfg.epochs}"
         for old in state.root.glob("final*"):

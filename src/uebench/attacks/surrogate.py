@@ -215,12 +215,6 @@ class RunState:
         self.close()
 
 
-def fit_epoch(run_dir: Path) -> int:
-    """The epoch of ``fit``'s checkpoint in ``run_dir`` (0 when there is none)."""
-    path = Path(run_dir) / "checkpoint.pt"
-    return int(safe_torch_load(path)["epoch"]) if path.exists() else 0
-
-
 CraftFn = Callable[[int, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 

@@ -32,7 +32,43 @@ from uebench.utils.io import (
 )
 from uebench.utils.progress import bar
 
-BatchLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+@dataclass(frozen=True)
+class BatchInfo:
+    """Where a training batch sits, for a ``batch_loss`` that needs it (defenses, attacks).
+
+    ``generator(*offsets)`` gives the batch's own seeded random stream, derived from the run's seed
+    and the global step: a resumed run draws exactly what an uninterrupted one draws.
+    """
+
+    epoch: int  # 1-based
+    step: int  # global optimiser step this batch is for (1-based)
+    rt: Runtime
+
+    def generator(self, *offsets: int) -> torch.Generator:
+        return self.rt.generator(3, self.step, *offsets)
+
+
+# (model, x, y, info) -> (loss to backpropagate, logits for the train accuracy)
+BatchLoss = Callable[
+    [nn.Module, torch.Tensor, torch.Tensor, BatchInfo], tuple[torch.Tensor, torch.Tensor]
+]
+
+
+@dataclass
+class FitState:
+    """Optimiser, schedule and finished epochs carried across ``fit`` calls *in memory*.
+
+    An alternating attack (EM, REM-apbench) trains its surrogate one "epoch" per round with other
+    work in between; passing the same ``FitState`` to every call continues the optimiser (its
+    momentum) and the schedule without a round trip through a checkpoint file.
+    """
+
+    opt: torch.optim.Optimizer | None = None
+    sched: Any = None
+    epoch: int = 0
+    step: int = 0
+    rows: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -104,7 +140,7 @@ def autocast(device: torch.device, precision: str) -> Any:
 
 def cross_entropy(cfg: TrainCfg) -> BatchLoss:
     def loss_fn(
-        model: nn.Module, x: torch.Tensor, y: torch.Tensor
+        model: nn.Module, x: torch.Tensor, y: torch.Tensor, info: BatchInfo
     ) -> tuple[torch.Tensor, torch.Tensor]:
         logits = model(x)
         return F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing), logits
@@ -156,6 +192,7 @@ def fit(
     run_dir: Path | None = None,
     desc: str = "train",
     step_hooks: Sequence[StepHook] = (),
+    state: FitState | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``model`` in place and return one metrics row per epoch.
 
@@ -167,11 +204,15 @@ def fit(
         rt: device, seed and progress switch.
         x_test, y_test: optional evaluation split (test_loss / test_acc per epoch).
         callbacks: per-epoch hooks (e.g. the SAL measurement); their dicts join the row.
-        batch_loss: ``(model, x, y) -> (loss, logits)`` replacing plain cross-entropy (defenses).
+        batch_loss: ``(model, x, y, info) -> (loss, logits)`` replacing plain cross-entropy
+            (defenses, attacks); ``info`` is a :class:`BatchInfo`.
         run_dir: if given, ``metrics.jsonl`` and ``checkpoint.pt`` are written there after every
             epoch (atomically) and an existing checkpoint is resumed.
         desc: progress-bar label.
         step_hooks: per-optimiser-step hooks (:class:`StepHook`).
+        state: an in-memory continuation (:class:`FitState`): the optimiser, schedule and epoch
+            of the previous call with the same ``state`` are continued (``cfg.epochs`` is then
+            the new total); on the first call it is filled.
 
     Returns:
         Rows with ``epoch, lr, train_loss, train_acc, [test_loss, test_acc], seconds`` + callbacks.
@@ -181,8 +222,6 @@ def fit(
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    opt = make_optimizer(model, cfg)
-    sched = make_scheduler(opt, cfg)
     loss_fn = batch_loss or cross_entropy(cfg)
     loader = DeviceLoader(
         x_train,
@@ -194,11 +233,18 @@ def fit(
         device=device,
         padding=cfg.crop_padding,
     )
-    rows, start = _resume(run_dir, model, opt, sched)
-    step = start * len(loader)  # global optimiser steps so far (every epoch has len(loader))
-    if start:
-        for hook in step_hooks:
-            hook.on_resume(start, step)
+    if state is not None and state.opt is not None:  # continue in memory
+        opt, sched, rows, start, step = state.opt, state.sched, state.rows, state.epoch, state.step
+    else:
+        opt = make_optimizer(model, cfg)
+        sched = make_scheduler(opt, cfg)
+        rows, start = _resume(run_dir, model, opt, sched)
+        step = start * len(loader)  # global optimiser steps so far (every epoch has len(loader))
+        if start:
+            for hook in step_hooks:
+                hook.on_resume(start, step)
+    if state is not None:
+        state.opt, state.sched, state.rows = opt, sched, rows
     for epoch in range(start + 1, cfg.epochs + 1):
         t0 = time.perf_counter()
         lr = opt.param_groups[0]["lr"]
@@ -209,7 +255,7 @@ def fit(
         stats = _train_epoch(
             model, loader.batches(rt.generator(1, epoch)), opt, loss_fn, cfg,
             device=device, precision=precision, channels_last=channels_last,
-            step_hooks=step_hooks, step=step, epoch=epoch, pbar=pbar,
+            step_hooks=step_hooks, step=step, epoch=epoch, pbar=pbar, rt=rt,
         )
         pbar.close()
         step = stats.step
@@ -234,6 +280,8 @@ def fit(
             hook.on_epoch_end(epoch, step)
         if run_dir is not None:
             _checkpoint(run_dir, model, opt, sched, epoch, rows, snapshot=cfg.snapshots)
+        if state is not None:
+            state.epoch, state.step = epoch, step
     return rows
 
 
@@ -272,7 +320,7 @@ def official_running_loss(batch_means: Sequence[float], batch_sizes: Sequence[in
 def _train_epoch(
     model: nn.Module, batches: Any, opt: torch.optim.Optimizer, loss_fn: BatchLoss,
     cfg: TrainCfg, *, device: torch.device, precision: str, channels_last: bool,
-    step_hooks: Sequence[StepHook], step: int, epoch: int, pbar: Any,
+    step_hooks: Sequence[StepHook], step: int, epoch: int, pbar: Any, rt: Runtime,
 ) -> EpochStats:
     """One pass of optimiser steps; no per-batch host sync (sums stay on the device)."""
     model.train()
@@ -284,7 +332,7 @@ def _train_epoch(
         if channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
         with autocast(device, precision):
-            loss, logits = loss_fn(model, xb, yb)
+            loss, logits = loss_fn(model, xb, yb, BatchInfo(epoch, step + 1, rt))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
