@@ -23,25 +23,13 @@ from .conftest import has_dataset
 
 NORM_KEY = {"linf": "linf_max", "l2": "l2_max"}
 TINY = {"surrogate": "tiny"}
-# (attack, preset, overrides): every method and preset family at test size
+# every registered surrogate attack and preset, at the small settings it declares at registration
+# (``test_params``): a new attack or preset is covered without editing this file
 CASES = {
-    "em": ("em", "original", {**TINY, "steps": 2, "train_steps": 2, "batch_size": 32,
-                              "max_rounds": 2, "stop_acc": 1.0}),
-    "em-classwise": ("em", "classwise", {**TINY, "train_steps": 2, "batch_size": 32,
-                                         "max_rounds": 2, "stop_acc": 1.0}),
-    "rem": ("rem", "original", {**TINY, "steps": 2, "samp_num": 2, "adv_steps": 2,
-                                "train_steps": 4, "batch_size": 32}),
-    "rem-apbench": ("rem", "apbench", {**TINY, "steps": 2, "adv_steps": 2, "batch_size": 32,
-                                       "max_rounds": 2, "stop_acc": 1.0}),
-    "tap": ("tap", "original", {**TINY, "surrogate_epochs": 2, "steps": 3, "restarts": 2,
-                                "batch_size": 32}),
-    "tap-apbench": ("tap", "apbench", {**TINY, "surrogate_epochs": 2, "steps": 3, "restarts": 1,
-                                       "batch_size": 32}),
-    "hypo": ("hypo", "original", {**TINY, "surrogate_epochs": 2, "steps": 3, "batch_size": 32}),
-    "hypo-apbench": ("hypo", "apbench", {**TINY, "surrogate_epochs": 2, "steps": 3,
-                                         "batch_size": 32}),
-    "dc": ("dc", "cpu", {**TINY, "outer_epochs": 2, "cls_epochs": 1, "batch_size": 32,
-                         "gen_channels": 4}),
+    (name if preset == "original" else f"{name}-{preset}"): (
+        name, preset, dict(attack_info(name).test_params))
+    for name in ATTACKS.names() if attack_info(name).surrogate
+    for preset in attack_info(name).presets
 }
 
 

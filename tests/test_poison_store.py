@@ -148,10 +148,18 @@ def stored(clean: ImageSet, tmp_path: Path) -> Path:
     return out
 
 
-def _rewrite(poison: Path, **tensors: torch.Tensor) -> None:
+def _rewrite(poison: Path, *, rehash: bool = True, **tensors: torch.Tensor) -> None:
+    """Replace stored tensors; ``rehash`` also updates the manifest's sha256, so the deeper
+    checks (not the tamper check) are what is tested."""
+    import hashlib
+
     current = load_file(str(poison / TENSORS))
     current.update(tensors)
     save_file(current, str(poison / TENSORS))
+    if rehash:
+        manifest = json.loads((poison / MANIFEST).read_text())
+        manifest["sha256"] = hashlib.sha256((poison / TENSORS).read_bytes()).hexdigest()
+        (poison / MANIFEST).write_text(json.dumps(manifest))
 
 
 def test_missing_files(clean: ImageSet, stored: Path, tmp_path: Path) -> None:

@@ -12,6 +12,28 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def resolve_device(name: str | torch.device | None) -> torch.device:
+    """``auto``/None -> CUDA if available else CPU; a named device is checked before any work."""
+    from uebench.errors import UebenchError
+
+    if name is None or name == "auto":
+        return default_device()
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise UebenchError(f"unknown device {name!r}: use cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UebenchError(f"device {name} requested but CUDA is not available on this "
+                               "machine; use --device cpu (or auto)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UebenchError(f"device {name} does not exist: this machine has "
+                               f"{torch.cuda.device_count()} CUDA device(s)")
+    elif device.type != "cpu":
+        raise UebenchError(f"device {name} is not supported: use cpu, cuda, cuda:N or auto")
+    return device
+
+
 @dataclass
 class Runtime:
     """Device, master seed and progress switch handed to every long-running component.

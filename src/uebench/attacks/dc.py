@@ -149,6 +149,9 @@ def _train_generator(
         "cpu": {"outer_epochs": 5, "cls_epochs": 2, "surrogate": "lenet5", "gen_channels": 16},
     },
     surrogate=True,
+    # small settings for the registry-driven contract tests (64 tiny images, seconds)
+    test_params={"surrogate": "tiny", "outer_epochs": 2, "cls_epochs": 1, "batch_size": 32,
+                 "gen_channels": 4},
     description="DeepConfuse: UNet noise generator trained against a classifier's trajectory",
     paper="Feng et al., NeurIPS 2019, arXiv 1905.09027",
 )

@@ -205,6 +205,9 @@ def run_min_min(
         "classwise": {"classwise": True, "steps": 1},
     },
     surrogate=True,
+    # small settings for the registry-driven contract tests (64 tiny images, seconds)
+    test_params={"surrogate": "tiny", "steps": 2, "train_steps": 2, "batch_size": 32,
+                 "max_rounds": 2, "stop_acc": 1.0},
     description="error-minimizing noise (min-min with an alternately trained surrogate); "
     "sample- or class-wise",
     paper="Huang et al., ICLR 2021, arXiv 2101.04898",

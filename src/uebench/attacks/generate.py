@@ -9,11 +9,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from uebench.errors import ConfigError
 from uebench.poisons.api import clean_train_set
-from uebench.runtime import Runtime, default_device
-from uebench.utils.io import atomic_write_text, refuse_if_different
+from uebench.runtime import Runtime, resolve_device
+from uebench.utils.io import DirectoryLock, atomic_write_text, check_output_dir, refuse_if_different
 
 
 def json_ready(params: dict[str, Any]) -> dict[str, Any]:
@@ -21,8 +20,7 @@ def json_ready(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def make_runtime(device: str | None, seed: int, progress: bool) -> Runtime:
-    dev = default_device() if device in (None, "auto") else torch.device(device)
-    return Runtime(device=dev, seed=seed, progress=progress)
+    return Runtime(device=resolve_device(device), seed=seed, progress=progress)
 
 
 def generate_poison(
@@ -45,27 +43,43 @@ def generate_poison(
     every session. A complete poison with the same settings is reused; a different one in ``out``
     is refused. Returns the manifest.
     """
-    from uebench.attacks.base import attack_info, fill_shape_defaults, resolve_params, run_attack
-    from uebench.poisons.store import manifest_attack, read_manifest, save_poison
+    from uebench.attacks.base import attack_info, fill_shape_defaults, resolve_params
+    from uebench.poisons.store import manifest_attack, read_manifest
 
-    out = Path(out)
     info = attack_info(attack)  # unknown names and bad parameters fail before any data loads
     resolved = resolve_params(attack, preset, params)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"seed must be an integer >= 0, got {seed!r}")
+    out = check_output_dir(out, marker="manifest.json", what="a uebench poison")
+    rt = make_runtime(device, seed, progress)  # a bad device fails before any work
     clean = clean_train_set(dataset, data_dir=data_dir, train_size=train_size, seed=seed)
     resolved = fill_shape_defaults(attack, resolved, clean.image_shape)
     identity = {"attack": attack, "preset": preset, "seed": seed, "dataset": dataset,
                 "n": len(clean), "params": json_ready(resolved)}
-    if (out / "manifest.json").exists():
-        manifest = read_manifest(out)
-        old = {**{k: manifest.get(k) for k in identity}, "attack": manifest_attack(manifest)}
-        refuse_if_different(out, old, identity, what="a poison",
-                            fix="Choose another --out, or delete that directory to regenerate.")
-        return manifest
-    rt = make_runtime(device, seed, progress)
+    with DirectoryLock(out):
+        if (out / "manifest.json").exists():
+            manifest = read_manifest(out)
+            old = {**{k: manifest.get(k) for k in identity}, "attack": manifest_attack(manifest)}
+            refuse_if_different(out, old, identity, what="a poison",
+                                fix="Choose another --out, or delete that directory to "
+                                    "regenerate.")
+            return manifest
+        return _generate(attack, info, clean, out, rt, preset=preset, params=params,
+                         dataset=dataset, seed=seed)
+
+
+def _generate(attack: str, info: Any, clean: Any, out: Path, rt: Runtime, *, preset: str,
+              params: dict[str, Any] | None, dataset: str, seed: int) -> dict[str, Any]:
+    from uebench.attacks.base import run_attack
+    from uebench.poisons.store import save_poison
+
     workdir = out / ".work"
     workdir.mkdir(parents=True, exist_ok=True)
     clock = workdir / "seconds.txt"  # time spent by earlier, interrupted sessions
-    before = float(clock.read_text()) if clock.exists() else 0.0
+    try:
+        before = float(clock.read_text()) if clock.exists() else 0.0
+    except (OSError, ValueError):  # a damaged clock only loses the earlier sessions' seconds
+        before = 0.0
     t0 = time.perf_counter()
     try:
         delta, resolved = run_attack(attack, clean.x, clean.y, num_classes=clean.num_classes,

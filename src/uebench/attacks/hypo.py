@@ -43,6 +43,8 @@ from uebench.runtime import Runtime
     norm_param="norm",
     presets={"apbench": {"norm": "linf", "eps": 8 / 255, "step_size": 0.8 / 255}},
     surrogate=True,
+    # small settings for the registry-driven contract tests (64 tiny images, seconds)
+    test_params={"surrogate": "tiny", "surrogate_epochs": 2, "steps": 3, "batch_size": 32},
     description="hypocritical (Delusive P2) error-minimizing PGD on a fixed clean model",
     paper="Tao et al., NeurIPS 2021, arXiv 2102.04716",
 )

@@ -176,6 +176,9 @@ VARIANTS = {"original": _rem_original, "apbench": _rem_apbench}
     norm="linf",
     presets={"apbench": {"variant": "apbench", "steps": 5, "adv_steps": 5}},
     surrogate=True,
+    # small settings for the registry-driven contract tests (64 tiny images, seconds)
+    test_params={"surrogate": "tiny", "steps": 2, "samp_num": 2, "adv_steps": 2, "train_steps": 4,
+                 "batch_size": 32, "max_rounds": 2, "stop_acc": 1.0},
     description="robust error-minimizing noise (min-min-max, EOT, adversarially trained surrogate)",
     paper="Fu et al., ICLR 2022, arXiv 2203.14533",
 )

@@ -108,6 +108,9 @@ def _best_restart(x: torch.Tensor, craft: _Crafter, restarts: int, batch_size: i
     norm="linf",
     presets={"apbench": {"targeted": False}},
     surrogate=True,
+    # small settings for the registry-driven contract tests (64 tiny images, seconds)
+    test_params={"surrogate": "tiny", "surrogate_epochs": 2, "steps": 3, "restarts": 2,
+                 "batch_size": 32},
     description="adversarial poisons: class-targeted PGD on a clean surrogate, 8 restarts",
     paper="Fowl et al., NeurIPS 2021, arXiv 2106.10807",
 )

@@ -133,6 +133,9 @@ def data_roots(root: Path | str | None) -> list[Path]:
     return roots
 
 
+_FOUND: list[list[Path]] = []  # active recorders of the directories find_files returned
+
+
 def find_files(
     dataset: str,
     root: Path | str | None,
@@ -154,6 +157,8 @@ def find_files(
     looked.extend(Path(s) for s in system_dirs)
     for d in looked:
         if all((d / f).exists() for f in required):
+            for record in _FOUND:
+                record.append(d.resolve())
             return d
     where = "\n  ".join(str(p) for p in dict.fromkeys(looked))
     raise DataNotFoundError(
@@ -194,11 +199,37 @@ def load_dataset(
     test_size: int | None = None,
     seed: int = 0,
 ) -> Splits:
-    """Load a registered dataset's train/test splits, optionally as stratified seeded subsets."""
+    """Load a registered dataset's train/test splits, optionally as stratified seeded subsets.
+
+    Refuses (rather than silently adjusting): a ``data_dir`` that does not exist, train and test
+    files found in different places (two copies mixed), and a subset larger than its split.
+    """
     fn = DATASETS.get(name)
     root = Path(data_dir) if data_dir is not None else None
-    train = fn(root, True)
-    test = fn(root, False)
+    if root is not None and not root.expanduser().is_dir():
+        raise UebenchError(f"--data-dir {root} does not exist (or is not a directory): pass the "
+                           f"directory that holds the {name} files")
+    places: list[list[Path]] = []
+    for train_split in (True, False):
+        _FOUND.append([])
+        try:
+            split = fn(root, train_split)
+        finally:
+            places.append(_FOUND.pop())
+        if train_split:
+            train = split
+        else:
+            test = split
+    if places[0] and places[1] and places[0][0] != places[1][0]:
+        raise UebenchError(
+            f"{name}: the training files were found in {places[0][0]} but the test files in "
+            f"{places[1][0]}: two different copies would be mixed. Keep one complete copy, or "
+            "pass --data-dir to choose it")
+    for what, size, split in (("--train-size", train_size, train), ("--test-size", test_size,
+                                                                      test)):
+        if size is not None and size > len(split):
+            raise UebenchError(f"{what} {size} is larger than {name}'s split ({len(split)} "
+                               f"images): use at most {len(split)}, or leave it out for all")
     if train_size is not None and train_size < len(train):
         train = train.subset(stratified_subset(train.y, train_size, seed))
     if test_size is not None and test_size < len(test):

@@ -236,18 +236,20 @@ def _tree_attempts(dataset: str) -> list[Attempt]:
 
 
 def _image_set(x: np.ndarray, y: np.ndarray, classes: Sequence[str], name: str,
-               source: str) -> ImageSet:
+               source: str, order: str = "original") -> ImageSet:
     if y.size and (int(y.min()) < 0 or int(y.max()) >= len(classes)):
         raise UebenchError(f"{name}: labels outside 0..{len(classes) - 1} in {source}; corrupt?")
+    # order: "original" (the official batches) or "class-sorted" (an image-folder copy): train
+    # indices of other tools refer to the original order
     return ImageSet(torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y),
-                    tuple(classes), name, {"source": f"{name} ({source})"})
+                    tuple(classes), name, {"source": f"{name} ({source})", "order": order})
 
 
 def _from_tree(name: str, folder: Path, attempt: Attempt, train: bool) -> ImageSet:
     # a folder-tree attempt requires train/ + test/; an archive attempt requires the archive file
     path = folder if attempt[2][0] == "train" else folder / attempt[2][0]
     x, y, classes, source = load_tree_split(path, train, expect=(32, 32))
-    return _image_set(x, y, classes, name, source)
+    return _image_set(x, y, classes, name, source, order="class-sorted")
 
 
 @register_dataset(

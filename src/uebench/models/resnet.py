@@ -99,7 +99,7 @@ class ResNet(nn.Module):
 
     def __init__(
         self,
-        block: type[BasicBlock] | type[Bottleneck],
+        block: type[nn.Module],  # BasicBlock, Bottleneck, senet.PreActSEBlock: has .expansion
         num_blocks: tuple[int, int, int, int],
         in_channels: int,
         num_classes: int,

@@ -4,8 +4,9 @@ Squeeze-and-Excitation: Hu et al., 2018, arXiv:1709.01507; pre-activation blocks
 arXiv:1603.05027. (The paper's reference list cites an unrelated "SENet" for sea-land segmentation;
 the model it trains is APBench's ``se18``, this one.)
 
-Structure: 3x3 stem conv + BN + ReLU, four stages of two :class:`PreActSEBlock` (strides 1-2-2-2),
-global average pooling, Linear head. Each block: BN-ReLU, 3x3 conv, BN-ReLU, 3x3 conv, then SE
+Structure: the :class:`~uebench.models.resnet.ResNet` trunk (3x3 stem conv + BN + ReLU, four stages
+with strides 1-2-2-2, global average pooling, Linear head) with two :class:`PreActSEBlock` a
+stage. Each block: BN-ReLU, 3x3 conv, BN-ReLU, 3x3 conv, then SE
 gating of the residual branch (global average pool, 1x1 conv ``fc1`` to C/16, ReLU, 1x1 conv ``fc2``
 back to C, sigmoid), plus the shortcut: the identity on the raw input, or a bare 1x1 conv (no BN) on
 the pre-activated input when the shape changes. The SE convs are Conv2d (with bias), so they count
@@ -21,14 +22,16 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from uebench.models.base import register_model, scaled
-from uebench.models.resnet import make_stage, shortcut
+from uebench.models.base import register_model
+from uebench.models.resnet import ResNet, shortcut
 
 SE_REDUCTION = 16
 
 
 class PreActSEBlock(nn.Module):
     """Pre-activation basic block whose residual branch is rescaled channel-wise by an SE gate."""
+
+    expansion = 1
 
     def __init__(self, in_planes: int, planes: int, stride: int = 1) -> None:
         super().__init__()
@@ -54,36 +57,8 @@ class PreActSEBlock(nn.Module):
         return out * gate + residual
 
 
-class SENet(nn.Module):
-    """Stem conv, ``layer1``..``layer4`` of pre-activation SE blocks, avg pool, ``linear``."""
-
-    def __init__(
-        self,
-        num_blocks: tuple[int, int, int, int],
-        in_channels: int,
-        num_classes: int,
-        width: float,
-    ) -> None:
-        super().__init__()
-        planes = [scaled(c, width) for c in (64, 128, 256, 512)]
-        self.conv1 = nn.Conv2d(in_channels, planes[0], 3, stride=1, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes[0])
-        c = planes[0]
-        self.layer1, c = make_stage(PreActSEBlock, c, planes[0], num_blocks[0], 1)
-        self.layer2, c = make_stage(PreActSEBlock, c, planes[1], num_blocks[1], 2)
-        self.layer3, c = make_stage(PreActSEBlock, c, planes[2], num_blocks[2], 2)
-        self.layer4, c = make_stage(PreActSEBlock, c, planes[3], num_blocks[3], 2)
-        self.linear = nn.Linear(c, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
-        out = torch.flatten(F.adaptive_avg_pool2d(out, 1), 1)
-        return self.linear(out)
-
-
 @register_model("senet18", description="SENet-18 (pre-activation blocks + SE; kuangliu; 37 layers)")
 def senet18(
     *, in_channels: int, image_size: tuple[int, int], num_classes: int, width: float
 ) -> nn.Module:
-    return SENet((2, 2, 2, 2), in_channels, num_classes, width)
+    return ResNet(PreActSEBlock, (2, 2, 2, 2), in_channels, num_classes, width)

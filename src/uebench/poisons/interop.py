@@ -57,45 +57,67 @@ def export_apbench(poison_dir: Path | str, clean: ImageSet, dest: Path | str) ->
     return folder
 
 
+def _read_png(path: Path, mode: str | None, size: tuple[int, int]) -> np.ndarray:
+    """One PNG as uint8 H x W (x C), with every way a file can be wrong named."""
+    from PIL import Image
+
+    if not path.is_file():
+        raise PoisonValidationError(f"{path} is not a file (a directory named .png?)")
+    try:
+        with Image.open(path) as pil:
+            if pil.format != "PNG":
+                raise PoisonValidationError(f"{path} is not a PNG (it is {pil.format}); APBench "
+                                            "poisons are lossless PNGs")
+            if pil.mode != mode or pil.size != size:
+                raise PoisonValidationError(
+                    f"{path}: a {pil.mode} {pil.size[0]}x{pil.size[1]} image; "
+                    f"expected {mode} {size[0]}x{size[1]}")
+            return np.asarray(pil, dtype=np.uint8)
+    except Image.DecompressionBombError:
+        raise PoisonValidationError(f"{path} declares an enormous image (a decompression "
+                                    "bomb?); refusing to decode it") from None
+    except (Image.UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        why = str(exc).splitlines()[0][:80] if str(exc) else type(exc).__name__
+        raise PoisonValidationError(f"{path} is not a readable PNG ({why}): truncated or "
+                                    "damaged; re-export it") from None
+
+
 def import_apbench(
     src: Path | str, clean: ImageSet, *, attack: str, dataset: str, out_dir: Path | str,
     norm: str | None = None, eps: float | None = None, preset: str = "imported",
-    preview: bool = True,
+    preview: bool = True, positional: bool = False, seed: int | None = None,
 ) -> dict[str, Any]:
     """Import an APBench PNG folder (``<src>/data/<idx>.png`` or ``<src>/<idx>.png``).
 
-    A PNG is required for every index in ``clean.indices``. Returns the manifest.
+    Args:
+        src: the folder.
+        clean: the clean training (sub)set the poison belongs to.
+        positional: APBench names its PNGs by *position* in the set it was given, so a poison
+            exported for a subset is ``0.png .. n-1.png``; with ``positional`` file ``k`` is the
+            ``k``-th image of ``clean`` (default: file ``<i>`` is train-split index ``i``).
+        seed: the subset's seed, recorded in the manifest.
+    Returns the manifest.
     """
-    from PIL import Image
-
     root = Path(src)
     folder = root / "data" if (root / "data").is_dir() else root
     if not folder.is_dir():
         raise PoisonValidationError(f"{root} is not a directory of APBench PNGs")
     c, h, w = clean.image_shape
-    want = _PIL_MODES.get(c)
-    images = torch.empty_like(clean.x)
-    missing: list[int] = []
-    for i, idx in enumerate(clean.indices.tolist()):
-        path = folder / f"{idx}.png"
-        if not path.exists():
-            missing.append(idx)
-            continue
-        with Image.open(path) as pil:
-            if pil.mode != want or pil.size != (w, h):
-                raise PoisonValidationError(
-                    f"{path}: a {pil.mode} {pil.size[0]}x{pil.size[1]} image; "
-                    f"expected {want} {w}x{h}"
-                )
-            arr = np.asarray(pil, dtype=np.uint8)
-        images[i] = torch.from_numpy(arr.reshape(h, w, c).copy()).permute(2, 0, 1)
+    names = range(len(clean)) if positional else clean.indices.tolist()
+    missing = [idx for idx in names if not (folder / f"{idx}.png").exists()]
     if missing:
+        hint = ("" if positional else "; if the files are numbered 0..n-1 by position in an "
+                "exported subset, pass --positional")
         raise PoisonValidationError(
             f"{folder}: {len(missing)} of {len(clean)} images have no PNG (e.g. {missing[:5]}); "
-            "load the clean data with the subset (--train-size/--seed) the poison was exported for"
-        )
+            f"load the clean data with the subset the poison was exported for{hint}")
+    images = torch.empty_like(clean.x)
+    for i, idx in enumerate(names):
+        arr = _read_png(folder / f"{idx}.png", _PIL_MODES.get(c), (w, h))
+        images[i] = torch.from_numpy(arr.reshape(h, w, c).copy()).permute(2, 0, 1)
     delta = (images.float() - clean.x.float()) / 255.0  # exact after quantization
-    extra = {"imported_from": str(root), "import_format": "apbench-png"}
+    extra = {"imported_from": str(root), "import_format": "apbench-png",
+             "import_naming": "position" if positional else "train-index", "subset_seed": seed}
     return _store(delta, clean, attack=attack, dataset=dataset, out_dir=out_dir, norm=norm, eps=eps,
                   preset=preset, extra=extra, preview=preview)
 
@@ -104,6 +126,7 @@ def import_array(
     path: Path | str, clean: ImageSet, *, attack: str, dataset: str, out_dir: Path | str,
     norm: str | None = None, eps: float | None = None, kind: str = "delta",
     scale: float | None = None, preset: str = "imported", preview: bool = True,
+    seed: int | None = None,
 ) -> dict[str, Any]:
     """Import a perturbation (``kind="delta"``) or poisoned images (``kind="images"``).
 
@@ -116,8 +139,12 @@ def import_array(
         scale: deltas are divided by it (default 1 for float arrays, 255 for integer arrays).
         preset: recorded preset name.
         preview: also render ``preview.png``.
+        seed: the clean subset's seed, recorded in the manifest.
     """
     arr = load_array(path)
+    if arr.dtype == torch.bool or arr.is_complex():
+        raise PoisonValidationError(f"{path}: a {arr.dtype} array cannot be a perturbation or "
+                                    "images; save real numbers (float or integer)")
     if kind == "delta":
         nchw = _to_nchw(arr, clean, classwise=True)
         if nchw.is_floating_point() and not torch.isfinite(nchw).all():
@@ -141,7 +168,7 @@ def import_array(
         delta = images - clean.x.double() / 255.0
     else:
         raise PoisonValidationError(f"kind must be 'delta' or 'images', got {kind!r}")
-    extra = {"imported_from": str(path), "import_format": f"array-{kind}"}
+    extra = {"imported_from": str(path), "import_format": f"array-{kind}", "subset_seed": seed}
     return _store(delta, clean, attack=attack, dataset=dataset, out_dir=out_dir, norm=norm, eps=eps,
                   preset=preset, extra=extra, preview=preview)
 
@@ -153,12 +180,16 @@ def load_array(path: Path | str) -> torch.Tensor:
         raise PoisonValidationError(f"{p} does not exist")
     if p.suffix == ".npy":
         try:
-            arr = np.load(p, allow_pickle=False)
+            arr = np.load(p, allow_pickle=False, max_header_size=10_000)
         except ValueError as err:
-            raise PoisonValidationError(
-                f"{p} holds pickled Python objects (an object array); refusing to unpickle it. "
-                "Save a plain numeric array instead"
-            ) from err
+            if "pickle" in str(err).lower() or "object" in str(err).lower():
+                raise PoisonValidationError(
+                    f"{p} holds pickled Python objects (an object array); refusing to unpickle "
+                    "it. Save a plain numeric array instead") from err
+            raise PoisonValidationError(f"{p} is not a readable .npy file ({err}); truncated "
+                                        "or damaged? re-save it") from None
+        except (OSError, EOFError) as err:
+            raise PoisonValidationError(f"{p} is not a readable .npy file ({err})") from None
         return torch.from_numpy(np.ascontiguousarray(arr))
     if p.suffix in (".pt", ".pth"):
         try:
@@ -220,6 +251,7 @@ def _store(delta: torch.Tensor, clean: ImageSet, *, attack: str, dataset: str, o
         raise PoisonValidationError(
             f"imported {attack}: {problem}; declare the right budget or none"
         )
+    seed = extra.pop("subset_seed", None)
     return save_poison(out_dir, clean=clean, delta=delta, attack=attack, preset=preset, params={},
-                       norm=norm, eps=eps, seed=None, dataset=dataset, seconds=0.0, extra=extra,
+                       norm=norm, eps=eps, seed=seed, dataset=dataset, seconds=0.0, extra=extra,
                        preview=preview)

@@ -75,7 +75,7 @@ def quantize(
 
 
 def measure_pixels(delta: torch.Tensor, scale: float = 255.0) -> dict[str, float]:
-    """:func:`~uebench.poisons.budget.measure` of ``delta / scale``, by chunks (255: pixel units)."""
+    """:func:`~uebench.poisons.budget.measure` of ``delta / scale`` by chunks (255: pixels)."""
     result = {"linf_max": 0.0, "l2_max": 0.0, "l0_max": 0.0}
     for part in chunks(delta.shape[0]):
         for key, value in measure(delta[part].double() / scale).items():

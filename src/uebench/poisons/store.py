@@ -34,7 +34,7 @@ from uebench.poisons.quantize import (
     range_extremes,
 )
 from uebench.data.base import ImageSet
-from uebench.errors import PoisonValidationError
+from uebench.errors import PoisonValidationError, UebenchError
 from uebench.utils.io import atomic_write_bytes, read_json, write_json
 
 FORMAT_VERSION = 1
@@ -103,7 +103,8 @@ def save_poison(
 
     tensors = {"delta": q.contiguous(), "indices": clean.indices.to(torch.int64).contiguous(),
                "labels": clean.y.contiguous()}
-    atomic_write_bytes(out / TENSORS, st_save(tensors))
+    blob = st_save(tensors)
+    atomic_write_bytes(out / TENSORS, blob)
     if preview:
         from uebench.poisons.preview import render_preview
 
@@ -124,6 +125,8 @@ def save_poison(
         "generation_seconds": float(seconds),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "files": {"tensors": TENSORS, "preview": PREVIEW if preview else None},
+        # the stored bytes: verified on every load, and part of a training run's identity
+        "sha256": hashlib.sha256(blob).hexdigest(),
         **(extra or {}),
     }
     write_json(out / MANIFEST, manifest)
@@ -135,17 +138,43 @@ def manifest_attack(manifest: dict[str, Any]) -> str:
     return str(manifest.get("attack") or manifest.get("method") or "unknown")
 
 
+def content_hash(poison_dir: Path | str) -> str:
+    """sha256 of the stored tensors file, streamed (old manifests carry no copy of it)."""
+    path = Path(poison_dir) / TENSORS
+    if not path.is_file():
+        raise PoisonValidationError(f"{Path(poison_dir)} has no {TENSORS}; generate it again")
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+_MANIFEST_TYPES = {"n": int, "dataset": str, "budget": dict, "measured": dict,
+                   "fingerprint": str, "format_version": int}
+
+
 def read_manifest(poison_dir: Path | str) -> dict[str, Any]:
-    """The manifest of a complete poison directory."""
+    """The manifest of a complete poison directory, checked for the fields loading needs."""
     d = Path(poison_dir)
     if not d.is_dir():
-        raise PoisonValidationError(f"poison directory {d} does not exist; run `uebench poison`")
-    if not (d / MANIFEST).exists():
+        raise PoisonValidationError(
+            f"poison directory {d} does not exist; make it with `uebench poison generate`")
+    if not (d / MANIFEST).is_file():
         raise PoisonValidationError(
             f"{d} has no {MANIFEST}: the generation did not finish (or this is not a poison "
             "directory); generate it again"
         )
-    manifest = read_json(d / MANIFEST)
+    try:
+        manifest = read_json(d / MANIFEST)
+    except UebenchError as exc:
+        raise PoisonValidationError(f"{exc} (or regenerate the poison)") from None
+    if not isinstance(manifest, dict):
+        raise PoisonValidationError(f"{d / MANIFEST} is corrupt (not a JSON object); regenerate")
+    bad = [k for k, tp in _MANIFEST_TYPES.items() if not isinstance(manifest.get(k), tp)]
+    if bad:
+        raise PoisonValidationError(
+            f"{d / MANIFEST} is corrupt: missing or mistyped field(s) {bad}; regenerate the poison")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise PoisonValidationError(
             f"{d / MANIFEST}: format_version {manifest.get('format_version')!r} is not supported "
@@ -157,12 +186,17 @@ def read_manifest(poison_dir: Path | str) -> dict[str, Any]:
 def load_delta(poison_dir: Path | str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(delta int16 N x C x H x W, indices int64, labels int64)`` of a poison directory."""
     d = Path(poison_dir)
-    read_manifest(d)
-    if not (d / TENSORS).exists():
+    if not (d / TENSORS).is_file():
         raise PoisonValidationError(f"{d} has no {TENSORS}; incomplete poison, generate it again")
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    manifest = read_manifest(d)
+    expected = manifest.get("sha256")
+    if expected is not None and content_hash(d) != expected:
+        raise PoisonValidationError(
+            f"{d / TENSORS} does not match its manifest (sha256 differs): the file was altered "
+            "or replaced after generation; regenerate or re-import the poison")
     try:
         tensors = load_file(str(d / TENSORS))
     except (SafetensorError, OSError, ValueError) as err:
@@ -173,6 +207,12 @@ def load_delta(poison_dir: Path | str) -> tuple[torch.Tensor, torch.Tensor, torc
     if missing:
         raise PoisonValidationError(f"{d / TENSORS} lacks {missing}; generate the poison again")
     delta = tensors["delta"]
+    for key in ("indices", "labels"):
+        if tensors[key].is_floating_point() or tensors[key].is_complex() or \
+                tensors[key].dtype == torch.bool or tensors[key].dim() != 1:
+            raise PoisonValidationError(
+                f"{d / TENSORS}: {key} must be a 1-D integer tensor, got {tensors[key].dtype} "
+                f"{tuple(tensors[key].shape)}; regenerate the poison")
     if delta.is_floating_point() and not torch.isfinite(delta).all():
         raise PoisonValidationError(f"{d / TENSORS}: delta contains NaN/Inf; the poison is broken")
     if delta.dtype != torch.int16:
@@ -229,11 +269,19 @@ def validate(manifest: dict[str, Any], delta: torch.Tensor, indices: torch.Tenso
             f"mismatch): use the same dataset files ({manifest.get('dataset')!r}) or regenerate"
         )
     budget = manifest.get("budget") or {}
-    problem = budget_violation(measure_pixels(delta), budget.get("norm"), budget.get("eps"))
+    measured = measure_pixels(delta)
+    problem = budget_violation(measured, budget.get("norm"), budget.get("eps"))
     if problem:
         raise PoisonValidationError(
             f"{where}: budget violated: {problem}; the file was altered, regenerate"
         )
+    stated = manifest.get("measured") or {}
+    off = [k for k, v in measured.items()
+           if not isinstance(stated.get(k), (int, float)) or abs(stated[k] - v) > 1e-6]
+    if off:
+        raise PoisonValidationError(
+            f"{where}: the stored perturbation's norms {sorted(off)} differ from the manifest's; "
+            "the files were altered, regenerate")
     low, high = range_extremes(clean.x, delta)
     if low < 0 or high > 255:
         raise PoisonValidationError(

@@ -21,11 +21,13 @@ from torch import nn
 
 from uebench.config import TrainCfg
 from uebench.data.loader import DeviceLoader
+from uebench.errors import UebenchError
 from uebench.runtime import Runtime, derive_seed
 from uebench.train.optim import make_optimizer, make_scheduler
 from uebench.utils.io import (
     atomic_torch_save,
     atomic_write_bytes,
+    corrupt,
     read_jsonl,
     safe_torch_load,
     write_jsonl,
@@ -193,6 +195,7 @@ def fit(
     desc: str = "train",
     step_hooks: Sequence[StepHook] = (),
     state: FitState | None = None,
+    run_id: str | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``model`` in place and return one metrics row per epoch.
 
@@ -213,6 +216,7 @@ def fit(
         state: an in-memory continuation (:class:`FitState`): the optimiser, schedule and epoch
             of the previous call with the same ``state`` are continued (``cfg.epochs`` is then
             the new total); on the first call it is filled.
+        run_id: stored in every checkpoint; a checkpoint with another id is never resumed.
 
     Returns:
         Rows with ``epoch, lr, train_loss, train_acc, [test_loss, test_acc], seconds`` + callbacks.
@@ -238,7 +242,7 @@ def fit(
     else:
         opt = make_optimizer(model, cfg)
         sched = make_scheduler(opt, cfg)
-        rows, start = _resume(run_dir, model, opt, sched)
+        rows, start = _resume(run_dir, model, opt, sched, run_id)
         step = start * len(loader)  # global optimiser steps so far (every epoch has len(loader))
         if start:
             for hook in step_hooks:
@@ -279,7 +283,8 @@ def fit(
         for hook in step_hooks:
             hook.on_epoch_end(epoch, step)
         if run_dir is not None:
-            _checkpoint(run_dir, model, opt, sched, epoch, rows, snapshot=cfg.snapshots)
+            _checkpoint(run_dir, model, opt, sched, epoch, rows, snapshot=cfg.snapshots,
+                        run_id=run_id)
         if state is not None:
             state.epoch, state.step = epoch, step
     return rows
@@ -373,6 +378,7 @@ def _checkpoint(
     rows: list[dict[str, Any]],
     *,
     snapshot: bool = False,
+    run_id: str | None = None,
 ) -> None:
     run_dir = Path(run_dir)
     if snapshot:  # before metrics: a listed epoch always has its snapshot
@@ -385,6 +391,7 @@ def _checkpoint(
         "optimizer": opt.state_dict(),
         "scheduler": sched.state_dict(),
         "epoch": epoch,
+        "run_id": run_id,
     }
     atomic_torch_save(state, run_dir / "checkpoint.pt")
 
@@ -408,22 +415,45 @@ def save_snapshot(run_dir: Path, epoch: int, model: nn.Module) -> Path:
 
 def load_snapshot(run_dir: Path, epoch: int) -> dict[str, torch.Tensor]:
     """A stored per-epoch state dict (safetensors: no code can run on load)."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    return load_file(str(snapshot_path(run_dir, epoch)))
+    path = snapshot_path(run_dir, epoch)
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise corrupt(path, str(exc).splitlines()[0][:100]) from None
 
 
 def _resume(
-    run_dir: Path | None, model: nn.Module, opt: torch.optim.Optimizer, sched: Any
+    run_dir: Path | None, model: nn.Module, opt: torch.optim.Optimizer, sched: Any,
+    run_id: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     if run_dir is None or not (Path(run_dir) / "checkpoint.pt").exists():
         return [], 0
-    state = safe_torch_load(
-        Path(run_dir) / "checkpoint.pt", map_location=next(model.parameters()).device
-    )
-    model.load_state_dict(state["model"])
-    opt.load_state_dict(state["optimizer"])
-    sched.load_state_dict(state["scheduler"])
+    path = Path(run_dir) / "checkpoint.pt"
+    state = safe_torch_load(path, map_location=next(model.parameters()).device)
+    needed = {"model", "optimizer", "scheduler", "epoch"}
+    if not isinstance(state, dict) or not needed <= set(state):
+        raise corrupt(path, "not a uebench checkpoint")
+    if run_id is not None and state.get("run_id") not in (None, run_id):
+        raise UebenchError(
+            f"{path} belongs to a run with another config (run id {state.get('run_id')}, this "
+            f"run {run_id}); it is never resumed under other settings: delete it, or use "
+            "another output directory")
+    try:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise corrupt(path, f"does not fit this model: {str(exc).splitlines()[0][:100]}") from None
     epoch = int(state["epoch"])
-    rows = [r for r in read_jsonl(Path(run_dir) / "metrics.jsonl") if r["epoch"] <= epoch]
+    rows = read_jsonl(Path(run_dir) / "metrics.jsonl")
+    if any(not isinstance(r.get("epoch"), int) for r in rows):
+        raise corrupt(Path(run_dir) / "metrics.jsonl", "a row has no epoch number")
+    rows = [r for r in rows if r["epoch"] <= epoch]
+    if [r["epoch"] for r in rows] != list(range(1, epoch + 1)):
+        raise corrupt(Path(run_dir) / "metrics.jsonl",
+                      f"its rows do not cover epochs 1..{epoch} of checkpoint.pt",
+                      fix="delete the run directory and re-run")
     return rows, epoch

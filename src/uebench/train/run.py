@@ -23,23 +23,26 @@ import torch
 import yaml
 from torch import nn
 
-from uebench.config import RunCfg, from_dict, to_dict
+from uebench.config import RunCfg, config_hash, from_dict, to_dict
 from uebench.data.base import ImageSet, Splits, load_dataset
 from uebench.errors import UebenchError
 from uebench.models.base import get_model
-from uebench.runtime import Runtime, default_device
+from uebench.runtime import Runtime, resolve_device
 from uebench.train.loop import Callback, fit
 from uebench.utils.env import environment
-from uebench.utils.io import atomic_write_text, read_json, refuse_if_different, write_json
+from uebench.utils.io import (
+    DirectoryLock,
+    atomic_write_text,
+    check_output_dir,
+    corrupt,
+    read_json,
+    refuse_if_different,
+    write_json,
+)
 
 
 def make_runtime(cfg: RunCfg, progress: bool = True) -> Runtime:
-    device = default_device() if cfg.device == "auto" else torch.device(cfg.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UebenchError(
-            "device cuda requested but CUDA is not available; use device=cpu or auto"
-        )
-    return Runtime(device=device, seed=cfg.seed, progress=progress)
+    return Runtime(device=resolve_device(cfg.device), seed=cfg.seed, progress=progress)
 
 
 def load_splits(cfg: RunCfg) -> Splits:
@@ -123,6 +126,27 @@ def _check_existing(out: Path, cfg_dict: dict[str, Any]) -> None:
     refuse_if_different(out, old, cfg_dict, what="a run")
 
 
+def identity(cfg: RunCfg) -> dict[str, Any]:
+    """What makes a run *this* run: its config and the content of its poison (not its path).
+
+    A different poison imported into the same directory changes the content hash, so the old
+    runs are never reused or resumed as if they had been trained on it.
+    """
+    from uebench.poisons.store import content_hash
+
+    return {"run_id": config_hash(cfg),
+            "poison_sha256": content_hash(Path(cfg.poison)) if cfg.poison else None}
+
+
+def _check_identity(out: Path, ident: dict[str, Any]) -> None:
+    path = out / "identity.json"
+    if path.exists():
+        refuse_if_different(out, read_json(path), ident, what="a run",
+                            fix="The poison's content changed since this run was trained (or the "
+                                "run belongs to other settings): use another --out, or delete "
+                                "the run directory to retrain.")
+
+
 def train_run(
     cfg: RunCfg,
     out: Path | str,
@@ -132,19 +156,35 @@ def train_run(
     splits: Splits | None = None,
     extra_summary: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train one run into ``out`` (resuming or reusing it) and return its summary."""
-    out = Path(out)
+    """Train one run into ``out`` (resuming or reusing it) and return its summary.
+
+    ``out`` must be new, empty or this run's directory; one process at a time works in it.
+    """
+    out = check_output_dir(out, marker="config.yaml", what="a uebench run")
     cfg_dict = to_dict(cfg)
-    _check_existing(out, cfg_dict)
-    if is_complete(out):
-        return read_json(out / "summary.json")
-    rt = make_runtime(cfg, progress)
+    rt = make_runtime(cfg, progress)  # a bad device fails before anything is written
+    with DirectoryLock(out):
+        _check_existing(out, cfg_dict)
+        ident = identity(cfg)
+        _check_identity(out, ident)
+        if is_complete(out):
+            summary = read_json(out / "summary.json")
+            if not isinstance(summary, dict):
+                raise corrupt(out / "summary.json", "not a JSON object")
+            return summary
+        return _train(cfg, out, rt, ident, callbacks=callbacks, splits=splits,
+                      extra_summary=extra_summary)
+
+
+def _train(cfg: RunCfg, out: Path, rt: Runtime, ident: dict[str, Any], *,
+           callbacks: Sequence[Callback], splits: Splits | None,
+           extra_summary: dict[str, Any] | None) -> dict[str, Any]:
     callbacks = [*callbacks, *sal_callbacks(cfg)]
     splits = splits or load_splits(cfg)
     train_set = training_set(cfg, splits)
     model = build_model(cfg, splits.train)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg_dict, sort_keys=False))
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    write_json(out / "identity.json", ident)
     write_json(out / "env.json", environment(rt.device))
     t0 = time.perf_counter()
     rows = fit(
@@ -158,6 +198,7 @@ def train_run(
         callbacks=callbacks,
         run_dir=out,
         desc=out.name or "train",
+        run_id=ident["run_id"],
     )
     last = rows[-1] if rows else {}
     summary: dict[str, Any] = {
