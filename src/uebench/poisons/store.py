@@ -195,8 +195,8 @@ def load_delta(poison_dir: Path | str) -> tuple[torch.Tensor, torch.Tensor, torc
     expected = manifest.get("sha256")
     if expected is not None and content_hash(d) != expected:
         raise PoisonValidationError(
-            f"{d / TENSORS} does not match its manifest (sha256 differs): the file was altered "
-            "or replaced after generation; regenerate or re-import the poison")
+            f"{d / TENSORS} does not match its manifest (sha256 differs): the file is corrupt, or "
+            "was altered or replaced after generation; regenerate or re-import the poison")
     try:
         tensors = load_file(str(d / TENSORS))
     except (SafetensorError, OSError, ValueError) as err:
