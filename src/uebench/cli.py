@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 from uebench.errors import UebenchError
@@ -66,6 +67,8 @@ def _add_poison(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--attack", default="imported", help="attack name recorded in the manifest")
     p.add_argument("--norm", default=None, choices=["linf", "l2", "l0"], help="declared norm")
     p.add_argument("--eps", default=None, help="declared budget radius, e.g. 8/255")
+    p.add_argument("--positional", action="store_true",
+                   help="APBench PNGs named 0..n-1 by position in an exported subset")
     p.add_argument("--out", required=True)
     p = verbs.add_parser("export", help="export a poison to APBench's PNG layout")
     p.add_argument("--format", default="apbench", choices=["apbench"])
@@ -144,6 +147,8 @@ def _handler_name(args: argparse.Namespace) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
     where = " ".join(filter(None, (args.command, getattr(args, "verb", None))))
+    # warnings as one plain line each, like errors (no file/line of the code that warned)
+    warnings.formatwarning = lambda msg, *_a, **_k: f"uebench {where}: warning: {msg}\n"
     try:
         from uebench import commands
 

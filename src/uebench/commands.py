@@ -217,11 +217,15 @@ def cmd_poison_import(args: argparse.Namespace) -> int:
         norm=args.norm,
         eps=eps,
         out=Path(args.out),
+        positional=args.positional,
     )
-    print(
-        f"imported {manifest['n']} poisoned samples into {args.out} "
-        f"(measured linf {manifest['measured']['linf_max']:.4f})"
-    )
+    m = manifest["measured"]
+    print(f"imported {manifest['n']} poisoned samples into {args.out}: measured linf "
+          f"{m['linf_max']:.4f} ({m['linf_max'] * 255:.1f}/255), l2 {m['l2_max']:.4f}, l0 "
+          f"{m['l0_max']:.0f} pixels")
+    if args.norm is None:
+        print("no budget declared (--norm/--eps), so none is enforced: the numbers above are "
+              "what the poison uses; declare its budget to have it checked")
     return 0
 
 

@@ -22,6 +22,7 @@ from uebench.config import RunCfg
 from uebench.errors import UebenchError
 from uebench.poisons.store import load_poisoned, manifest_attack, read_manifest
 from uebench.train.run import load_splits, train_run
+from uebench.utils.io import check_output_dir
 
 
 def run_name(poison_dir: Path, taken: set[str]) -> str:
@@ -75,7 +76,7 @@ def evaluate(
     for p in poisons:
         load_poisoned(Path(p), splits.train)
         named.append((run_name(Path(p), taken), Path(p).resolve()))
-    out = Path(out)
+    out = check_output_dir(out, marker="runs", what="a uebench evaluation")
     runs_dir = out / "runs"
     clean_dir = runs_dir / "clean"
     train_run(base, clean_dir, progress=progress, splits=splits)

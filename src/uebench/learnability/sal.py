@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from uebench.errors import ConfigError
 from uebench.learnability.compat import compat_sal
 from uebench.learnability.fast import fast_sal
 from uebench.learnability.suffix import ORIGINS, SALResult, SALTask, SuffixPlan
@@ -49,7 +50,7 @@ def check_engine_options(engine: str, options: Mapping[str, Any]) -> None:
     unknown = sorted(k for k in options if k not in params or k == "task")
     if unknown:
         valid = [k for k, p in params.items() if p.kind == p.KEYWORD_ONLY]
-        raise TypeError(f"unknown option(s) {unknown} for SAL engine {engine!r}; valid: {valid}")
+        raise ConfigError(f"unknown option(s) {unknown} for SAL engine {engine!r}; valid: {valid}")
 
 
 def run_sal(
