@@ -39,11 +39,11 @@ from typing import Any
 import torch
 
 from uebench import Runtime, get_model, load_dataset
-from uebench.attacks import attack_info, load_poisoned, read_manifest
+from uebench.attacks import attack_info, generate_poison
 from uebench.attacks.lsp import lsp_radius
 from uebench.config import TrainCfg
 from uebench.data import ImageSet
-from uebench.poison import generate_poison
+from uebench.poisons import load_poisoned, read_manifest
 from uebench.train import evaluate, fit
 
 METHODS = ("random", "ops", "lsp", "ar", "em", "rem", "tap", "hypo", "dc")

@@ -98,7 +98,8 @@ def _add_learnability(sub: argparse._SubParsersAction) -> None:
                    help="re-estimate BatchNorm statistics for each snapshot first")
     p.add_argument("--device", default=None)
     p.add_argument("--quiet", action="store_true")
-    p.add_argument("options", nargs="*", help="engine options key=value, e.g. probe_size=1024")
+    p.add_argument("--option", dest="options", action="append", default=[], metavar="KEY=VALUE",
+                   help="an engine option, e.g. --option probe_size=1024 (repeatable)")
 
     p = sub.add_parser("ud", help="recompute #LP / UD from stored runs")
     p.add_argument("--clean", required=True, help="clean run directory")

@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from uebench.poisons.quantize import budget_violation, measure_pixels
-from uebench.poisons.store import load_poisoned, read_manifest, save_poison
 from uebench.data.base import ImageSet
 from uebench.errors import PoisonValidationError
+from uebench.poisons.quantize import budget_violation, measure_pixels
+from uebench.poisons.store import load_poisoned, read_manifest, save_poison
 from uebench.utils.io import atomic_write_bytes, write_json
 
 _PIL_MODES = {1: "L", 3: "RGB"}
@@ -182,7 +182,7 @@ def load_array(path: Path | str) -> torch.Tensor:
         try:
             arr = np.load(p, allow_pickle=False, max_header_size=10_000)
         except ValueError as err:
-            if "pickle" in str(err).lower() or "object" in str(err).lower():
+            if "object arrays" in str(err).lower():
                 raise PoisonValidationError(
                     f"{p} holds pickled Python objects (an object array); refusing to unpickle "
                     "it. Save a plain numeric array instead") from err

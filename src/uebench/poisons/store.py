@@ -26,6 +26,8 @@ from typing import Any
 
 import torch
 
+from uebench.data.base import ImageSet
+from uebench.errors import PoisonValidationError, UebenchError
 from uebench.poisons.quantize import (
     budget_violation,
     chunks,
@@ -33,8 +35,6 @@ from uebench.poisons.quantize import (
     quantize,
     range_extremes,
 )
-from uebench.data.base import ImageSet
-from uebench.errors import PoisonValidationError, UebenchError
 from uebench.utils.io import atomic_write_bytes, read_json, write_json
 
 FORMAT_VERSION = 1

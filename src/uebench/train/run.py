@@ -147,6 +147,10 @@ def _check_identity(out: Path, ident: dict[str, Any]) -> None:
                                 "the run directory to retrain.")
 
 
+# any of these marks a directory as a (possibly interrupted) run of ours
+RUN_FILES = ("config.yaml", "checkpoint.pt", "metrics.jsonl", "summary.json")
+
+
 def train_run(
     cfg: RunCfg,
     out: Path | str,
@@ -160,7 +164,7 @@ def train_run(
 
     ``out`` must be new, empty or this run's directory; one process at a time works in it.
     """
-    out = check_output_dir(out, marker="config.yaml", what="a uebench run")
+    out = check_output_dir(out, marker=RUN_FILES, what="a uebench run")
     cfg_dict = to_dict(cfg)
     rt = make_runtime(cfg, progress)  # a bad device fails before anything is written
     with DirectoryLock(out):

@@ -151,15 +151,16 @@ def refuse_if_different(where: Path | str, old: Mapping[str, Any], new: Mapping[
     )
 
 
-def check_output_dir(path: Path | str, *, marker: str, what: str) -> Path:
-    """``path`` may be new, empty, or an earlier ``what`` (it holds ``marker``) — nothing else.
+def check_output_dir(path: Path | str, *, marker: str | tuple[str, ...], what: str) -> Path:
+    """``path`` may be new, empty, or an earlier ``what`` (it holds a ``marker``) — nothing else.
 
     Refuses a file, and a non-empty directory of something else, before anything is written.
     """
     path = Path(path)
+    markers = (marker,) if isinstance(marker, str) else marker
     if path.exists() and not path.is_dir():
         raise UebenchError(f"{path} is a file, not a directory: choose another output path")
-    if path.is_dir() and not (path / marker).exists():
+    if path.is_dir() and not any((path / m).exists() for m in markers):
         foreign = [p.name for p in path.iterdir() if not p.name.startswith(".")]
         if foreign:
             shown = ", ".join(sorted(foreign)[:5]) + (" ..." if len(foreign) > 5 else "")
@@ -179,10 +180,12 @@ def safe_torch_load(path: Path, map_location: str | torch.device = "cpu") -> Any
     import pickle
     import zipfile
 
+    if not Path(path).is_file():
+        raise UebenchError(f"{path} does not exist or is not a file")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, RuntimeError,
-            ValueError) as exc:
+    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, RuntimeError, ValueError,
+            OSError) as exc:  # a truncated zip surfaces as OSError "Invalid argument"
         why = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
         raise corrupt(path, why) from None
 

@@ -1,0 +1,690 @@
+"""The fault suite: every kind of bad input or broken environment gets one clear message naming the
+problem and the fix, exit status 2, no traceback, and nothing half-written or mixed.
+
+Each test is one *kind* of fault, registered with :func:`kind`; docs/faults.md lists every kind
+(checked below), so the page and the suite cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from uebench.cli import main
+
+KINDS: list[tuple[str, str, str]] = []  # (category, what, test name)
+DATA = ["--dataset", "synthetic", "--train-size", "64", "--test-size", "32", "--quiet"]
+TRAIN = ["train", *DATA, "--model", "tiny", "--epochs", "1"]
+GEN = ["poison", "generate", "--attack", "random", *DATA]
+
+
+def kind(category: str, what: str):
+    def deco(fn):
+        KINDS.append((category, what, fn.__name__))
+        return fn
+
+    return deco
+
+
+def cli(capsys, args: list[str], code: int = 2) -> str:
+    """Run the CLI in-process; the exit status must be ``code`` and stderr free of tracebacks."""
+    got = main([str(a) for a in args])
+    err = capsys.readouterr().err
+    assert got == code, err
+    assert "Traceback" not in err
+    return err
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """A finished tiny run and a poison, copied by the tests that damage them."""
+    root = tmp_path_factory.mktemp("made")
+    assert main([*TRAIN, "--out", str(root / "run"), "train.snapshots=true"]) == 0
+    assert main([*GEN, "--out", str(root / "poison")]) == 0
+    return root
+
+
+def copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+# ----------------------------------------------------------------------------- file system
+
+
+@kind("file system", "train --out is an existing file")
+def test_train_out_is_file(tmp_path, capsys):
+    (tmp_path / "f").write_text("x")
+    assert "is a file" in cli(capsys, [*TRAIN, "--out", tmp_path / "f"])
+
+
+@kind("file system", "poison generate --out is an existing file")
+def test_poison_out_is_file(tmp_path, capsys):
+    (tmp_path / "f").write_text("x")
+    assert "is a file" in cli(capsys, [*GEN, "--out", tmp_path / "f"])
+
+
+@kind("file system", "train --out is a non-empty directory of other files")
+def test_train_out_foreign(tmp_path, capsys):
+    (tmp_path / "mine.txt").write_text("precious")
+    assert "is not empty" in cli(capsys, [*TRAIN, "--out", tmp_path])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt"]  # nothing written
+
+
+@kind("file system", "poison generate --out is a non-empty directory of other files")
+def test_poison_out_foreign(tmp_path, capsys):
+    (tmp_path / "mine.txt").write_text("precious")
+    assert "is not empty" in cli(capsys, [*GEN, "--out", tmp_path])
+
+
+@kind("file system", "evaluate --out is a non-empty directory of other files")
+def test_evaluate_out_foreign(made, tmp_path, capsys):
+    (tmp_path / "mine.txt").write_text("precious")
+    err = cli(capsys, ["evaluate", *DATA, "--model", "tiny", "--epochs", "1", "--poisons",
+                       made / "poison", "--out", tmp_path])
+    assert "is not empty" in err
+
+
+@kind("file system", "the output file system is read-only")
+def test_read_only(tmp_path, capsys, monkeypatch):
+    def refuse(*_a, **_k):
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "run"))
+
+    monkeypatch.setattr(os, "replace", refuse)
+    assert "read-only" in cli(capsys, [*TRAIN, "--out", tmp_path / "run"])
+
+
+@kind("file system", "permission denied on the output directory")
+def test_permission_denied(tmp_path, capsys, monkeypatch):
+    real_mkdir = Path.mkdir
+
+    def refuse(self, *a, **k):
+        if self == tmp_path / "run":
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real_mkdir(self, *a, **k)
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    assert "permission denied" in cli(capsys, [*TRAIN, "--out", tmp_path / "run"])
+
+
+@kind("file system", "the disk fills up while a run is checkpointing; re-running resumes")
+def test_disk_full_then_resume(tmp_path, capsys, monkeypatch):
+    import uebench.train.loop as loop
+
+    real = loop.atomic_torch_save
+    calls = {"n": 0}
+
+    def full(obj, path):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second epoch's checkpoint
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(obj, path)
+
+    monkeypatch.setattr(loop, "atomic_torch_save", full)
+    args = [*TRAIN[:-1], "3", "--out", tmp_path / "run"]
+    assert "disk is full" in cli(capsys, args)
+    assert not (tmp_path / "run" / "summary.json").exists()  # never looks complete
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["epoch"] == 1
+    monkeypatch.setattr(loop, "atomic_torch_save", real)
+    cli(capsys, args, code=0)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+
+
+@kind("file system", "interrupted with Ctrl-C: status 130 and how to resume")
+def test_keyboard_interrupt(tmp_path, capsys, monkeypatch):
+    import uebench.train.run as run
+
+    def interrupt(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, "fit", interrupt)
+    assert "re-run the same command to resume" in cli(capsys, [*TRAIN, "--out", tmp_path / "r"],
+                                                        code=130)
+
+
+# ----------------------------------------------------------------------------- corrupt files
+
+
+def _damage(path: Path, text: str = "garbage{") -> None:
+    path.write_bytes(text.encode())
+
+
+@kind("corrupt resume file", "checkpoint.pt is truncated")
+def test_corrupt_checkpoint(made, tmp_path, capsys):
+    run = copy(made / "run", tmp_path / "run")
+    (run / "summary.json").unlink()
+    data = (run / "checkpoint.pt").read_bytes()
+    (run / "checkpoint.pt").write_bytes(data[: len(data) // 2])
+    err = cli(capsys, [*TRAIN, "--out", run, "train.snapshots=true"])
+    assert "checkpoint.pt is corrupt" in err and "delete it" in err
+
+
+@kind("corrupt resume file", "metrics.jsonl is not JSON lines")
+def test_corrupt_metrics(made, tmp_path, capsys):
+    run = copy(made / "run", tmp_path / "run")
+    (run / "summary.json").unlink()
+    _damage(run / "metrics.jsonl")
+    assert "metrics.jsonl is corrupt" in cli(capsys, [*TRAIN, "--out", run,
+                                                      "train.snapshots=true"])
+
+
+@kind("corrupt resume file", "config.yaml of a run is not YAML")
+def test_corrupt_config(made, tmp_path, capsys):
+    run = copy(made / "run", tmp_path / "run")
+    _damage(run / "config.yaml", "a: [")
+    assert "config.yaml is corrupt" in cli(capsys, [*TRAIN, "--out", run])
+
+
+@kind("corrupt resume file", "summary.json of a finished run is broken")
+def test_corrupt_summary(made, tmp_path, capsys):
+    run = copy(made / "run", tmp_path / "run")
+    _damage(run / "summary.json")
+    assert "summary.json is corrupt" in cli(capsys, [*TRAIN, "--out", run,
+                                                     "train.snapshots=true"])
+
+
+@kind("corrupt resume file", "identity.json of a run is broken")
+def test_corrupt_identity(made, tmp_path, capsys):
+    run = copy(made / "run", tmp_path / "run")
+    _damage(run / "identity.json")
+    assert "identity.json is corrupt" in cli(capsys, [*TRAIN, "--out", run,
+                                                      "train.snapshots=true"])
+
+
+@kind("corrupt resume file", "a checkpoint left by a run with other settings (orphan)")
+def test_orphan_checkpoint(made, tmp_path, capsys):
+    run = copy(made / "run", tmp_path / "run")
+    for name in ("summary.json", "config.yaml", "identity.json"):
+        (run / name).unlink()
+    err = cli(capsys, [*TRAIN, "--out", run, "train.lr=0.01", "train.snapshots=true"])
+    assert "belongs to a run with another config" in err
+
+
+@kind("corrupt resume file", "an attack's saved state (EM surrogate) is broken")
+def test_corrupt_attack_state(tmp_path, capsys, monkeypatch):
+    import uebench.attacks.em as em
+
+    out = tmp_path / "em"
+    args = ["poison", "generate", "--attack", "em", *DATA, "--out", out, "surrogate=tiny",
+            "steps=1", "train_steps=1", "batch_size=32", "max_rounds=2", "stop_acc=1.0"]
+    real, calls = em.evaluate, []
+
+    def crash(*a, **k):  # stop in round 2, after round 1's state was saved
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(em, "evaluate", crash)
+    cli(capsys, args, code=130)
+    monkeypatch.setattr(em, "evaluate", real)
+    state = next((out / ".work").rglob("state.pt"))
+    _damage(state)
+    assert "state.pt is corrupt" in cli(capsys, args)
+
+
+@kind("corrupt resume file", "a per-epoch snapshot is broken (uebench sal)")
+def test_corrupt_snapshot(made, tmp_path, capsys):
+    run = copy(made / "run", tmp_path / "run")
+    _damage(run / "snapshots" / "epoch-0001.safetensors")
+    err = cli(capsys, ["sal", run, "--tag", "t", "--quiet", "--option", "probe_size=16"])
+    assert "epoch-0001.safetensors is corrupt" in err
+
+
+@kind("corrupt resume file", "a post-hoc SAL file is broken")
+def test_corrupt_sal_tag(made, tmp_path, capsys):
+    run = copy(made / "run", tmp_path / "run")
+    cli(capsys, ["sal", run, "--tag", "t", "--quiet", "--option", "probe_size=16"], code=0)
+    _damage(run / "sal" / "t.jsonl")
+    assert "t.jsonl is corrupt" in cli(capsys, ["ud", "--clean", run, "--poisoned", run,
+                                                "--sal-tag", "t"])
+
+
+# ----------------------------------------------------------------------------- poison files
+
+
+@kind("poison file", "manifest.json is not JSON")
+def test_manifest_not_json(made, tmp_path, capsys):
+    poison = copy(made / "poison", tmp_path / "p")
+    _damage(poison / "manifest.json")
+    err = cli(capsys, [*TRAIN, "--poison", poison, "--out", tmp_path / "r"])
+    assert "manifest.json is corrupt" in err
+
+
+@kind("poison file", "manifest.json lacks fields loading needs")
+def test_manifest_missing_fields(made, tmp_path, capsys):
+    poison = copy(made / "poison", tmp_path / "p")
+    manifest = json.loads((poison / "manifest.json").read_text())
+    del manifest["budget"]
+    (poison / "manifest.json").write_text(json.dumps(manifest))
+    assert "mistyped field(s) ['budget']" in cli(capsys, [*TRAIN, "--poison", poison, "--out",
+                                                          tmp_path / "r"])
+
+
+@kind("poison file", "poison.safetensors replaced after generation (sha256 mismatch)")
+def test_tensors_replaced(made, tmp_path, capsys):
+    from safetensors.torch import load_file, save_file
+
+    poison = copy(made / "poison", tmp_path / "p")
+    tensors = load_file(str(poison / "poison.safetensors"))
+    tensors["delta"] = torch.zeros_like(tensors["delta"])
+    save_file(tensors, str(poison / "poison.safetensors"))
+    assert "sha256 differs" in cli(capsys, [*TRAIN, "--poison", poison, "--out", tmp_path / "r"])
+
+
+@kind("poison file", "labels or indices stored as non-integer tensors")
+def test_float_labels(made, tmp_path, capsys):
+    import hashlib
+
+    from safetensors.torch import load_file, save_file
+
+    poison = copy(made / "poison", tmp_path / "p")
+    tensors = load_file(str(poison / "poison.safetensors"))
+    tensors["labels"] = tensors["labels"].float()
+    save_file(tensors, str(poison / "poison.safetensors"))
+    manifest = json.loads((poison / "manifest.json").read_text())
+    manifest["sha256"] = hashlib.sha256((poison / "poison.safetensors").read_bytes()).hexdigest()
+    (poison / "manifest.json").write_text(json.dumps(manifest))
+    assert "1-D integer tensor" in cli(capsys, [*TRAIN, "--poison", poison, "--out",
+                                                tmp_path / "r"])
+
+
+@kind("poison file", "a poison made for another subset of the data")
+def test_poison_other_subset(made, tmp_path, capsys):
+    err = cli(capsys, ["evaluate", "--dataset", "synthetic", "--train-size", "48", "--quiet",
+                       "--model", "tiny", "--epochs", "1", "--poisons", made / "poison",
+                       "--out", tmp_path / "e"])
+    assert "clean training set has 48" in err
+    assert not (tmp_path / "e" / "runs").exists()  # refused before any training
+
+
+# ----------------------------------------------------------------------------- import sources
+
+
+def _exported(made: Path, tmp_path: Path) -> Path:
+    dest = tmp_path / "apb"
+    assert main(["poison", "export", str(made / "poison"), "--out", str(dest)]) == 0
+    return dest
+
+
+def _import(src: Path, out: Path, *extra: str) -> list[str]:
+    return ["poison", "import", "--format", "apbench", src, *DATA, "--out", out, *extra]
+
+
+@kind("import source", "a file named .png that is not a PNG")
+def test_png_not_png(made, tmp_path, capsys):
+    from PIL import Image
+
+    dest = _exported(made, tmp_path)
+    victim = next((dest / "data").glob("*.png"))
+    Image.new("RGB", (16, 16)).save(victim, format="JPEG")
+    assert "is not a PNG" in cli(capsys, _import(dest, tmp_path / "q"))
+    assert not (tmp_path / "q" / "manifest.json").exists()
+
+
+@kind("import source", "a truncated PNG")
+def test_png_truncated(made, tmp_path, capsys):
+    dest = _exported(made, tmp_path)
+    victim = next((dest / "data").glob("*.png"))
+    victim.write_bytes(victim.read_bytes()[:40])
+    assert "not a readable PNG" in cli(capsys, _import(dest, tmp_path / "q"))
+
+
+@kind("import source", "a PNG decompression bomb")
+def test_png_bomb(made, tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    dest = _exported(made, tmp_path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # a 16x16 image now counts as a bomb
+    assert "decompression bomb" in cli(capsys, _import(dest, tmp_path / "q"))
+
+
+@kind("import source", "a directory named .png")
+def test_png_directory(made, tmp_path, capsys):
+    dest = _exported(made, tmp_path)
+    victim = next((dest / "data").glob("*.png"))
+    victim.unlink()
+    victim.mkdir()
+    assert "not a file" in cli(capsys, _import(dest, tmp_path / "q"))
+
+
+@kind("import source", "APBench PNGs named by position in an exported subset")
+def test_png_positional(made, tmp_path, capsys):
+    dest = _exported(made, tmp_path)
+    files = sorted((dest / "data").glob("*.png"), key=lambda p: int(p.stem))
+    for i, f in enumerate(files):
+        f.rename(dest / "data" / f"tmp{i}.png")
+    for i in range(len(files)):
+        (dest / "data" / f"tmp{i}.png").rename(dest / "data" / f"{i}.png")
+    assert "--positional" in cli(capsys, _import(dest, tmp_path / "q"))
+    cli(capsys, _import(dest, tmp_path / "q", "--positional"), code=0)
+    manifest = json.loads((tmp_path / "q" / "manifest.json").read_text())
+    assert manifest["import_naming"] == "position"
+    assert manifest["seed"] == 0  # the subset's seed is recorded (never "--seed None")
+
+
+def _array_import(path: Path, out: Path) -> list[str]:
+    return ["poison", "import", "--format", "array", path, *DATA, "--out", out]
+
+
+@kind("import source", "a truncated .npy")
+def test_npy_truncated(tmp_path, capsys):
+    np.save(tmp_path / "a.npy", np.zeros((64, 3, 16, 16), dtype=np.float32))
+    data = (tmp_path / "a.npy").read_bytes()
+    (tmp_path / "a.npy").write_bytes(data[:200])
+    assert "not a readable .npy" in cli(capsys, _array_import(tmp_path / "a.npy", tmp_path / "q"))
+
+
+@kind("import source", "a .npy with a huge header")
+def test_npy_huge_header(tmp_path, capsys):
+    header = ("{'descr': '<f4', 'fortran_order': False, 'shape': (64, 3, 16, 16), "
+              + "'pad': '" + "x" * 200_000 + "'}").encode()
+    blob = b"\x93NUMPY\x02\x00" + struct.pack("<I", len(header) + 1) + header + b"\n"
+    (tmp_path / "h.npy").write_bytes(blob + bytes(64 * 3 * 16 * 16 * 4))
+    assert "not a readable .npy" in cli(capsys, _array_import(tmp_path / "h.npy", tmp_path / "q"))
+
+
+@kind("import source", "a boolean array")
+def test_npy_bool(tmp_path, capsys):
+    np.save(tmp_path / "b.npy", np.zeros((64, 3, 16, 16), dtype=bool))
+    assert "torch.bool" in cli(capsys, _array_import(tmp_path / "b.npy", tmp_path / "q"))
+
+
+@kind("import source", "a complex array")
+def test_npy_complex(tmp_path, capsys):
+    np.save(tmp_path / "c.npy", np.zeros((64, 3, 16, 16), dtype=np.complex64))
+    assert "complex" in cli(capsys, _array_import(tmp_path / "c.npy", tmp_path / "q"))
+
+
+@kind("import source", "a .npy holding pickled objects")
+def test_npy_pickle(tmp_path, capsys):
+    np.save(tmp_path / "o.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    assert "refusing to unpickle" in cli(capsys, _array_import(tmp_path / "o.npy", tmp_path / "q"))
+
+
+@kind("import source", "a .pt holding pickled objects other than tensors")
+def test_pt_pickle(tmp_path, capsys):
+    import argparse
+
+    torch.save({"delta": torch.zeros(2), "note": argparse.Namespace(a=1)}, tmp_path / "x.pt")
+    assert "refusing to unpickle" in cli(capsys, _array_import(tmp_path / "x.pt", tmp_path / "q"))
+
+
+@kind("import source", "an import without a declared budget says none is enforced")
+def test_import_without_budget(made, tmp_path, capsys):
+    dest = _exported(made, tmp_path)
+    assert main([str(a) for a in _import(dest, tmp_path / "q")]) == 0
+    out = capsys.readouterr().out
+    assert "measured linf" in out and "none is enforced" in out
+
+
+@kind("import source", "importing against a class-sorted copy of the data warns")
+def test_import_class_sorted_copy_warns(made, tmp_path, monkeypatch):
+    import uebench.poisons.api as api
+
+    real = api.clean_train_set
+
+    def sorted_copy(*a, **k):
+        clean = real(*a, **k)
+        clean.meta["order"] = "class-sorted"
+        return clean
+
+    monkeypatch.setattr(api, "clean_train_set", sorted_copy)
+    dest = _exported(made, tmp_path)
+    with pytest.warns(UserWarning, match="sorted by class"):
+        api.import_poison(dest, fmt="apbench", dataset="synthetic", train_size=64,
+                          out=tmp_path / "q")
+
+
+# ----------------------------------------------------------------------------- devices, seeds
+
+
+@kind("device or seed", "--device cuda on a machine without CUDA")
+def test_device_cuda_missing(tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert "CUDA is not available" in cli(capsys, [*TRAIN, "--device", "cuda", "--out",
+                                                   tmp_path / "r"])
+    assert not (tmp_path / "r").exists()
+
+
+@kind("device or seed", "an unknown device name")
+def test_device_unknown(tmp_path, capsys):
+    assert "unknown device" in cli(capsys, [*TRAIN, "--device", "gpu7", "--out", tmp_path / "r"])
+
+
+@kind("device or seed", "a negative seed (train)")
+def test_seed_negative_train(tmp_path, capsys):
+    assert "seed must be >= 0" in cli(capsys, [*TRAIN, "--seed", "-3", "--out", tmp_path / "r"])
+
+
+@kind("device or seed", "a negative seed (poison generate)")
+def test_seed_negative_poison(tmp_path, capsys):
+    assert "seed must be an integer >= 0" in cli(capsys, [*GEN, "--seed", "-1", "--out",
+                                                          tmp_path / "p"])
+
+
+# ----------------------------------------------------------------------------- values
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.lr=.nan", "train.lr must be a finite number"),
+        ("train.lr=.inf", "train.lr must be a finite number"),
+        ("train.lr=-0.1", "train.lr must be > 0"),
+        ("train.momentum=-1", "train.momentum must be >= 0"),
+        ("train.momentum=2", "train.momentum must be <= 1"),
+        ("train.weight_decay=-1e-4", "train.weight_decay must be >= 0"),
+        ("train.gamma=-0.5", "train.gamma must be > 0"),
+        ("model.width=0", "model.width must be > 0"),
+        ("train.optimizer=rmsprop", "train.optimizer must be one of sgd, adam"),
+        ("sal.eps=0", "sal.eps must be > 0"),
+    ],
+)
+@kind("value", "impossible numbers and choices: NaN/Inf/negative lr, momentum, weight decay, "
+               "gamma, width, eps; a choice outside its list")
+def test_bad_values(override, message, tmp_path, capsys):
+    assert message in cli(capsys, [*TRAIN, "--out", tmp_path / "r", override])
+    assert not (tmp_path / "r").exists()
+
+
+@kind("value", "--epochs 0")
+def test_epochs_zero(tmp_path, capsys):
+    assert "train.epochs must be >= 1" in cli(capsys, [*TRAIN[:-1], "0", "--out", tmp_path / "r"])
+
+
+@kind("value", "--train-size larger than the data")
+def test_train_size_too_large(tmp_path, capsys):
+    args = ["train", "--dataset", "synthetic", "--train-size", "5000", "--model", "tiny",
+            "--epochs", "1", "--out", tmp_path / "r"]
+    assert "larger than synthetic's split (1000 images)" in cli(capsys, args)
+
+
+@kind("value", "--data-dir that does not exist")
+def test_data_dir_missing(tmp_path, capsys):
+    err = cli(capsys, [*TRAIN, "--data-dir", tmp_path / "nowhere", "--out", tmp_path / "r"])
+    assert "--data-dir" in err and "does not exist" in err
+
+
+def _idx(path: Path, arr: np.ndarray, magic: int) -> None:
+    header = struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in arr.shape)
+    path.write_bytes(gzip.compress(header + arr.astype(np.uint8).tobytes()))
+
+
+@kind("value", "train and test files found in two different copies")
+def test_mixed_copies(tmp_path, capsys, monkeypatch):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    for folder, prefix, n in ((a, "train", 20), (b, "t10k", 10)):
+        _idx(folder / f"{prefix}-images-idx3-ubyte.gz", np.zeros((n, 28, 28)), 2051)
+        _idx(folder / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10, 2049)
+    monkeypatch.setenv("UEBENCH_DATA", f"{a}{os.pathsep}{b}")
+    err = cli(capsys, ["train", "--dataset", "mnist", "--model", "tiny", "--epochs", "1",
+                       "--quiet", "--out", tmp_path / "r"])
+    assert "two different copies" in err
+
+
+# ----------------------------------------------------------------------------- integrity
+
+
+@kind("integrity", "a different poison imported into the same directory: old runs are not reused")
+def test_poison_content_changed(made, tmp_path, capsys):
+    poison = copy(made / "poison", tmp_path / "p")
+    run = tmp_path / "r"
+    cli(capsys, [*TRAIN, "--poison", poison, "--out", run], code=0)
+    shutil.rmtree(poison)
+    cli(capsys, [*GEN, "--seed", "0", "--out", poison, "eps=4/255"], code=0)
+    assert "content changed" in cli(capsys, [*TRAIN, "--poison", poison, "--out", run])
+
+
+@kind("integrity", "a second process on the same run directory")
+def test_run_dir_locked(tmp_path, capsys):
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (tmp_path / "r").mkdir()
+        (tmp_path / "r" / ".lock").write_text(str(holder.pid))
+        assert f"in use by pid {holder.pid}" in cli(capsys, [*TRAIN, "--out", tmp_path / "r"])
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@kind("integrity", "a second process on the same poison directory")
+def test_poison_dir_locked(tmp_path, capsys):
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (tmp_path / "p").mkdir()
+        (tmp_path / "p" / ".lock").write_text(str(holder.pid))
+        assert f"in use by pid {holder.pid}" in cli(capsys, [*GEN, "--out", tmp_path / "p"])
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@kind("integrity", "a lock left by a process that died is taken over")
+def test_stale_lock(tmp_path, capsys):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / ".lock").write_text(str(dead.pid))
+    cli(capsys, [*TRAIN, "--out", tmp_path / "r"], code=0)
+    assert not (tmp_path / "r" / ".lock").exists()
+
+
+@kind("integrity", "rerunning a finished run with other settings")
+def test_other_settings(made, tmp_path, capsys):
+    run = copy(made / "run", tmp_path / "run")
+    err = cli(capsys, [*TRAIN, "--out", run, "train.snapshots=true", "train.lr=0.5"])
+    assert "different settings (differs in: train.lr)" in err
+
+
+# ----------------------------------------------------------------------------- outputs
+
+
+@kind("output", "result files are readable by others (not 0600)")
+def test_outputs_readable(made):
+    for name in ("summary.json", "metrics.jsonl", "config.yaml", "checkpoint.pt"):
+        assert (made / "run" / name).stat().st_mode & 0o044 == 0o044, name
+    assert (made / "poison" / "manifest.json").stat().st_mode & 0o044 == 0o044
+
+
+@kind("output", "summary.json stays strict JSON when a value is NaN")
+def test_summary_strict_json(tmp_path):
+    from uebench.utils.io import read_json, write_json
+
+    write_json(tmp_path / "s.json", {"test_acc": float("nan"), "x": [float("inf"), 1.0]})
+    text = (tmp_path / "s.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert read_json(tmp_path / "s.json") == {"test_acc": None, "x": [None, 1.0]}
+
+
+@kind("output", "an interrupted generation's seconds add up when resumed")
+def test_generation_seconds_add_up(tmp_path, capsys, monkeypatch):
+
+    out = tmp_path / "p"
+    (out / ".work").mkdir(parents=True)
+    (out / ".work" / "seconds.txt").write_text("100.0")
+    cli(capsys, [*GEN, "--out", out], code=0)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["generation_seconds"] >= 100.0
+
+
+# ----------------------------------------------------------------------------- config
+
+
+@kind("config", "an unknown config key")
+def test_unknown_key(tmp_path, capsys):
+    assert "unknown config key(s): train.lrr" in cli(capsys, [*TRAIN, "--out", tmp_path / "r",
+                                                              "train.lrr=0.1"])
+
+
+@kind("config", "a --config file that is not valid YAML")
+def test_bad_yaml(tmp_path, capsys):
+    (tmp_path / "c.yaml").write_text("train: [")
+    assert "not valid YAML" in cli(capsys, [*TRAIN, "--config", tmp_path / "c.yaml", "--out",
+                                            tmp_path / "r"])
+
+
+@kind("config", "a --config file that does not exist")
+def test_missing_yaml(tmp_path, capsys):
+    assert "does not exist" in cli(capsys, [*TRAIN, "--config", tmp_path / "none.yaml", "--out",
+                                            tmp_path / "r"])
+
+
+@kind("config", "an override without '='")
+def test_override_without_equals(tmp_path, capsys):
+    assert "not of the form key=value" in cli(capsys, [*TRAIN, "--out", tmp_path / "r",
+                                                       "train.lr"])
+
+
+@kind("config", "unknown dataset, model or attack names")
+def test_unknown_names(tmp_path, capsys):
+    assert "Valid datasets" in cli(capsys, ["train", "--dataset", "cifar11", "--out", tmp_path])
+    assert "Valid models" in cli(capsys, [*TRAIN, "--model", "resnet19", "--out", tmp_path / "a"])
+    assert "Valid attacks" in cli(capsys, ["poison", "generate", "--attack", "xx", *DATA,
+                                           "--out", tmp_path / "b"])
+
+
+@kind("config", "an unknown SAL engine, before any training")
+def test_unknown_sal_engine(made, tmp_path, capsys):
+    err = cli(capsys, ["evaluate", *DATA, "--model", "tiny", "--epochs", "1", "--poisons",
+                       made / "poison", "--out", tmp_path / "e", "sal.engine=slow"])
+    assert "unknown sal engine 'slow'" in err
+    assert not list((tmp_path / "e").rglob("metrics.jsonl"))
+
+
+@kind("config", "an unknown SAL engine option")
+def test_unknown_sal_option(made, tmp_path, capsys):
+    run = copy(made / "run", tmp_path / "run")
+    err = cli(capsys, ["sal", run, "--tag", "t", "--option", "probes=3"])
+    assert "unknown option(s) ['probes']" in err
+
+
+@kind("config", "an attack parameter of the wrong type")
+def test_attack_param_type(tmp_path, capsys):
+    assert "attack random: eps must be a number" in cli(capsys, [*GEN, "--out", tmp_path / "p",
+                                                                  "eps=big"])
+
+
+# ----------------------------------------------------------------------------- the page
+
+
+def test_docs_list_every_kind():
+    page = (Path(__file__).resolve().parents[1] / "docs" / "faults.md").read_text()
+    missing = [name for _c, _w, name in KINDS if f"`{name}`" not in page]
+    assert not missing, f"docs/faults.md does not list {missing}"
+    assert len(KINDS) >= 45
