@@ -99,7 +99,8 @@ class UEraser(LossDefense):
             quality = int(torch.randint(*JPEG_QUALITIES, (1,), generator=gen))
             x = jpeg_stacked(x, quality)
         with kornia_rng(gen, x.device):
-            return _augmentation(self.plasma_probability, x.device)(x)
+            out = _augmentation(self.plasma_probability, x.device)(x)
+        return out.clamp_(0.0, 1.0)  # kornia's ops overshoot [0, 1] by float rounding (1e-7)
 
     def loss(
         self, model: nn.Module, x: torch.Tensor, targets: Targets, *, epoch: int,
