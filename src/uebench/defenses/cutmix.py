@@ -23,8 +23,8 @@ import kornia.augmentation as K
 import torch
 from torch import nn
 
-from uebench.defenses.base import BatchDefense, Mixed, Targets, kornia_rng, register_defense
-from uebench.defenses.mixup import hard_labels
+from uebench.defenses.base import BatchDefense, Mixed, Targets, register_defense
+from uebench.defenses.mixup import kornia_mix
 
 
 @functools.lru_cache(maxsize=8)
@@ -53,10 +53,8 @@ class CutMix(BatchDefense):
     def apply(
         self, x: torch.Tensor, targets: Targets, *, gen: torch.Generator
     ) -> tuple[torch.Tensor, Targets]:
-        y = hard_labels(targets, "cutmix")
-        with kornia_rng(gen, x.device):
-            out, labels = _cutmix(x.device)(x, y)
-        labels = labels[0]  # (num_mix = 1, N, 3) -> (N, 3): y, partner, original's share
+        out, y, labels = kornia_mix(_cutmix, x, targets, "cutmix", gen)
+        # columns: y, partner, the original image's share (use_correct_lambda=True)
         return out, Mixed(y, labels[:, 1].long(), 1 - labels[:, 2])
 
     def describe(self) -> str:

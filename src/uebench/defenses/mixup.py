@@ -14,6 +14,7 @@ kornia draws the permutation and lambdas on the device (its default draws on the
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import kornia.augmentation as K
@@ -30,11 +31,16 @@ def _mixup(device: torch.device) -> nn.Module:
     return K.RandomMixUpV2(lambda_val=lam_range, data_keys=["input", "class"]).to(device)
 
 
-def hard_labels(targets: Targets, name: str) -> torch.Tensor:
-    """The int64 labels of an unmixed batch; mixing twice is not a defined defense."""
-    if isinstance(targets, Mixed):
+def kornia_mix(
+    module: Callable[[torch.device], nn.Module], x: torch.Tensor, targets: Targets, name: str,
+    gen: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Run a kornia mixing module seeded from ``gen``: (mixed x, labels y, kornia labels N x 3)."""
+    if isinstance(targets, Mixed):  # mixing twice is not a defined defense
         raise UebenchError(f"{name} got already mixed labels: use one of mixup, cutmix")
-    return targets
+    with kornia_rng(gen, x.device):
+        out, labels = module(x.device)(x, targets)
+    return out, targets, labels.reshape(-1, 3)  # cutmix: (num_mix = 1, N, 3)
 
 
 @register_defense(
@@ -53,10 +59,8 @@ class MixUp(BatchDefense):
     def apply(
         self, x: torch.Tensor, targets: Targets, *, gen: torch.Generator
     ) -> tuple[torch.Tensor, Targets]:
-        y = hard_labels(targets, "mixup")
-        with kornia_rng(gen, x.device):
-            out, labels = _mixup(x.device)(x, y)
-        return out, Mixed(y, labels[:, 1].long(), labels[:, 2])
+        out, y, labels = kornia_mix(_mixup, x, targets, "mixup", gen)
+        return out, Mixed(y, labels[:, 1].long(), labels[:, 2])  # columns: y, partner, lam
 
     def describe(self) -> str:
         return "mixup"
