@@ -130,6 +130,16 @@ def test_contract(name: str, channels: int) -> None:
     assert torch.equal(again.detach(), loss.detach())
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_step_under_bf16_autocast(name: str, synthetic) -> None:
+    """fit() calls batch_loss inside autocast (bf16 on CUDA): every defense must run there."""
+    x, y = synthetic[0][:16].float() / 255, synthetic[1][:16]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, logits, _ = step(DefensePipeline.from_spec(name), tiny(), x, y)
+    loss.backward()
+    assert torch.isfinite(loss) and logits.shape == (16, 10)
+
+
 @pytest.mark.parametrize("name", [n for n in NAMES if defense_info(n).kind == "batch"
                                   and issubclass(DEFENSES.get(n), BatchDefense)])
 def test_batch_transform_contract(name: str, synthetic) -> None:

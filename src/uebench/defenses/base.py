@@ -19,8 +19,9 @@ accumulates under the defense (``official_origin``, sal_protocol.md §2.3) and a
 Randomness: every draw comes from the ``torch.Generator`` handed to the step (a CPU generator,
 e.g. ``fit``'s per-epoch one). Draws that must happen on the device use a generator on the
 device seeded from it (:func:`device_generator`). kornia samples from torch's *global* RNG, so a
-kornia call runs inside :func:`kornia_rng`, which forks the global RNG, seeds it from ``gen`` and
-restores it afterwards: deterministic given ``gen`` and invisible to the rest of the step.
+kornia call runs inside :func:`kornia_call`, which forks the global RNG, seeds it from ``gen`` and
+restores it afterwards (deterministic given ``gen``, invisible to the rest of the step), with
+autocast off.
 """
 
 from __future__ import annotations
@@ -84,13 +85,18 @@ def device_generator(gen: torch.Generator, device: torch.device) -> torch.Genera
 
 
 @contextmanager
-def kornia_rng(gen: torch.Generator, device: torch.device) -> Iterator[None]:
-    """Run kornia draws from torch's global RNG seeded from ``gen``; restore the RNG afterwards."""
+def kornia_call(gen: torch.Generator, device: torch.device) -> Iterator[None]:
+    """Context for a kornia augmentation: its draws seeded from ``gen``, computed in fp32.
+
+    kornia samples from torch's global RNG: fork it (CPU and ``device``), seed it from ``gen`` and
+    restore it on exit. Autocast is switched off: augmentations are data preprocessing (APBench
+    runs them in fp32), and kornia's plasma fractals are convolutions autocast would run in bf16.
+    """
     device = torch.device(device)
     seed = draw_seed(gen)
     devices = [device.index if device.index is not None else torch.cuda.current_device()] if (
         device.type == "cuda") else []
-    with torch.random.fork_rng(devices=devices):
+    with torch.random.fork_rng(devices=devices), torch.autocast(device.type, enabled=False):
         torch.manual_seed(seed)
         yield
 

@@ -21,7 +21,7 @@ import kornia.augmentation as K
 import torch
 from torch import nn
 
-from uebench.defenses.base import BatchDefense, Mixed, Targets, kornia_rng, register_defense
+from uebench.defenses.base import BatchDefense, Mixed, Targets, kornia_call, register_defense
 from uebench.errors import UebenchError
 
 
@@ -38,7 +38,7 @@ def kornia_mix(
     """Run a kornia mixing module seeded from ``gen``: (mixed x, labels y, kornia labels N x 3)."""
     if isinstance(targets, Mixed):  # mixing twice is not a defined defense
         raise UebenchError(f"{name} got already mixed labels: use one of mixup, cutmix")
-    with kornia_rng(gen, x.device):
+    with kornia_call(gen, x.device):
         out, labels = module(x.device)(x, targets)
     return out, targets, labels.reshape(-1, 3)  # cutmix: (num_mix = 1, N, 3)
 

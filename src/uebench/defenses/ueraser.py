@@ -35,7 +35,7 @@ from uebench.defenses.base import (
     LossDefense,
     Targets,
     check_range,
-    kornia_rng,
+    kornia_call,
     per_sample_ce,
     register_defense,
 )
@@ -98,7 +98,7 @@ class UEraser(LossDefense):
         if self.jpeg:
             quality = int(torch.randint(*JPEG_QUALITIES, (1,), generator=gen))
             x = jpeg_stacked(x, quality)
-        with kornia_rng(gen, x.device):
+        with kornia_call(gen, x.device):
             out = _augmentation(self.plasma_probability, x.device)(x)
         return out.clamp_(0.0, 1.0)  # kornia's ops overshoot [0, 1] by float rounding (1e-7)
 
