@@ -177,6 +177,7 @@ def test_spec_roundtrip_and_describe() -> None:
     custom = DefensePipeline.from_spec("grayscale, bdr:bits=3, ueraser-max:jpeg=true")
     assert custom.spec() == "grayscale,bdr:bits=3,ueraser-max:jpeg=true"
     assert custom.official_origin == "running_max"
+    assert custom.dataset_spec() == "grayscale,bdr:bits=3"
     at = DefensePipeline.from_spec("at:eps=4/255:steps=5")
     assert at.defenses[0].eps == pytest.approx(4 / 255) and at.describe() == "at(linf 4/255,5x)"
     assert at.official_origin == "running_adversarial"

@@ -179,16 +179,21 @@ class DefensePipeline:
 
     def spec(self) -> str:
         """Canonical spec string (non-default parameters only); ``from_spec`` reads it back."""
-        items = []
-        for d in self.defenses:
-            defaults = defense_info(d.name).defaults
-            changed = {k: v for k, v in d.params().items() if v != defaults[k]}
-            items.append(d.name + "".join(f":{k}={_format(v)}" for k, v in changed.items()))
-        return ",".join(items) or "none"
+        return ",".join(_item_spec(d) for d in self.defenses) or "none"
+
+    def dataset_spec(self) -> str:
+        """The canonical spec of the dataset transforms alone: a cache key for ``prepare``."""
+        return ",".join(_item_spec(d) for d in self.dataset) or "none"
 
     def to_config(self) -> list[dict[str, Any]]:
         """``[{"name": ..., every parameter}, ...]``: the resolved form for run configs."""
         return [{"name": d.name, **d.params()} for d in self.defenses]
+
+
+def _item_spec(defense: Defense) -> str:
+    defaults = defense_info(defense.name).defaults
+    changed = {k: v for k, v in defense.params().items() if v != defaults[k]}
+    return defense.name + "".join(f":{k}={_format(v)}" for k, v in changed.items())
 
 
 def _format(value: Any) -> str:
