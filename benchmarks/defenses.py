@@ -41,13 +41,14 @@ def cifar_shaped(n: int) -> tuple[torch.Tensor, torch.Tensor, str]:
 
 
 class Hook:
-    """fit's ``batch_loss`` for a pipeline (epoch from a callback, draws from one generator)."""
+    """fit's ``batch_loss`` for a pipeline; uses fit's ``BatchInfo`` when fit passes one."""
 
     def __init__(self, pipe: DefensePipeline) -> None:
-        self.pipe, self.gen, self.epoch = pipe, torch.Generator().manual_seed(0), 1
+        self.pipe, self.gen = pipe, torch.Generator().manual_seed(0)
 
-    def __call__(self, model, x, y):
-        return self.pipe.batch_loss(model, x, y, epoch=self.epoch, gen=self.gen)[:2]
+    def __call__(self, model, x, y, info=None):
+        epoch, gen = (info.epoch, info.generator()) if info is not None else (1, self.gen)
+        return self.pipe.batch_loss(model, x, y, epoch=epoch, gen=gen)[:2]
 
 
 def train_rate(spec: str, model_name: str, width: float, x, y, batch: int, device) -> float:

@@ -58,13 +58,16 @@ def step(pipe: DefensePipeline, model, x, y, *, seed: int = 0, epoch: int = 1):
 
 
 class FitHook:
-    """fit's ``batch_loss`` hook for a pipeline (fit passes ``(model, x, y)`` today)."""
+    """fit's ``batch_loss`` hook for a pipeline. A fit that passes a ``BatchInfo`` gives the
+    epoch and a per-batch seeded stream; with the older ``(model, x, y)`` call the epoch comes
+    from a callback and the draws from one generator."""
 
     def __init__(self, pipe: DefensePipeline, seed: int) -> None:
         self.pipe, self.gen, self.epoch = pipe, torch.Generator().manual_seed(seed), 1
 
-    def __call__(self, model, x, y):
-        return self.pipe.batch_loss(model, x, y, epoch=self.epoch, gen=self.gen)[:2]
+    def __call__(self, model, x, y, info=None):
+        epoch, gen = (info.epoch, info.generator()) if info is not None else (self.epoch, self.gen)
+        return self.pipe.batch_loss(model, x, y, epoch=epoch, gen=gen)[:2]
 
     def next_epoch(self, ctx) -> None:
         self.epoch = ctx.epoch + 1
@@ -199,6 +202,7 @@ def test_spec_roundtrip_and_describe() -> None:
     ("jpeg:quality=0", ConfigError),
     ("at:steps=2.5", ConfigError),
     ("at:eps=-1", ConfigError),
+    ("at:eps=nan", ConfigError),
     ("blur:kernel=2", ConfigError),
     ("cutout:size", ConfigError),
     (":size=3", ConfigError),

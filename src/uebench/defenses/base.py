@@ -27,6 +27,7 @@ autocast off.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -123,8 +124,8 @@ def map_chunks(
 
 
 def check_range(name: str, value: float, low: float, high: float | None = None) -> None:
-    """ConfigError unless ``low <= value`` (and ``value <= high``): a parameter check."""
-    if value < low or (high is not None and value > high):
+    """ConfigError unless ``value`` is finite and ``low <= value`` (and ``value <= high``)."""
+    if not math.isfinite(value) or value < low or (high is not None and value > high):
         bound = f">= {low}" if high is None else f"in [{low}, {high}]"
         raise ConfigError(f"{name} must be {bound}, got {value}")
 
