@@ -17,11 +17,11 @@ Registry metadata (:class:`DefenseInfo`): kind, defaults, paper, the SAL origin 
 accumulates under the defense (``official_origin``, sal_protocol.md §2.3) and a description.
 
 Randomness: every draw comes from the ``torch.Generator`` handed to the step (a CPU generator,
-e.g. ``fit``'s per-epoch one). Draws that must happen on the device use a generator on the
-device seeded from it (:func:`device_generator`). kornia samples from torch's *global* RNG, so a
-kornia call runs inside :func:`kornia_call`, which forks the global RNG, seeds it from ``gen`` and
-restores it afterwards (deterministic given ``gen``, invisible to the rest of the step), with
-autocast off.
+e.g. the batch's stream ``BatchInfo.generator()`` of ``fit``). Draws that must happen on the
+device use a generator on the device seeded from it (:func:`device_generator`). kornia samples
+from torch's *global* RNG, so a kornia call runs inside :func:`kornia_call`, which forks the
+global RNG, seeds it from ``gen`` and restores it afterwards (deterministic given ``gen``,
+invisible to the rest of the step), with autocast off.
 """
 
 from __future__ import annotations

@@ -153,7 +153,7 @@ class DefensePipeline:
             model: the model being trained (in train mode).
             x: the batch after crop/flip; y: int64 labels (N,).
             epoch: the 1-based epoch (UEraser's schedule).
-            gen: CPU generator of this step's random draws (e.g. fit's per-epoch generator).
+            gen: CPU generator of this step's random draws (e.g. fit's ``BatchInfo.generator()``).
 
         Returns:
             ``(loss, logits, origin_loss)``: the scalar to backpropagate; logits N x classes for
