@@ -4,8 +4,8 @@
   statistics, initialised from a seed stream.
 - :func:`train_clean_surrogate`: TAP's "conservative" clean training through
   :func:`uebench.train.fit` (also HYPO's pretrained model).
-- :func:`pgd`: projected gradient *descent* on a per-sample objective (sign steps for linf,
-  L2-normalised steps for l2), projected to the eps-ball and to [0, 1] after every step.
+- :func:`pgd` (from :mod:`uebench.adversary`, shared with adversarial training): projected
+  gradient *descent* on a per-sample objective, projected to the eps-ball and [0, 1] every step.
 - :func:`batched`: apply a per-batch crafting function over a dataset, keeping every finished batch
   on disk when a workdir is given (resume skips it).
 - :class:`RunState`: an attack's workdir (config check, atomic state files) or a temporary one.
@@ -27,16 +27,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from uebench.attacks.base import clamp_to_image, project_l2, project_linf
+# pgd and its starts live in uebench.adversary (shared with adversarial training); re-exported
+# here for the attacks that import them from this module
+from uebench.adversary import pgd, uniform_start  # noqa: F401
 from uebench.config import TrainCfg
 from uebench.errors import ConfigError
 from uebench.models import get_model
 from uebench.runtime import Runtime, derive_seed
-from uebench.train.loop import autocast, fit, resolve_precision
+from uebench.train.loop import fit, resolve_precision
 from uebench.utils.io import atomic_torch_save, read_json, safe_torch_load, write_json
 from uebench.utils.progress import bar
 
-Objective = Callable[[torch.Tensor], torch.Tensor]  # logits -> per-sample loss to *minimise*
 STREAM_CLEAN = 8600  # seed stream of the clean surrogate shared by TAP and HYPO
 
 
@@ -89,60 +90,6 @@ def train_clean_surrogate(
     fit(model, x, y, cfg=clean_surrogate_cfg(epochs), rt=srt, run_dir=run_dir,
         desc="clean surrogate")
     return model.eval()
-
-
-# ----------------------------------------------------------------------------- PGD
-
-
-def project(delta: torch.Tensor, norm: str, eps: float) -> torch.Tensor:
-    if norm == "linf":
-        return project_linf(delta, eps)
-    if norm == "l2":
-        return project_l2(delta, eps)
-    raise ValueError(f"PGD supports linf and l2, not {norm!r}")
-
-
-def uniform_start(x: torch.Tensor, eps: float, gen: torch.Generator) -> torch.Tensor:
-    """uniform(-eps, eps) noise like ``x`` (drawn on CPU), clamped so ``x + delta`` is in [0, 1]."""
-    noise = (torch.rand(x.shape, generator=gen) * 2 - 1) * eps
-    return clamp_to_image(x, noise.to(x.device))
-
-
-def pgd(
-    model: nn.Module, x: torch.Tensor, delta: torch.Tensor, objective: Objective, *, eps: float,
-    step_size: float, steps: int, norm: str = "linf",
-    transform: Callable[[torch.Tensor], torch.Tensor] | None = None, precision: str = "fp32",
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Minimise ``objective(model(transform(x + delta)))`` over ``delta`` in the eps-ball.
-
-    Each step moves ``delta`` by ``step_size`` against the gradient's sign (linf) or its
-    L2-normalised direction (l2), then projects onto the ball and clamps ``x + delta`` to [0, 1].
-    To maximise a loss, pass its negative. The model is used as is (callers set eval mode).
-
-    Returns:
-        ``(delta, loss)``: the final ``delta`` and the per-sample objective of the last step's
-        forward pass (before its update; TAP ranks restarts by it).
-    """
-    delta = clamp_to_image(x, project(delta.detach(), norm, eps))
-    loss = None
-    for _ in range(steps):
-        d = delta.detach().requires_grad_(True)
-        inp = x + d if transform is None else transform(x + d)
-        with autocast(x.device, precision):
-            logits = model(inp)
-        loss = objective(logits.float())
-        (grad,) = torch.autograd.grad(loss.sum(), d)
-        with torch.no_grad():
-            if norm == "linf":
-                step = grad.sign()
-            else:
-                norms = grad.flatten(1).norm(dim=1).view(-1, *[1] * (grad.dim() - 1))
-                step = grad / (norms + 1e-10)
-            delta = clamp_to_image(x, project(d - step_size * step, norm, eps))
-    if loss is None:
-        with torch.no_grad(), autocast(x.device, precision):
-            loss = objective(model(x + delta).float())
-    return delta.detach(), loss.detach()
 
 
 # ----------------------------------------------------------------------------- state and batching
