@@ -8,7 +8,8 @@ adversarial training (:mod:`uebench.defenses.adversarial`), so a fix reaches bot
   ball and clamped so that ``x + delta`` stays in [0, 1] after every step (Madry et al., "Towards
   Deep Learning Models Resistant to Adversarial Attacks", ICLR 2018, arXiv 1706.06083).
 - :func:`uniform_start`, :func:`random_start`: random starting points.
-- :func:`clamp_to_image`, :func:`project`: the projections.
+- :func:`project`: the ball projection by norm name (the projections themselves live in
+  :mod:`uebench.poisons.budget`, shared with the poison store).
 
 Images are float in [0, 1], N x C x H x W. This module imports nothing from ``uebench.attacks``
 or ``uebench.defenses`` (both import it), so it can be imported first from either side.
@@ -21,15 +22,11 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from uebench.poisons.budget import clamp_to_image, project_l2, project_linf
 from uebench.train.loop import autocast
 
 Objective = Callable[[torch.Tensor], torch.Tensor]  # logits -> per-sample loss to *minimise*
 NORMS = ("linf", "l2")
-
-
-def clamp_to_image(x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
-    """Shrink ``delta`` so that ``x + delta`` lies in [0, 1]."""
-    return (x + delta).clamp_(0.0, 1.0) - x
 
 
 def _per_sample_l2(t: torch.Tensor) -> torch.Tensor:
@@ -40,12 +37,9 @@ def _per_sample_l2(t: torch.Tensor) -> torch.Tensor:
 def project(delta: torch.Tensor, norm: str, eps: float) -> torch.Tensor:
     """Project each sample of ``delta`` onto the ``norm`` ball of radius ``eps``."""
     if norm == "linf":
-        return delta.clamp(-eps, eps)
+        return project_linf(delta, eps)
     if norm == "l2":
-        flat = delta.flatten(1)
-        norms = flat.norm(dim=1).clamp_min(1e-12)
-        factor = (eps / norms).clamp(max=1.0)
-        return (flat * factor[:, None]).view_as(delta)
+        return project_l2(delta, eps)
     raise ValueError(f"PGD supports {NORMS}, not {norm!r}")
 
 

@@ -131,7 +131,10 @@ class RunCfg:
     sal: SalCfg = dataclasses.field(default_factory=SalCfg)
     seed: int = 0
     init_seed: int | None = None  # None = seed; equal init_seed => identical initial weights
-    poison: str | None = None  # a poison directory (uebench poison --out DIR)
+    poison: str | None = None  # a poison directory (uebench poison generate --out DIR)
+    # defenses, in the order they act: "none", "jpeg", "jpeg,cutout", "at:eps=4/255" (see
+    # uebench.defenses.pipeline); stored canonically (DefensePipeline.spec)
+    defense: str = "none"
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -332,6 +335,7 @@ FLAG_KEYS: dict[str, tuple[str, ...]] = {
     "init_seed": ("init_seed",),
     "sal_engine": ("sal", "engine"),
     "sal_origin": ("sal", "origin"),
+    "defense": ("defense",),
 }
 
 
@@ -368,4 +372,11 @@ def resolve_run_cfg(
     _deep_update(data, flag_data)
     for path, value in parsed:
         _merge(data, path, value)
-    return from_dict(RunCfg, data)
+    return canonical(from_dict(RunCfg, data))
+
+
+def canonical(cfg: RunCfg) -> RunCfg:
+    """``cfg`` with its defense spec validated and in canonical form (one spelling per run)."""
+    from uebench.defenses import DefensePipeline
+
+    return dataclasses.replace(cfg, defense=DefensePipeline.from_spec(cfg.defense).spec())

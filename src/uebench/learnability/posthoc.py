@@ -111,6 +111,7 @@ def measure_run(run_dir: Path | str, *, tag: str, engine: str = "fast", eps: flo
     from uebench.train.loop import load_snapshot
     from uebench.train.run import (
         build_model,
+        defense_pipeline,
         load_run_config,
         load_splits,
         make_runtime,
@@ -142,6 +143,7 @@ def measure_run(run_dir: Path | str, *, tag: str, engine: str = "fast", eps: flo
         splits = load_splits(cfg)
         data = training_set(cfg, splits)
         model = build_model(cfg, splits.train).to(rt.device)
+        eval_origin = defense_pipeline(cfg).official_origin == "eval"
         pbar = bar(len(todo), enabled=rt.show_progress, desc=f"SAL {tag} {run_dir.name}",
                    unit="epoch")
         for epoch in todo:
@@ -150,6 +152,8 @@ def measure_run(run_dir: Path | str, *, tag: str, engine: str = "fast", eps: flo
                 recalibrate_batchnorm(model, data.x, batch_size=cfg.train.batch_size)
             row = metrics.get(epoch, {})
             origin_loss = row.get("train_loss_official", row.get("train_loss"))
+            if eval_origin:  # MixUp/CutMix: the official origin is an eval pass (= exact)
+                origin_loss = None
             res = run_sal(model, data.x, data.y, rt=rt, engine=engine, eps=eps, origin=origin,
                           origin_loss=origin_loss, batch_size=cfg.train.batch_size,
                           augment=cfg.train.augment, crop_padding=cfg.train.crop_padding,

@@ -23,7 +23,7 @@ import torch
 import yaml
 from torch import nn
 
-from uebench.config import RunCfg, config_hash, from_dict, to_dict
+from uebench.config import RunCfg, canonical, config_hash, from_dict, to_dict
 from uebench.data.base import ImageSet, Splits, load_dataset
 from uebench.errors import UebenchError
 from uebench.models.base import get_model
@@ -55,12 +55,50 @@ def load_splits(cfg: RunCfg) -> Splits:
 
 
 def training_set(cfg: RunCfg, splits: Splits) -> ImageSet:
-    """The clean training set, or its poisoned version when ``cfg.poison`` is set."""
-    if cfg.poison is None:
-        return splits.train
-    from uebench.poisons.store import load_poisoned
+    """What the run trains on: the clean or poisoned set, then the defense's dataset transforms
+    (JPEG, grayscale, BDR, blur), applied once before training and cached for the process."""
+    data = splits.train
+    if cfg.poison is not None:
+        from uebench.poisons.store import load_poisoned
 
-    return load_poisoned(Path(cfg.poison), splits.train)
+        data = load_poisoned(Path(cfg.poison), splits.train)
+    pipe = defense_pipeline(cfg)
+    if not pipe.dataset:
+        return data
+    key = (pipe.dataset_spec(), cfg.seed, _bytes_hash(data.x), _bytes_hash(data.y))
+    if key not in _PREPARED:
+        _PREPARED.clear()  # one prepared set at a time: bounded memory
+        _PREPARED[key] = pipe.prepare(data.x, data.y, seed=cfg.seed)
+    meta = {**data.meta, "defense_prepared": pipe.dataset_spec()}
+    return ImageSet(_PREPARED[key], data.y, data.classes, data.name, meta)
+
+
+_PREPARED: dict[tuple[Any, ...], torch.Tensor] = {}
+
+
+def _bytes_hash(t: torch.Tensor) -> str:
+    import hashlib
+
+    return hashlib.sha256(t.contiguous().numpy().tobytes()).hexdigest()
+
+
+def defense_pipeline(cfg: RunCfg) -> Any:
+    """The run's :class:`~uebench.defenses.DefensePipeline` (empty for ``defense: none``)."""
+    from uebench.defenses import DefensePipeline
+
+    return DefensePipeline.from_spec(cfg.defense)
+
+
+def defense_batch_loss(cfg: RunCfg) -> Any:
+    """fit's ``batch_loss`` for the run's batch / loss defenses, or ``None`` (plain CE)."""
+    pipe = defense_pipeline(cfg)
+    if not pipe.batch and pipe.loss_defense is None:
+        return None
+
+    def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, info: Any) -> Any:
+        return pipe.batch_loss(model, x, y, epoch=info.epoch, gen=info.generator())[:2]
+
+    return loss
 
 
 def build_model(cfg: RunCfg, clean_train: ImageSet) -> nn.Module:
@@ -96,6 +134,10 @@ def sal_callbacks(cfg: RunCfg) -> list[Callback]:
     kwargs = dict(cfg.sal.options)
     if cfg.sal.origin is not None:
         kwargs["origin"] = cfg.sal.origin
+    if defense_pipeline(cfg).official_origin == "eval":
+        # under MixUp/CutMix the official code's origin is an eval-mode pass over the SAL data,
+        # i.e. the exact origin (sal_protocol.md §2.3)
+        kwargs["origin"] = "exact"
     return [SALCallback(engine=cfg.sal.engine, eps=cfg.sal.eps, **kwargs)]
 
 
@@ -165,6 +207,7 @@ def train_run(
     ``out`` must be new, empty or this run's directory; one process at a time works in it.
     """
     out = check_output_dir(out, marker=RUN_FILES, what="a uebench run")
+    cfg = canonical(cfg)
     cfg_dict = to_dict(cfg)
     rt = make_runtime(cfg, progress)  # a bad device fails before anything is written
     with DirectoryLock(out):
@@ -203,6 +246,7 @@ def _train(cfg: RunCfg, out: Path, rt: Runtime, ident: dict[str, Any], *,
         run_dir=out,
         desc=out.name or "train",
         run_id=ident["run_id"],
+        batch_loss=defense_batch_loss(cfg),
     )
     last = rows[-1] if rows else {}
     summary: dict[str, Any] = {
@@ -218,6 +262,7 @@ def _train(cfg: RunCfg, out: Path, rt: Runtime, ident: dict[str, Any], *,
         "n_train": len(train_set),
         "n_test": len(splits.test),
         "poison": cfg.poison,
+        "defense": cfg.defense,
         "seed": cfg.seed,
         "data_source": splits.train.meta.get("source", cfg.data.name),
     }
