@@ -39,6 +39,8 @@ def _data_args(p: argparse.ArgumentParser, *, dataset_required: bool = True) -> 
 def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="model name (uebench models)")
     p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--defense", default=None,
+                   help="defenses in the order they act: jpeg, jpeg,cutout (uebench defenses)")
     p.add_argument("--config", default=None, help="YAML file with RunCfg keys")
     p.add_argument("overrides", nargs="*", help="key=value, e.g. train.lr=0.05 model.width=0.5")
 
@@ -49,6 +51,7 @@ def _add_listing(sub: argparse._SubParsersAction) -> None:
     sub.add_parser("models", help="list models with their layer counts")
     p = sub.add_parser("attacks", help="list attacks, or show one attack's parameters")
     p.add_argument("name", nargs="?", help="an attack: its parameters, presets and paper")
+    sub.add_parser("defenses", help="list defenses with their kind, defaults and SAL origin")
 
 
 def _add_poison(sub: argparse._SubParsersAction) -> None:
@@ -82,6 +85,10 @@ def _add_learnability(sub: argparse._SubParsersAction) -> None:
     _data_args(p)
     _run_args(p)
     p.add_argument("--poisons", nargs="+", required=True, help="poison directories")
+    p.add_argument("--seeds", default=None,
+                   help="several seeds, e.g. 0,1,2: mean ± std and a 95%% interval per run")
+    p.add_argument("--beta-from", default="undefended", choices=["undefended", "defended"],
+                   help="with --defense: the clean run that sets β and the UD denominator")
     p.add_argument("--sal-engine", default=None, help="SAL engine (default: sal.engine, fast)")
     p.add_argument("--sal-origin", default=None, help="official or exact (engine default)")
     p.add_argument("--out", required=True)
@@ -145,8 +152,25 @@ def _handler_name(args: argparse.Namespace) -> str:
     return "cmd_" + args.command + (f"_{verb}" if verb else "")
 
 
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse; ``key=value`` items may stand anywhere, also between or after options.
+
+    argparse gives a ``nargs="*"`` positional only the items before the first option, so later
+    ``key=value`` items are collected here into the command's ``overrides`` / ``params``.
+    """
+    parser = build_parser()
+    args, extra = parser.parse_known_args(list(argv))
+    target = next((k for k in ("overrides", "params") if hasattr(args, k)), None)
+    stray = [e for e in extra if e.startswith("-") or "=" not in e or target is None]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if target is not None:
+        setattr(args, target, [*getattr(args, target), *extra])
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    args = parse(sys.argv[1:] if argv is None else argv)
     where = " ".join(filter(None, (args.command, getattr(args, "verb", None))))
     # warnings as one plain line each, like errors (no file/line of the code that warned)
     warnings.formatwarning = lambda msg, *_a, **_k: f"uebench {where}: warning: {msg}\n"

@@ -102,6 +102,20 @@ def _attack_detail(name: str) -> int:
     return 0
 
 
+def cmd_defenses(args: argparse.Namespace) -> int:
+    from uebench.defenses import DEFENSES, defense_info
+
+    rows = []
+    for name in DEFENSES.names():
+        info = defense_info(name)
+        defaults = ", ".join(f"{k}={v!r}" for k, v in info.defaults.items()) or "-"
+        rows.append([name, info.kind, defaults, info.official_origin, info.description])
+    _print_table(rows, ["defense", "kind", "defaults", "official SAL origin", "description"])
+    print("\ncombine in the order they act: --defense jpeg,cutout; parameters: "
+          "--defense at:eps=4/255:steps=5")
+    return 0
+
+
 def cmd_attacks(args: argparse.Namespace) -> int:
     from uebench.attacks import ATTACKS, attack_info
 
@@ -138,6 +152,7 @@ def _run_cfg_from_args(args: argparse.Namespace, **extra: Any) -> Any:
         poison=getattr(args, "poison", None),
         sal_engine=getattr(args, "sal_engine", None),
         sal_origin=getattr(args, "sal_origin", None),
+        defense=getattr(args, "defense", None),
     )
     flags.update(extra)
     return resolve_run_cfg(
@@ -241,7 +256,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from uebench.evaluation import evaluate
 
     cfg = _run_cfg_from_args(args)  # --sal-engine/--sal-origin are flags: key=value wins
-    evaluate(cfg, [Path(p) for p in args.poisons], out=Path(args.out), progress=not args.quiet)
+    seeds = None
+    if args.seeds:
+        try:
+            seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+        except ValueError:
+            raise UebenchError(f"--seeds must be comma-separated integers, got {args.seeds!r}") \
+                from None
+    evaluate(cfg, [Path(p) for p in args.poisons], out=Path(args.out), seeds=seeds,
+             beta_from=args.beta_from, progress=not args.quiet)
     print((Path(args.out) / "results.md").read_text())
     print(
         f"figures: {Path(args.out) / 'sal_heatmaps.png'}, {Path(args.out) / 'learnable_counts.png'}"

@@ -2,12 +2,18 @@
 
 For the clean training set and every poison directory, train the same model from the *same
 initial weights* (``init_seed``), measure SAL after every epoch, then compute the Learnable
-Threshold beta from the clean run and #LP / UD for every run::
+Threshold β from the clean run and #LP / UD for every run. With a defense (paper Table 2) the
+clean and poisoned runs are trained defended; β and the UD denominator come by default from an
+*undefended* clean run, as the paper's Table 2 divides every cell by the undefended vanilla #LP
+(``beta_from="defended"`` uses the defended clean run instead). With several seeds (init and data
+order; the images, and so the poisons, stay the same) every seed is a complete evaluation and the
+top-level table gives mean ± std and a 95 % interval per run::
 
-    OUT/runs/<name>/            one complete run directory each (resumable, reused when complete)
-    OUT/results.json|md|csv     beta and per run: name, test_acc, lp, ud (null for clean)
-    OUT/sal_heatmaps.png        layer x epoch SAL per run (paper Fig. 3/11)
-    OUT/learnable_counts.png    learnable layers per epoch with beta (paper Fig. 5/12/13)
+    OUT/runs/<name>/            one seed: one complete run directory each (resumable, reused)
+    OUT/seed<k>/runs/<name>/    several seeds: one evaluation per seed (+ its results.*)
+    OUT/results.json|md|csv     β and per run: name, test_acc, lp, ud (null for the β run)
+    OUT/sal_heatmaps.png        layer x epoch SAL per run (paper Fig. 3/11; first seed)
+    OUT/learnable_counts.png    learnable layers per epoch with β (paper Fig. 5/12/13)
 """
 
 from __future__ import annotations
@@ -16,13 +22,15 @@ import dataclasses
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from uebench.config import RunCfg
+from uebench.config import RunCfg, canonical
 from uebench.errors import UebenchError
 from uebench.poisons.store import load_poisoned, manifest_attack, read_manifest
 from uebench.train.run import load_splits, train_run
 from uebench.utils.io import check_output_dir
+
+BetaFrom = Literal["undefended", "defended"]
 
 
 def run_name(poison_dir: Path, taken: set[str]) -> str:
@@ -39,11 +47,20 @@ def run_name(poison_dir: Path, taken: set[str]) -> str:
     return name
 
 
+def _suffix(defense: str) -> str:
+    """Run-name suffix of a defense spec ("" without one): ``em+jpeg``, ``clean+at-eps-4-255``."""
+    if defense == "none":
+        return ""
+    return "+" + (re.sub(r"[^A-Za-z0-9_.-]+", "-", defense).strip("-") or "defended")
+
+
 def evaluate(
     cfg: RunCfg,
     poisons: Sequence[Path],
     *,
     out: Path,
+    seeds: Sequence[int] | None = None,
+    beta_from: BetaFrom = "undefended",
     sal_engine: str | None = None,
     sal_origin: str | None = None,
     progress: bool = True,
@@ -51,39 +68,79 @@ def evaluate(
     """Run Algorithm 1 and write the results table and figures into ``out``.
 
     Args:
-        cfg: the run settings shared by every run (dataset, subset, model, training, seed).
+        cfg: the run settings shared by every run (dataset, subset, model, training, defense).
         poisons: poison directories made for the same dataset subset (``uebench poison``).
-        out: output directory.
+        out: output directory (new, empty, or an earlier evaluation to resume).
+        seeds: several seeds (init + data order, same images); ``None`` = ``[cfg.seed]``.
+        beta_from: with a defense, where β and the UD denominator come from.
         sal_engine: a registered SAL engine; ``None`` keeps ``cfg.sal.engine``.
         sal_origin: ``official`` or ``exact``; ``None`` keeps ``cfg.sal.origin``.
     Returns:
         The results table (as written to ``results.json``).
     """
-    from uebench.learnability.report import recompute
-
     if not poisons:
         raise UebenchError("evaluate needs at least one poison directory (--poisons DIR ...)")
+    if beta_from not in ("undefended", "defended"):
+        raise UebenchError(f"beta_from must be 'undefended' or 'defended', got {beta_from!r}")
+    seeds = [cfg.seed] if not seeds else list(dict.fromkeys(int(s) for s in seeds))
     sal = dataclasses.replace(
         cfg.sal, enabled=True, engine=sal_engine or cfg.sal.engine,
         origin=sal_origin if sal_origin is not None else cfg.sal.origin,
     )
-    init_seed = cfg.seed if cfg.init_seed is None else cfg.init_seed
-    base = dataclasses.replace(cfg, sal=sal, init_seed=init_seed, poison=None)
+    subset = cfg.seed if cfg.data.subset_seed is None else cfg.data.subset_seed
+    data = dataclasses.replace(cfg.data, subset_seed=subset) if len(seeds) > 1 else cfg.data
+    base = canonical(dataclasses.replace(cfg, sal=sal, poison=None, data=data))
+    _check_sal(base)
     splits = load_splits(base)
-    # validate every poison before spending any compute on training
     taken: set[str] = set()
     named = []
-    for p in poisons:
+    for p in poisons:  # validate every poison before spending any compute on training
         load_poisoned(Path(p), splits.train)
         named.append((run_name(Path(p), taken), Path(p).resolve()))
-    out = check_output_dir(out, marker="runs", what="a uebench evaluation")
+    out = check_output_dir(out, marker=("runs", f"seed{seeds[0]}"), what="a uebench evaluation")
+    if len(seeds) == 1:
+        return _one_seed(base, seeds[0], named, out, splits, beta_from, progress)
+    from uebench.learnability.aggregate import aggregate_seeds
+
+    per_seed = [_one_seed(base, s, named, out / f"seed{s}", splits, beta_from, progress)
+                for s in seeds]
+    return aggregate_seeds(per_seed, seeds, out)
+
+
+def _check_sal(cfg: RunCfg) -> None:
+    """Engine name and options are checked before any training (not after the first epoch)."""
+    from uebench.learnability.sal import SAL_ENGINES, check_engine_options
+
+    SAL_ENGINES.get(cfg.sal.engine)
+    check_engine_options(cfg.sal.engine, cfg.sal.options)
+
+
+def _one_seed(base: RunCfg, seed: int, named: list[tuple[str, Path]], out: Path, splits: Any,
+              beta_from: BetaFrom, progress: bool) -> dict[str, Any]:
+    from uebench.learnability.report import recompute
+    from uebench.train.run import defense_pipeline
+
+    init = seed if base.init_seed is None or seed != base.seed else base.init_seed
+    cfg = dataclasses.replace(base, seed=seed, init_seed=init)
     runs_dir = out / "runs"
-    clean_dir = runs_dir / "clean"
-    train_run(base, clean_dir, progress=progress, splits=splits)
-    poisoned_dirs = []
+    suffix = _suffix(cfg.defense)
+    clean_dir = runs_dir / f"clean{suffix}"
+    train_run(cfg, clean_dir, progress=progress, splits=splits)
+    dirs = []
     for name, path in named:
-        run_dir = runs_dir / name
-        train_run(dataclasses.replace(base, poison=str(path)), run_dir, progress=progress,
+        dirs.append(runs_dir / f"{name}{suffix}")
+        train_run(dataclasses.replace(cfg, poison=str(path)), dirs[-1], progress=progress,
                   splits=splits)
-        poisoned_dirs.append(run_dir)
-    return recompute(clean_dir, poisoned_dirs, out_dir=out)
+    notes = [f"seed {seed} (init and data order)"]
+    if suffix:
+        label = defense_pipeline(cfg).describe()
+        notes.append(f"defense: {label} (every run below except the β run is defended)")
+        if beta_from == "undefended":
+            plain = runs_dir / "clean"
+            train_run(dataclasses.replace(cfg, defense="none"), plain, progress=progress,
+                      splits=splits)
+            notes.append("β and the UD denominator come from the undefended clean run, as the "
+                         "paper's Table 2")
+            return recompute(plain, [clean_dir, *dirs], out_dir=out, notes=notes)
+        notes.append("β and the UD denominator come from the defended clean run")
+    return recompute(clean_dir, dirs, out_dir=out, notes=notes)
