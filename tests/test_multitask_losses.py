@@ -7,8 +7,15 @@ import math
 import pytest
 import torch
 
-from uebench.errors import UebenchError
-from uebench.multitask import TASK_LOSSES, TASK_METRICS, TaskSpec, compute_metric, multitask_loss
+from uebench.errors import UebenchError, UnknownNameError
+from uebench.multitask import (
+    TASK_LOSSES,
+    TASK_METRICS,
+    TaskSpec,
+    check_task_specs,
+    compute_metric,
+    multitask_loss,
+)
 from uebench.multitask.metrics import MetricAccumulator
 
 LN2, LN3 = math.log(2), math.log(3)
@@ -82,13 +89,13 @@ def test_multitask_loss_weights_and_per_task_graph() -> None:
     depth = dense([1.0, 3.0]).requires_grad_()
     outputs, targets = {"a": logits, "d": depth}, {"a": torch.tensor([0]), "d": dense([2.0, 0.0])}
     total, per = multitask_loss(outputs, targets, tasks)  # ln 2 + |1 - 2|
-    assert float(total) == pytest.approx(LN2 + 1.0, abs=1e-6)
+    assert float(total.detach()) == pytest.approx(LN2 + 1.0, abs=1e-6)
     total, per = multitask_loss(outputs, targets, tasks, {"a": 2.0, "d": 0.5})
-    assert float(total) == pytest.approx(2 * LN2 + 0.5, abs=1e-6)
+    assert float(total.detach()) == pytest.approx(2 * LN2 + 0.5, abs=1e-6)
     per["d"].backward()  # per-task losses keep their graph
     assert depth.grad is not None and logits.grad is None
     total, per = multitask_loss(outputs, targets, tasks, {"d": 1.0})
-    assert set(per) == {"d"} and float(total) == pytest.approx(1.0)
+    assert set(per) == {"d"} and float(total.detach()) == pytest.approx(1.0)
     with pytest.raises(UebenchError, match="no spec"):
         multitask_loss(outputs, targets, tasks, {"x": 1.0})
 
@@ -150,6 +157,16 @@ def test_accumulated_metrics_equal_whole_split_values() -> None:
     got = acc.compute()
     assert got["s/miou"] == pytest.approx(compute_metric("miou", logits, truth, spec))
     assert got["d/rmse"] == pytest.approx(compute_metric("rmse", depth_pred, depth_true, DEPTH))
+
+
+def test_specs_must_match_their_loss_and_metric_kinds() -> None:
+    check_task_specs({"d": DEPTH, "k": KEY, "c": CLS, "s": SEG})  # the defaults fit
+    with pytest.raises(UebenchError, match="'ce' is for"):
+        check_task_specs({"d": TaskSpec("depth", 1, loss="ce")})
+    with pytest.raises(UebenchError, match="'miou' is for"):
+        check_task_specs({"k": TaskSpec("keypoints", 1, metrics=("miou",))})
+    with pytest.raises(UnknownNameError, match="task kind"):
+        TaskSpec("regression", 1)
 
 
 def test_every_registered_loss_and_metric_is_checked_here() -> None:

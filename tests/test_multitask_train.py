@@ -14,10 +14,10 @@ from uebench.multitask import (
     MultiTaskSet,
     TaskSpec,
     build_multitask_model,
-    compute_metric,
     fit_multitask,
     load_multitask,
 )
+from uebench.multitask.baselines import baseline_scores
 from uebench.runtime import Runtime
 
 SIDE = 32
@@ -55,23 +55,17 @@ def test_flips_keep_images_and_dense_targets_aligned() -> None:
     assert torch.equal(tb["c"], torch.arange(64) % 2)  # labels untouched
 
 
-def best_constant_scores(train: MultiTaskSet, test: MultiTaskSet) -> dict[str, float]:
-    """Test scores of input-independent predictors (the bar a model must beat)."""
-    n, spec = len(test), test.tasks
-    majority = torch.bincount(train.targets["segment"].long().flatten(), minlength=256)[:6]
-    seg = torch.zeros(n, 6, SIDE, SIDE)
-    seg[:, int(majority.argmax())] = 1.0
-    depth = train.targets["depth"]
-    median = depth[depth > 0].median()
-    mean_heat = train.targets["keypoints"].mean(0, keepdim=True).expand(n, -1, -1, -1)
-    return {
-        "scene/accuracy": 1 / 4,  # balanced classes
-        "segment/miou": compute_metric("miou", seg, test.targets["segment"], spec["segment"]),
-        "depth/abs_rel": compute_metric("abs_rel", torch.full_like(test.targets["depth"], median),
-                                        test.targets["depth"], spec["depth"]),
-        "keypoints/keypoint_error": compute_metric("keypoint_error", mean_heat,
-                                                   test.targets["keypoints"], spec["keypoints"]),
-    }
+def test_baselines_are_the_best_constant_guesses() -> None:
+    tasks = {"c": TaskSpec("classification", 3), "d": TaskSpec("depth", 1, ignore_value=0.0)}
+    x = torch.zeros(4, 1, 1, 2, dtype=torch.uint8)
+    train = MultiTaskSet(x, {"c": torch.tensor([0, 1, 1, 2]),
+                             "d": torch.tensor([1.0, 2.0, 10.0, 0.0, 3.0, 0.0, 0.0, 0.0])
+                             .view(4, 1, 1, 2)}, tasks)
+    test = MultiTaskSet(x[:2], {"c": torch.tensor([1, 0]),
+                                "d": torch.tensor([2.0, 4.0, 0.0, 0.0]).view(2, 1, 1, 2)}, tasks)
+    # majority class 1: accuracy 1/2; median valid depth (1, 2, 3, 10) -> 2: abs-rel (0 + 1/2) / 2
+    scores = baseline_scores(train, test)
+    assert scores["c/accuracy"] == 0.5 and scores["d/abs_rel"] == pytest.approx(0.25)
 
 
 def test_a_tiny_model_learns_every_scene_task() -> None:
@@ -84,8 +78,9 @@ def test_a_tiny_model_learns_every_scene_task() -> None:
     model = build_multitask_model(train.tasks, backbone="lenet", image_size=SIDE, width=2.0,
                                   decoder_channels=16, mean=mean, std=std)
     rows = fit_multitask(model, train, cfg=CFG, rt=runtime(), test=test)
-    last, bar = rows[-1], best_constant_scores(train, test)
+    last, bar = rows[-1], baseline_scores(train, test)
     assert last["train_loss"] < rows[0]["train_loss"]
+    assert bar["scene/accuracy"] == 0.25  # balanced classes: the majority guess is chance
     assert last["test/scene/accuracy"] > bar["scene/accuracy"] + 0.05
     assert last["test/segment/miou"] > 2 * bar["segment/miou"]
     assert last["test/depth/abs_rel"] < 0.8 * bar["depth/abs_rel"]

@@ -55,7 +55,9 @@ def _ratio(stats: torch.Tensor, spec: TaskSpec) -> float:
 
 
 def _pair(total: torch.Tensor, count: torch.Tensor | int) -> torch.Tensor:
-    return torch.stack([torch.as_tensor(total).double(), torch.as_tensor(count).double()])
+    """``[total, count]`` as float64 on ``total``'s device (an int count would land on the CPU)."""
+    count = torch.as_tensor(count, device=total.device)
+    return torch.stack([total.double(), count.double()])
 
 
 def _class_labels(target: torch.Tensor) -> torch.Tensor:
@@ -131,6 +133,7 @@ def _abs_error(output: torch.Tensor, target: torch.Tensor, spec: TaskSpec) -> to
 
 
 def register_metric(name: str, metric: TaskMetric) -> None:
+    """Register a metric under ``name`` (its kinds and direction become registry metadata)."""
     TASK_METRICS.register(name, kinds=metric.kinds, higher_is_better=metric.higher_is_better)(
         metric
     )
