@@ -79,6 +79,8 @@ def test_a_tiny_model_learns_every_scene_task() -> None:
                                   decoder_channels=16, mean=mean, std=std)
     rows = fit_multitask(model, train, cfg=CFG, rt=runtime(), test=test)
     last, bar = rows[-1], baseline_scores(train, test)
+    assert {"train_loss", "train/depth/loss", "train/segment/miou", "test_loss",
+            "test/keypoints/loss", "test/keypoints/keypoint_error"} <= set(last)
     assert last["train_loss"] < rows[0]["train_loss"]
     assert bar["scene/accuracy"] == 0.25  # balanced classes: the majority guess is chance
     assert last["test/scene/accuracy"] > bar["scene/accuracy"] + 0.05

@@ -61,15 +61,19 @@ def check_task_specs(tasks: Mapping[str, TaskSpec]) -> None:
 
 
 class _Running:
-    """Sample-weighted running means of the total and per-task training losses, on device."""
+    """Sample-weighted running means of the total and per-task losses, summed on the device.
 
-    def __init__(self) -> None:
+    Keys: ``total_key`` and ``task_key.format(task)``.
+    """
+
+    def __init__(self, total_key: str, task_key: str) -> None:
+        self.total_key, self.task_key = total_key, task_key
         self.sums: dict[str, torch.Tensor] = {}
         self.seen = 0
 
     def add(self, total: torch.Tensor, per_task: Mapping[str, torch.Tensor], n: int) -> None:
-        for key, value in [("train_loss", total)] + [(f"train/{t}/loss", v)
-                                                     for t, v in per_task.items()]:
+        for key, value in [(self.total_key, total)] + [(self.task_key.format(t), v)
+                                                       for t, v in per_task.items()]:
             part = value.detach().double() * n
             self.sums[key] = self.sums[key] + part if key in self.sums else part
         self.seen += n
@@ -89,7 +93,7 @@ def evaluate_multitask(
     device = torch.device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
     model.eval()
-    running, metrics = _Running(), MetricAccumulator(data.tasks)
+    running, metrics = _Running("loss", "{}/loss"), MetricAccumulator(data.tasks)
     for xb, tb in MultiTaskLoader(data, batch_size=batch_size, device=device).batches():
         with autocast(device, precision):
             outputs = model(xb)
@@ -97,9 +101,7 @@ def evaluate_multitask(
         running.add(total, per_task, int(xb.shape[0]))
         metrics.update(outputs, tb)
     model.train(was_training)
-    out = {k.removeprefix("train/").replace("train_loss", "loss"): v
-           for k, v in running.means().items()}
-    return {**out, **metrics.compute()}
+    return {**running.means(), **metrics.compute()}
 
 
 def fit_multitask(
@@ -162,7 +164,7 @@ def _train_epoch(model: nn.Module, loader: MultiTaskLoader, opt: torch.optim.Opt
     """One pass of optimiser steps; running train-mode losses and metrics."""
     precision, channels_last = resolve_precision(cfg, loader.device)
     model.train()
-    running, metrics = _Running(), MetricAccumulator(tasks)
+    running, metrics = _Running("train_loss", "train/{}/loss"), MetricAccumulator(tasks)
     for xb, tb in loader.batches(gen):
         if channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
