@@ -76,7 +76,7 @@ def test_every_keeps_last_epoch_and_resumes(run_dir):
 
 def test_tag_settings_cannot_be_mixed(run_dir):
     measure_run(run_dir, tag="mix", options=FAST, epochs=[3], progress=False)
-    with pytest.raises(UebenchError, match="other settings"):
+    with pytest.raises(UebenchError, match="different settings"):
         measure_run(run_dir, tag="mix", eps=0.1, options=FAST, epochs=[3], progress=False)
     with pytest.raises(UebenchError, match="plain name"):
         measure_run(run_dir, tag="../x", options=FAST, progress=False)

@@ -328,17 +328,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     sizes = {k: v for k, v in (("train_size", args.train_size), ("test_size", args.test_size),
                                ("epochs", args.epochs)) if v is not None}
-    run_demo(
-        args.out,
-        **sizes,
-        seed=args.seed,
-        sal_engine=args.sal_engine,
-        data_dir=args.data_dir,
-        progress=not args.quiet,
-    )
+    result = run_demo(args.out, **sizes, seed=args.seed, sal_engine=args.sal_engine,
+                      data_dir=args.data_dir, progress=not args.quiet)
     out = Path(args.out)
-    print((out / "results.md").read_text())
-    print(f"figures: {out / 'sal_heatmaps.png'}, {out / 'learnable_counts.png'}")
-    print(f"run directories: {out / 'runs'}; poisons (with preview.png): {out / 'poisons'}")
+    print((out / "eval" / "results.md").read_text())
+    figures = result.get("files", {})
+    print("figures: " + ", ".join(v for k, v in figures.items() if k.endswith(".png")))
+    print(f"run directories: {out / 'eval' / 'runs'}; poisons (with preview.png): "
+          f"{out / 'poisons'}")
     print(f"total {time.perf_counter() - t0:.0f}s")
     return 0

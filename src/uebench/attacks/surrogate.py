@@ -35,7 +35,13 @@ from uebench.errors import ConfigError
 from uebench.models import get_model
 from uebench.runtime import Runtime, derive_seed
 from uebench.train.loop import fit, resolve_precision
-from uebench.utils.io import atomic_torch_save, read_json, safe_torch_load, write_json
+from uebench.utils.io import (
+    atomic_torch_save,
+    read_json,
+    refuse_if_different,
+    safe_torch_load,
+    write_json,
+)
 from uebench.utils.progress import bar
 
 STREAM_CLEAN = 8600  # seed stream of the clean surrogate shared by TAP and HYPO
@@ -117,11 +123,8 @@ class RunState:
     def _check(self, name: str, config: dict[str, Any]) -> None:
         path = self.root / "config.json"
         if path.exists():
-            saved = read_json(path)
-            diff = sorted(k for k in set(saved) | set(config) if saved.get(k) != config.get(k))
-            if diff:
-                raise ConfigError(f"{self.root} holds a {name} run with other settings "
-                                  f"({', '.join(diff)}); use a fresh workdir")
+            refuse_if_different(self.root, read_json(path), config, what=f"a {name} run",
+                                fix="Use a fresh --out (or delete its .work folder).")
         elif self.root.exists() and any(self.root.iterdir()):
             raise ConfigError(f"{self.root} is not empty and has no config.json; "
                               "use a fresh workdir")

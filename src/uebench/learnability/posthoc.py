@@ -28,7 +28,13 @@ import torch
 import yaml
 
 from uebench.errors import UebenchError
-from uebench.utils.io import atomic_write_text, read_jsonl, write_jsonl
+from uebench.utils.io import (
+    atomic_write_text,
+    corrupt,
+    read_jsonl,
+    refuse_if_different,
+    write_jsonl,
+)
 from uebench.utils.progress import bar
 
 SAL_DIR = "sal"
@@ -62,10 +68,7 @@ def read_tag(run_dir: Path, tag: str) -> list[dict[str, Any]]:
             f"{run_dir} has no SAL measurement tagged {tag!r} ({rows_path} is missing): run "
             f"`uebench sal {run_dir} --tag {tag} ...` first"
         )
-    try:
-        return read_jsonl(rows_path)
-    except json.JSONDecodeError as exc:
-        raise UebenchError(f"{rows_path} is corrupt ({exc.msg}); delete it and re-run") from None
+    return read_jsonl(rows_path)
 
 
 def select_epochs(available: Sequence[int], *, every: int = 1,
@@ -174,12 +177,11 @@ def _check_settings(path: Path, settings: dict[str, Any], tag: str) -> None:
         try:
             old = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError:
-            raise UebenchError(f"{path} is corrupt; delete it (and {path.with_suffix('.jsonl')})"
-                               " and re-run") from None
-        if old != canonical:
-            raise UebenchError(
-                f"SAL tag {tag!r} of this run was measured with other settings ({old}); use "
-                "another --tag, or delete that tag's files to re-measure")
+            raise corrupt(path, "not YAML", fix=f"delete it (and {path.with_suffix('.jsonl')}) "
+                                                "and re-run") from None
+        refuse_if_different(path.parent.parent, old if isinstance(old, dict) else {}, canonical,
+                            what=f"a SAL measurement tagged {tag!r}",
+                            fix="Use another --tag, or delete that tag's files to re-measure.")
         return
     atomic_write_text(path, yaml.safe_dump(canonical, sort_keys=True))
 

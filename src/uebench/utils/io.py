@@ -140,12 +140,14 @@ def refuse_if_different(where: Path | str, old: Mapping[str, Any], new: Mapping[
                         what: str, fix: str = "") -> None:
     """The one "this directory already holds something else" check (runs, poisons, SAL tags).
 
-    Raises UebenchError naming the differing keys unless ``old == new``.
+    Raises ConfigError naming the differing keys unless ``old == new``.
     """
+    from uebench.errors import ConfigError
+
     if dict(old) == dict(new):
         return
     diff = ", ".join(sorted(diff_keys(old, new)))
-    raise UebenchError(
+    raise ConfigError(
         f"{where} already holds {what} with different settings (differs in: {diff}). "
         + (fix or "Use another output directory, or delete that one to start over.")
     )
