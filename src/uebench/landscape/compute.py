@@ -97,7 +97,7 @@ def landscape(
     n_samples: int = 1000,
     seed: int = 0,
     batch_size: int = 256,
-    memory_mb: float = 512.0,
+    memory_mb: float = 64.0,
     interpolation_points: int = 31,
     dtype: torch.dtype = torch.float32,
     plot: bool = True,

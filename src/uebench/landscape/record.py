@@ -19,7 +19,7 @@ import yaml
 from uebench.config import RunCfg, to_dict
 from uebench.data.base import Splits
 from uebench.errors import UebenchError
-from uebench.landscape.trajectory import TrajectoryRecorder, default_every, steps_per_epoch
+from uebench.landscape.trajectory import recorder_for_run
 from uebench.utils.env import environment
 from uebench.utils.io import atomic_write_text, read_json, write_json
 
@@ -69,10 +69,8 @@ def record_run(
     splits = splits or load_splits(cfg)
     train_set = training_set(cfg, splits)
     model = build_model(cfg, splits.train)
-    per_epoch = steps_per_epoch(len(train_set), cfg.train.batch_size, cfg.train.drop_last)
-    every = every or default_every(per_epoch * cfg.train.epochs)
-    recorder = TrajectoryRecorder(out, every=every, steps_per_epoch=per_epoch, layers=layers,
-                                  memory_mb=memory_mb, dtype=dtype)
+    recorder = recorder_for_run(out, cfg.train, len(train_set), every=every, layers=layers,
+                                dtype=dtype, memory_mb=memory_mb)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg_dict, sort_keys=False))
     write_json(out / "env.json", environment(rt.device))
@@ -87,8 +85,8 @@ def record_run(
         "epochs": len(rows), "seconds": float(sum(r.get("seconds", 0.0) for r in rows)),
         "dataset": cfg.data.name, "model": cfg.model.name, "n_train": len(train_set),
         "n_test": len(splits.test), "poison": cfg.poison, "seed": cfg.seed,
-        "trajectory": {"every": every, "steps_per_epoch": per_epoch, "layers": layers,
-                       "dtype": dtype},
+        "trajectory": {"every": recorder.every, "steps_per_epoch": recorder.steps_per_epoch,
+                       "layers": layers, "dtype": dtype},
     })
     write_json(out / "summary.json", summary)
     return summary

@@ -71,7 +71,7 @@ def _points(base: Mapping[str, torch.Tensor], directions: Sequence[Mapping[str, 
 def evaluate_points(model: nn.Module, base: Mapping[str, torch.Tensor],
                     directions: Sequence[Mapping[str, torch.Tensor]], coeffs: torch.Tensor,
                     x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 256,
-                    memory_mb: float = 512.0) -> torch.Tensor:
+                    memory_mb: float = 64.0) -> torch.Tensor:
     """Mean cross-entropy at ``base + coeffs[g] @ directions`` for every point ``g`` (batched).
 
     Args:
@@ -95,12 +95,19 @@ def evaluate_points(model: nn.Module, base: Mapping[str, torch.Tensor],
     fixed = {n: p for n, p in model.named_parameters() if n not in base}
     fixed.update(dict(model.named_buffers()))
 
-    def loss_sum(params: dict[str, torch.Tensor], xb: torch.Tensor,
-                 yb: torch.Tensor) -> torch.Tensor:
-        logits = functional_call(model, (params, fixed), (xb,))
-        return F.cross_entropy(logits, yb, reduction="sum")
+    def logits(params: dict[str, torch.Tensor], xb: torch.Tensor) -> torch.Tensor:
+        return functional_call(model, (params, fixed), (xb,))
 
-    batched = vmap(loss_sum, in_dims=(0, None, None))
+    batched = vmap(logits, in_dims=(0, None))
+
+    def loss_sums(params: dict[str, torch.Tensor], xb: torch.Tensor,
+                  yb: torch.Tensor) -> torch.Tensor:
+        # cross-entropy outside vmap, as logsumexp - target logit: on CPU, log_softmax over
+        # vmap's strided (G, B, K) output was ~10x slower (benchmarks/README.md)
+        out = batched(params, xb).contiguous()
+        target = out.gather(2, yb.view(1, -1, 1).expand(out.shape[0], -1, 1)).squeeze(2)
+        return (out.logsumexp(2) - target).sum(1)
+
     chunk = points_per_chunk(model, list(base), xs, batch_size, memory_mb)
     out = torch.zeros(coeffs.shape[0], dtype=torch.float64)
     for start in range(0, coeffs.shape[0], chunk):
@@ -108,7 +115,7 @@ def evaluate_points(model: nn.Module, base: Mapping[str, torch.Tensor],
         total = torch.zeros(params[next(iter(params))].shape[0], dtype=torch.float64,
                             device=device)
         for b in range(0, xs.shape[0], batch_size):
-            total += batched(params, xs[b:b + batch_size], y[b:b + batch_size]).double()
+            total += loss_sums(params, xs[b:b + batch_size], y[b:b + batch_size]).double()
         out[start:start + chunk] = total.cpu() / max(xs.shape[0], 1)
     model.train(was_training)
     return out

@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from uebench.config import TrainCfg
 from uebench.errors import UebenchError
 from uebench.landscape import store
 
@@ -174,3 +175,14 @@ class TrajectoryRecorder:
         per_snapshot = self._index["numel"] * flat[0].element_size()
         if len(self._buffer) * per_snapshot >= self.memory_bytes:
             self.flush()
+
+
+def recorder_for_run(run_dir: Path | str, train: TrainCfg, n_train: int, *,
+                     every: int | None = None, layers: Sequence[str] | None = None,
+                     dtype: str = "float32", memory_mb: float = 256.0) -> TrajectoryRecorder:
+    """The recorder for a training run of ``n_train`` images under ``train`` (epoch ends
+    included; ``every`` defaults to about :data:`DEFAULT_SNAPSHOTS` snapshots per run)."""
+    per_epoch = steps_per_epoch(n_train, train.batch_size, train.drop_last)
+    every = every or default_every(per_epoch * train.epochs)
+    return TrajectoryRecorder(run_dir, every=every, steps_per_epoch=per_epoch, layers=layers,
+                              memory_mb=memory_mb, dtype=dtype)
