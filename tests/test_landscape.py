@@ -211,8 +211,15 @@ def test_recorder_refuses_bad_input(tmp_path):
     TrajectoryRecorder(tmp_path, every=2).begin(model)
     with pytest.raises(UebenchError, match="other settings.*every"):
         TrajectoryRecorder(tmp_path, every=3).begin(model)
-    with pytest.raises(UebenchError, match="no trajectory"):
+    with pytest.raises(UebenchError, match="started without a recorder"):
         TrajectoryRecorder(tmp_path / "new", every=2).on_resume(2, 10)
+
+
+def test_resuming_an_unrecorded_run_is_refused(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        _train(tmp_path, crash_step=13)  # two epochs trained and checkpointed, no recorder
+    with pytest.raises(UebenchError, match="started without a recorder"):
+        _train(tmp_path, _recorder(tmp_path))
 
 
 def test_default_interval():
@@ -248,7 +255,7 @@ def test_plot_all_writes_every_figure(evaluation_dir):
     expected = ["sal_heatmaps.png", "learnable_counts.png", "parameter_cdf.png"] + [
         f"{stem}.{fmt}" for fmt in ("png", "pdf")
         for stem in ("parameter_cdf_layers", "landscape_pca_pc1_pc2", "landscape_pca_pc3_pc4",
-                     "interpolation", "explained_variance")]
+                     "interpolation", "path_loss", "explained_variance")]
     for name in expected:
         assert str(out / name) in report["files"], name
         assert (out / name).read_bytes().startswith(PDF if name.endswith("pdf") else PNG), name
@@ -278,9 +285,12 @@ def test_landscape_contract(evaluation_dir, tmp_path, basis):
             assert loss.shape == (4, 4) and np.isfinite(loss).all() and (loss > 0).all()
         # the path ends at the final weights = the centre of every plane
         assert np.allclose(run["planes"][0]["coords"][-1], 0.0, atol=1e-5)
-        # t = 1 of the interpolation is the final model
+        # t = 1 of the interpolation and the last snapshot are the final model, t = 0 and the
+        # first snapshot the initial one (every parameter was recorded)
         t, loss = run["interpolation"]["t"], run["interpolation"]["loss"]
         assert loss[t.index(1.0)] == pytest.approx(run["final_loss"], rel=1e-5)
+        assert run["path_loss"][-1] == pytest.approx(run["final_loss"], rel=1e-5)
+        assert run["path_loss"][0] == pytest.approx(loss[t.index(0.0)], rel=1e-5)
     assert planes[0]["xs"] == sorted(planes[0]["xs"])  # one shared axis for every run
 
 

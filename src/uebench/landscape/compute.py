@@ -6,8 +6,9 @@ For every run (Ye et al., ICLR 2025, arXiv 2509.08058, §3.1, Figs. 1 and 10):
    components, as the paper; ``random``: Li et al.'s filter-normalised directions);
 2. the loss on a grid over each plane (default PC1/PC2 and PC3/PC4) centred on the final weights,
    on a fixed seeded data subset, batched over grid points (:mod:`uebench.landscape.surface`);
-3. the path's coordinates in each plane, and a 1-D interpolation from the initial weights
-   (``t = 0``) to the final ones (``t = 1``) (Goodfellow et al., ICLR 2015, arXiv 1412.6544).
+3. the path's coordinates in each plane, the true loss at every snapshot (``path_loss``, for
+   trajectories that fit in memory), and a 1-D interpolation from the initial weights (``t = 0``)
+   to the final ones (``t = 1``) (Goodfellow et al., ICLR 2015, arXiv 1412.6544).
 
 All runs share the grid extent of each plane, so panels have the same axes and colour scale.
 Results go to ``OUT/landscape.json`` (everything needed to redraw) and the figures next to it.
@@ -73,6 +74,16 @@ def _surface(run: LandscapeRun, path: PathSource, basis: Basis, axes: tuple[int,
     dirs = [unflatten(basis.directions[a].to(dtype), path.names, path.shapes) for a in axes]
     loss = evaluate_points(run.model, base, dirs, grid_coefficients(xs, ys), *data, **opts)
     return loss.reshape(len(ys), len(xs)).numpy()
+
+
+def _path_loss(run: LandscapeRun, path: PathSource, data: tuple[torch.Tensor, torch.Tensor],
+               opts: dict[str, Any]) -> np.ndarray:
+    """Loss at every recorded snapshot: point i = final + 1 * (snapshot_i - final)."""
+    assert path.dense is not None
+    dtype = next(run.model.parameters()).dtype
+    dirs = [unflatten(row.to(dtype), path.names, path.shapes) for row in path.dense]
+    coeffs = torch.eye(len(dirs), dtype=torch.float64)
+    return evaluate_points(run.model, run.final(path.names), dirs, coeffs, *data, **opts).numpy()
 
 
 def _interpolation(run: LandscapeRun, ts: torch.Tensor, data: tuple[torch.Tensor, torch.Tensor],
@@ -145,6 +156,8 @@ def landscape(
         centre = evaluate_points(run.model, run.final(path.names), [], torch.zeros(1, 0),
                                  *subset, **opts)
         row["final_loss"] = float(centre[0])
+        if path.dense is not None:  # the true loss at every snapshot (not its projection)
+            row["path_loss"] = _path_loss(run, path, subset, opts).tolist()
         if interpolation_points:
             row["interpolation"] = {"t": ts.tolist(),
                                     "loss": _interpolation(run, ts, subset, opts).tolist()}

@@ -134,6 +134,25 @@ def plot_interpolation(result: Mapping[str, Any], stem: Path | str,
         return save_figure(fig, stem, formats)
 
 
+def plot_path_loss(result: Mapping[str, Any], stem: Path | str,
+                   formats: Sequence[str] = FORMATS) -> list[Path]:
+    """The loss at every recorded snapshot against the optimisation step, one line per run."""
+    with style():
+        fig = Figure(figsize=(5.0, 3.4))
+        ax = fig.subplots()
+        values = []
+        for run in result["runs"]:
+            if run.get("path_loss"):
+                ax.plot(run["steps"], run["path_loss"], label=run["name"])
+                values += run["path_loss"]
+        if values and min(values) > 0 and max(values) / min(values) > 10:
+            ax.set_yscale("log")
+        ax.set_xlabel("optimiser step")
+        ax.set_ylabel(f"loss ({result['data']} subset)")
+        ax.legend()
+        return save_figure(fig, stem, formats)
+
+
 def plot_explained_variance(result: Mapping[str, Any], stem: Path | str,
                             formats: Sequence[str] = FORMATS, components: int = 10) -> list[Path]:
     """Explained-variance ratio of the first PCA components of each run's path (App. A.4)."""
@@ -163,6 +182,8 @@ def plot_landscape_result(result: Mapping[str, Any], out: Path | str,
         files += plot_plane(result, k, out / f"landscape_{result['basis']}_{labels}", formats)
     if any(r.get("interpolation") for r in result["runs"]):
         files += plot_interpolation(result, out / "interpolation", formats)
+    if any(r.get("path_loss") for r in result["runs"]):
+        files += plot_path_loss(result, out / "path_loss", formats)
     if any(r.get("explained_variance_ratio") for r in result["runs"]):
         files += plot_explained_variance(result, out / "explained_variance", formats)
     return files

@@ -113,12 +113,22 @@ class TrajectoryRecorder:
 
     def on_resume(self, epoch: int, step: int) -> None:
         if self._index is None and not store.has_trajectory(self.run_dir):
-            raise UebenchError(
-                f"resuming run {self.run_dir} at epoch {epoch} with a trajectory recorder, but "
-                "the run has no trajectory: it was started without one. Start a new run "
-                "directory to record a trajectory"
-            )
+            raise UebenchError(self._not_recorded(epoch))
         self._cut(step)
+        # the checkpoint's own snapshot must be on the path, else training ran unrecorded
+        expected = step if self.steps_per_epoch else step - step % self.every
+        if self._last_step() != expected:
+            raise UebenchError(self._not_recorded(epoch))
+
+    def _not_recorded(self, epoch: int) -> str:
+        return (f"resuming run {self.run_dir} at epoch {epoch} with a trajectory recorder, but "
+                "its trajectory does not reach the checkpoint: the run was started without a "
+                "recorder (or with other settings). Record into a new run directory")
+
+    def _last_step(self) -> int:
+        assert self._index is not None
+        steps = [s for s, _ in self._buffer] + [c["last_step"] for c in self._index["chunks"]]
+        return max(steps, default=-1)
 
     # ------------------------------------------------------------------ internals
     def flush(self) -> None:
