@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -86,6 +87,9 @@ def recording_overhead(n: int, epochs: int, repeats: int) -> dict[str, float]:
     cfg = TrainCfg(epochs=epochs, batch_size=32, lr=0.01, schedule="constant", augment="none")
     steps = epochs * -(-n // 32)
     times: dict[str, list[float]] = {"plain": [], "recorded": []}
+    warm = dataclasses.replace(cfg, epochs=1)  # allocator and kernels warm for both sides
+    fit(_model("lenet5", 1.0, (1, 28, 28)).train(), s.train.x[:256], s.train.y[:256], cfg=warm,
+        rt=Runtime("cpu", 0, False))
     for _ in range(repeats):
         for kind in ("plain", "recorded"):
             model = _model("lenet5", 1.0, (1, 28, 28)).train()

@@ -23,7 +23,7 @@ from typing import Any
 
 from uebench.config import RunCfg
 from uebench.landscape.compute import RESULT_FILE, landscape
-from uebench.landscape.plot_all import plot_all
+from uebench.landscape.plot_all import find_runs, plot_all
 from uebench.landscape.record import record_run
 from uebench.utils.io import write_json
 
@@ -75,7 +75,8 @@ def compare_runs(cfg: RunCfg, poisons: Mapping[str, tuple[str, dict[str, Any]]],
     # minimum (paper §3.1: "initially approaches the global optimum and then gradually deviates")
     clean_view = out / "figures" / "clean-data"
     if not (clean_view / RESULT_FILE).is_file():
-        landscape([out / "runs" / n for n in summaries], clean_view, names=list(summaries),
+        runs = find_runs(out)  # plot_all's order, so both views have the same panels
+        landscape([p for _, p in runs], clean_view, names=[n for n, _ in runs],
                   **{**dict(landscape_options or {}), "data": "clean"})
     result = {"runs": summaries, "figures": figures, "clean_data_figures": str(clean_view)}
     write_json(out / "summary.json", result)
