@@ -18,6 +18,7 @@ import dataclasses
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -41,8 +42,8 @@ def _model(name: str, width: float, shape: tuple[int, int, int]) -> torch.nn.Mod
 
 
 def grid_rates(model_name: str, width: float, shape: tuple[int, int, int], points: int,
-               n: int, batch: int, memory_mb: float, repeats: int) -> dict[str, float]:
-    """Grid points per second, batched and looped, on ``n`` random images."""
+               n: int, batch: int, budgets: tuple[float, ...], repeats: int) -> dict[str, Any]:
+    """Grid points per second: the loop, and batched at each memory budget (MB per chunk)."""
     model = _model(model_name, width, shape)
     weights = {k: p.detach() for k, p in model.named_parameters()}
     dirs = random_directions(weights, 2, seed=0)
@@ -51,17 +52,19 @@ def grid_rates(model_name: str, width: float, shape: tuple[int, int, int], point
     g = torch.Generator().manual_seed(0)
     x = torch.rand(n, *shape, generator=g)
     y = torch.randint(0, 10, (n,), generator=g)
-    loops, batched, diffs = [], [], []
+    rates: dict[str, list[float]] = {"loop": [], **{f"{b:g}": [] for b in budgets}}
+    diff = 0.0
     for _ in range(repeats):
         t0 = time.perf_counter()
         ref = evaluate_points_loop(model, weights, dirs, coeffs, x, y, batch_size=batch)
-        loops.append(coeffs.shape[0] / (time.perf_counter() - t0))
-        t0 = time.perf_counter()
-        got = evaluate_points(model, weights, dirs, coeffs, x, y, batch_size=batch,
-                              memory_mb=memory_mb)
-        batched.append(coeffs.shape[0] / (time.perf_counter() - t0))
-        diffs.append(float((got - ref).abs().max()))
-    return {"loop": max(loops), "batched": max(batched), "max_abs_diff": max(diffs),
+        rates["loop"].append(coeffs.shape[0] / (time.perf_counter() - t0))
+        for budget in budgets:
+            t0 = time.perf_counter()
+            got = evaluate_points(model, weights, dirs, coeffs, x, y, batch_size=batch,
+                                  memory_mb=budget)
+            rates[f"{budget:g}"].append(coeffs.shape[0] / (time.perf_counter() - t0))
+            diff = max(diff, float((got - ref).abs().max()))
+    return {"rates": {k: max(v) for k, v in rates.items()}, "max_abs_diff": diff,
             "points": int(coeffs.shape[0])}
 
 
@@ -107,6 +110,17 @@ def recording_overhead(n: int, epochs: int, repeats: int) -> dict[str, float]:
     return {k: min(v) for k, v in times.items()}
 
 
+def grid_cases(quick: bool) -> dict[str, tuple[str, float, tuple[int, int, int], int, int, int]]:
+    """name: (model, width, image shape, grid points, images, batch)."""
+    return {
+        "linear 12->10 / toy": ("linear", 1.0, (1, 1, 12), 100 if quick else 400, 4000, 1024),
+        "LeNet-5 / Fashion-MNIST": ("lenet5", 1.0, (1, 28, 28), 36 if quick else 100,
+                                    256 if quick else 1000, 256),
+        "ResNet-18 / CIFAR-10": ("resnet18", 1.0, (3, 32, 32), 4 if quick else 16,
+                                 32 if quick else 128, 128),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true")
@@ -114,16 +128,17 @@ def main() -> None:
     args = ap.parse_args()
     q = args.quick
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}\n")
-    print("| model | grid points | images | loop points/s | batched points/s | speed-up "
-          "| max abs diff |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    settings = {"LeNet-5 / Fashion-MNIST": (64 if q else 100, 256 if q else 1000, 256),
-                "ResNet-18 / CIFAR-10": (4 if q else 16, 32 if q else 128, 128)}
-    for name, (_, model, width, shape) in CASES.items():
-        points, n, batch = settings[name]
-        r = grid_rates(model, width, shape, points, n, batch, 1024.0, args.repeats)
-        print(f"| {name} | {r['points']} | {n} | {r['loop']:.2f} | {r['batched']:.2f} | "
-              f"{r['batched'] / r['loop']:.2f}x | {r['max_abs_diff']:.1e} |")
+    budgets = (16.0, 64.0, 512.0)
+    print("| model | grid points | images | batch | loop points/s | "
+          + " | ".join(f"batched {b:g} MB" for b in budgets) + " | max abs diff |")
+    print("|---|---:|---:|---:|---:|" + "---:|" * len(budgets) + "---:|")
+    for name, (model, width, shape, points, n, batch) in grid_cases(q).items():
+        r = grid_rates(model, width, shape, points, n, batch, budgets, args.repeats)
+        loop = r["rates"]["loop"]
+        cells = " | ".join(f"{r['rates'][f'{b:g}']:.1f} ({r['rates'][f'{b:g}'] / loop:.2f}x)"
+                           for b in budgets)
+        print(f"| {name} | {r['points']} | {n} | {batch} | {loop:.1f} | {cells} | "
+              f"{r['max_abs_diff']:.1e} |")
     print("\n| model | parameters | dtype | MB per snapshot | MB per run "
           f"(~{DEFAULT_SNAPSHOTS} snapshots) |")
     print("|---|---:|---|---:|---:|")
