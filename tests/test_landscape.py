@@ -322,3 +322,20 @@ def test_layer_groups():
     assert not any("running" in k for keys in resnet.values() for k in keys)
     linear = get_model("linear", in_channels=1, image_size=(1, 12)).state_dict()
     assert list(layer_groups(linear)) == ["net.1"]
+
+
+def test_streamed_path_equals_in_memory(evaluation_dir, tmp_path, monkeypatch):
+    """Trajectories too big for memory take the Gram route over blocks read from disk."""
+    from uebench.landscape import bases
+
+    runs = [evaluation_dir / "runs" / "clean"]
+    kwargs = {"grid": 3, "n_samples": 16, "interpolation_points": 0, "plot": False}
+    dense = landscape(runs, tmp_path / "dense", **kwargs)
+    monkeypatch.setattr(bases, "DENSE_LOAD_BYTES", 0)
+    streamed = landscape(runs, tmp_path / "streamed", **kwargs)
+    a, b = dense["runs"][0], streamed["runs"][0]
+    assert a["steps"] == b["steps"] and "path_loss" not in b
+    assert np.allclose(a["explained_variance_ratio"], b["explained_variance_ratio"], atol=1e-9)
+    for pa, pb in zip(a["planes"], b["planes"]):
+        assert np.allclose(pa["coords"], pb["coords"], atol=1e-6)
+        assert np.allclose(pa["loss"], pb["loss"], rtol=1e-5)

@@ -112,45 +112,41 @@ def plot_plane(result: Mapping[str, Any], plane_index: int, stem: Path | str,
         return save_figure(fig, stem, formats)
 
 
-def plot_interpolation(result: Mapping[str, Any], stem: Path | str,
-                       formats: Sequence[str] = FORMATS) -> list[Path]:
-    """Loss along the straight line from the initial (t=0) to the final (t=1) weights."""
+def _loss_lines(result: Mapping[str, Any], stem: Path | str, formats: Sequence[str],
+                lines: list[tuple[str, Sequence[float], Sequence[float]]], xlabel: str,
+                marks: Sequence[float] = ()) -> list[Path]:
+    """One loss curve per ``(name, xs, losses)``; log y axis if the losses span > 10x."""
     with style():
         fig = Figure(figsize=(5.0, 3.4))
         ax = fig.subplots()
-        values = []
-        for run in result["runs"]:
-            line = run.get("interpolation")
-            if line:
-                ax.plot(line["t"], line["loss"], label=run["name"])
-                values += line["loss"]
-        for t in (0.0, 1.0):
-            ax.axvline(t, color="gray", linewidth=0.6, linestyle=":")
+        values = [v for _, _, loss in lines for v in loss]
+        for name, xs, loss in lines:
+            ax.plot(xs, loss, label=name)
+        for x in marks:
+            ax.axvline(x, color="gray", linewidth=0.6, linestyle=":")
         if values and min(values) > 0 and max(values) / min(values) > 10:
             ax.set_yscale("log")
-        ax.set_xlabel("t  (0 = initial weights, 1 = final weights)")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel(f"loss ({result['data']} subset)")
         ax.legend()
         return save_figure(fig, stem, formats)
+
+
+def plot_interpolation(result: Mapping[str, Any], stem: Path | str,
+                       formats: Sequence[str] = FORMATS) -> list[Path]:
+    """Loss along the straight line from the initial (t=0) to the final (t=1) weights."""
+    lines = [(r["name"], r["interpolation"]["t"], r["interpolation"]["loss"])
+             for r in result["runs"] if r.get("interpolation")]
+    return _loss_lines(result, stem, formats, lines,
+                       "t  (0 = initial weights, 1 = final weights)", marks=(0.0, 1.0))
 
 
 def plot_path_loss(result: Mapping[str, Any], stem: Path | str,
                    formats: Sequence[str] = FORMATS) -> list[Path]:
-    """The loss at every recorded snapshot against the optimisation step, one line per run."""
-    with style():
-        fig = Figure(figsize=(5.0, 3.4))
-        ax = fig.subplots()
-        values = []
-        for run in result["runs"]:
-            if run.get("path_loss"):
-                ax.plot(run["steps"], run["path_loss"], label=run["name"])
-                values += run["path_loss"]
-        if values and min(values) > 0 and max(values) / min(values) > 10:
-            ax.set_yscale("log")
-        ax.set_xlabel("optimiser step")
-        ax.set_ylabel(f"loss ({result['data']} subset)")
-        ax.legend()
-        return save_figure(fig, stem, formats)
+    """The true loss at every recorded snapshot against the optimiser step, one line per run."""
+    lines = [(r["name"], r["steps"], r["path_loss"]) for r in result["runs"]
+             if r.get("path_loss")]
+    return _loss_lines(result, stem, formats, lines, "optimiser step")
 
 
 def plot_explained_variance(result: Mapping[str, Any], stem: Path | str,
