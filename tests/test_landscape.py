@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from uebench import Runtime, get_model, load_dataset
-from uebench.config import TrainCfg
+from uebench.config import TrainCfg, resolve_run_cfg
 from uebench.errors import UebenchError
 from uebench.landscape import (
     BASES,
@@ -31,7 +31,6 @@ from uebench.landscape.plot_all import plot_all
 from uebench.landscape.store import iter_parameter_blocks, read_index
 from uebench.landscape.trajectory import default_every, steps_per_epoch
 from uebench.train import fit
-from uebench.train.run import resolve_run_cfg
 
 PNG, PDF = b"\x89PNG", b"%PDF"
 
@@ -235,7 +234,7 @@ def test_default_interval():
 @pytest.fixture(scope="module")
 def evaluation_dir(tmp_path_factory):
     """An evaluation-like directory: runs/clean and runs/ops with SAL and trajectories."""
-    from uebench.poison import generate_poison
+    from uebench.attacks.generate import generate_poison
 
     root = tmp_path_factory.mktemp("landscape")
     cfg = resolve_run_cfg(dataset="synthetic", model="tiny", train_size=120, test_size=40,

@@ -122,6 +122,22 @@ class SalCfg:
 
 
 @dataclasses.dataclass(frozen=True)
+class TrajectoryCfg:
+    """Record the parameter path every ``every`` optimiser steps (loss landscapes, paper Fig. 1/10)
+    into ``RUN/trajectory/``; ``every`` None = about 150 snapshots per run."""
+
+    enabled: bool = False
+    every: int | None = None
+    layers: tuple[str, ...] = ()  # module-path prefixes; empty = every parameter
+    dtype: Literal["float32", "float16", "bfloat16", "float64"] = "float32"
+
+    def __post_init__(self) -> None:
+        check_choices(self, "trajectory.")
+        if self.every is not None:
+            _number("trajectory.every", self.every, low=1)
+
+
+@dataclasses.dataclass(frozen=True)
 class RunCfg:
     """Everything that defines one training run (and its run id)."""
 
@@ -129,6 +145,7 @@ class RunCfg:
     model: ModelCfg = dataclasses.field(default_factory=ModelCfg)
     train: TrainCfg = dataclasses.field(default_factory=TrainCfg)
     sal: SalCfg = dataclasses.field(default_factory=SalCfg)
+    trajectory: TrajectoryCfg = dataclasses.field(default_factory=TrajectoryCfg)
     seed: int = 0
     init_seed: int | None = None  # None = seed; equal init_seed => identical initial weights
     poison: str | None = None  # a poison directory (uebench poison generate --out DIR)
@@ -264,9 +281,23 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return json.loads(json.dumps(out))  # tuples -> lists
 
 
+def sparse(cfg: Any) -> dict[str, Any]:
+    """The settings of ``cfg`` that differ from its dataclass defaults (nested)."""
+    full, default = to_dict(cfg), to_dict(type(cfg)())
+
+    def diff(a: Any, b: Any) -> Any:
+        if isinstance(a, dict) and isinstance(b, dict):
+            out = {k: diff(v, b.get(k)) for k, v in a.items() if v != b.get(k)}
+            return {k: v for k, v in out.items() if v != {}}
+        return a
+
+    return diff(full, default)
+
+
 def config_hash(cfg: Any) -> str:
-    """Short stable hash of a config (run ids)."""
-    blob = json.dumps(to_dict(cfg), sort_keys=True).encode()
+    """Short stable hash of a config (run ids): of its non-default settings only, so a field
+    added to the config later (with its default) does not change the id of earlier runs."""
+    blob = json.dumps(sparse(cfg), sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:10]
 
 

@@ -53,8 +53,8 @@ _DECADES_FOR_LOG = 100.0  # max / 5th-percentile ratio from which the "auto" sca
 
 
 def _save(fig: Figure, path: Path | str) -> Path:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+    buf = io.BytesIO()  # the format follows the file name: .png, .pdf, .svg
+    fig.savefig(buf, format=Path(path).suffix.lstrip(".") or "png", dpi=120, bbox_inches="tight")
     atomic_write_bytes(Path(path), buf.getvalue())
     return Path(path)
 

@@ -82,6 +82,19 @@ def _bytes_hash(t: torch.Tensor) -> str:
     return hashlib.sha256(t.contiguous().numpy().tobytes()).hexdigest()
 
 
+def _trajectory_hooks(cfg: RunCfg, out: Path, n_train: int, model: nn.Module) -> list[Any]:
+    """The trajectory recorder when ``cfg.trajectory.enabled`` (loss landscapes)."""
+    t = cfg.trajectory
+    if not t.enabled:
+        return []
+    from uebench.landscape.trajectory import recorder_for_run
+
+    recorder = recorder_for_run(out, cfg.train, n_train, every=t.every,
+                                layers=list(t.layers) or None, dtype=t.dtype)
+    recorder.begin(model)
+    return [recorder]
+
+
 def defense_pipeline(cfg: RunCfg) -> Any:
     """The run's :class:`~uebench.defenses.DefensePipeline` (empty for ``defense: none``)."""
     from uebench.defenses import DefensePipeline
@@ -230,6 +243,7 @@ def _train(cfg: RunCfg, out: Path, rt: Runtime, ident: dict[str, Any], *,
     splits = splits or load_splits(cfg)
     train_set = training_set(cfg, splits)
     model = build_model(cfg, splits.train)
+    hooks = _trajectory_hooks(cfg, out, len(train_set), model)
     atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
     write_json(out / "identity.json", ident)
     write_json(out / "env.json", environment(rt.device))
@@ -247,7 +261,10 @@ def _train(cfg: RunCfg, out: Path, rt: Runtime, ident: dict[str, Any], *,
         desc=out.name or "train",
         run_id=ident["run_id"],
         batch_loss=defense_batch_loss(cfg),
+        step_hooks=hooks,
     )
+    for hook in hooks:
+        hook.flush()  # anything still buffered (e.g. the step-0 snapshot)
     last = rows[-1] if rows else {}
     summary: dict[str, Any] = {
         "test_acc": last.get("test_acc"),
