@@ -117,6 +117,31 @@ def _add_learnability(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="write results + figures here")
 
 
+def _add_explain(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("landscape", help="loss landscapes of runs recorded with trajectory.enabled")
+    p.add_argument("runs", nargs="+", help="run directories of one architecture (clean first)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--names", default=None, help="panel titles, comma-separated")
+    p.add_argument("--basis", default="pca", help="pca (the paper) or random (filter-normalised)")
+    p.add_argument("--grid", type=int, default=21, help="grid points per axis")
+    p.add_argument("--data", default="train", help="train (each run's own), clean or test")
+    p.add_argument("--samples", type=int, default=1000, help="images the loss is evaluated on")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-interpolation", action="store_true", help="skip the init->final line")
+    p = sub.add_parser("plot", help="regenerate every figure a run or evaluation dir supports")
+    p.add_argument("directory")
+    p.add_argument("--out", default=None, help="default DIRECTORY/figures")
+    p.add_argument("--no-compute", action="store_true",
+                   help="draw only from stored numbers (no loss-surface evaluation)")
+    p.add_argument("--grid", type=int, default=21)
+    p.add_argument("--samples", type=int, default=1000)
+    p = sub.add_parser("reproduce", help="a paper figure as one command (fig1: toy, fig10: LeNet)")
+    p.add_argument("figure", choices=["fig1", "fig10"])
+    p.add_argument("--out", default=None, help="default runs/landscape-<toy|lenet>")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--quiet", action="store_true")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="uebench",
@@ -132,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run directory")
     _add_poison(sub)
     _add_learnability(sub)
+    _add_explain(sub)
     p = sub.add_parser("demo", help="the main job: UD of EM/OPS/LSP/TAP vs clean")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--train-size", type=int, default=None)

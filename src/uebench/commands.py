@@ -338,3 +338,42 @@ def cmd_demo(args: argparse.Namespace) -> int:
           f"{out / 'poisons'}")
     print(f"total {time.perf_counter() - t0:.0f}s")
     return 0
+
+
+def cmd_landscape(args: argparse.Namespace) -> int:
+    from uebench.landscape import landscape
+
+    names = [n.strip() for n in args.names.split(",")] if args.names else None
+    result = landscape(args.runs, Path(args.out), names=names, basis=args.basis, grid=args.grid,
+                       data=args.data, n_samples=args.samples, seed=args.seed,
+                       interpolation_points=0 if args.no_interpolation else 31)
+    for path in result.get("files", []):
+        print(path)
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from uebench.landscape import plot_all
+
+    report = plot_all(Path(args.directory), out=Path(args.out) if args.out else None,
+                      compute_landscape=not args.no_compute,
+                      landscape_options={"grid": args.grid, "n_samples": args.samples})
+    for path in report["files"]:
+        print(path)
+    for figure, why in report["skipped"].items():
+        print(f"skipped {figure}: {why}")
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from uebench.landscape import run_lenet, run_toy
+
+    if args.figure == "fig1":
+        result = run_toy(args.out or "runs/landscape-toy", progress=not args.quiet)
+    else:
+        result = run_lenet(args.out or "runs/landscape-lenet", data_dir=args.data_dir,
+                           progress=not args.quiet)
+    for path in result["figures"]["files"]:
+        print(path)
+    print(f"the same paths on the clean training loss: {result['clean_data_figures']}")
+    return 0
