@@ -51,6 +51,16 @@ def test_several_seeds_give_intervals(poison, tmp_path, capsys):
     assert "init_seed: 1" in configs[1]
 
 
+@pytest.mark.parametrize(("defense", "suffix"), [("jpeg", "jpeg"), ("at:steps=2", "at-steps-2")])
+def test_defended_evaluations_write_ud_for_each_poison(poison, tmp_path, defense, suffix):
+    out = tmp_path / "d"
+    assert main(["evaluate", *RUN, "--poisons", str(poison), "--defense", defense,
+                 "--out", str(out)]) == 0
+    result = json.loads((out / "results.json").read_text())
+    assert [r["name"] for r in result["runs"]] == ["clean", f"clean+{suffix}", f"ops+{suffix}"]
+    assert all(r["ud"] is not None for r in result["runs"][1:])
+
+
 def test_defended_evaluation_beta_from_undefended(poison, tmp_path):
     out = tmp_path / "d"
     assert main(["evaluate", *RUN, "--poisons", str(poison), "--defense", "cutout:size=4",
