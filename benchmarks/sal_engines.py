@@ -44,7 +44,7 @@ from uebench.learnability import SuffixPlan, run_sal
 from uebench.learnability.fast import strong_reference
 from uebench.learnability.reference import reference_sal
 from uebench.learnability.sal import cost_model, suffix_macs
-from uebench.learnability.suffix import SALTask, measuring
+from uebench.learnability.task import SALData, SALTask, measuring
 from uebench.runtime import Runtime
 from uebench.train.loop import fit
 
@@ -90,6 +90,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-reference", action="store_true", help="skip the slow reference loop")
     p.add_argument("--count-flops", action="store_true", help="also count with FlopCounterMode")
     p.add_argument("--paper-scale", action="store_true", help="print the paper-scale cost table")
+    p.add_argument("--sweep", action="store_true",
+                   help="instead: sweep the fast engine's settings against a strong search "
+                        "(sal_sweep.py; ~1 h CPU, --quick: a minute)")
+    p.add_argument("--sweep-out", default=None,
+                   help="JSON file for the sweep's raw per-layer values (resumable per case)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
@@ -154,7 +159,9 @@ def _timed(fn: Any, count: bool, repeats: int) -> tuple[Any, tuple[float, float]
 
 def measure_case(case: Case, args: argparse.Namespace, rt: Runtime) -> None:
     model, train, snaps = train_snapshots(case, rt)
-    common = dict(rt=rt, batch_size=case.batch_size, crop_padding=case.padding)
+    data = SALData(batch_size=case.batch_size, augment="crop_flip", crop_padding=case.padding,
+                   drop_last=True)  # the paper code's loader
+    common = dict(rt=rt, data=data)
     probe = min(args.probe_size, len(train))
     for snap in snaps:
         model.load_state_dict(snap["state"])
@@ -171,8 +178,7 @@ def measure_case(case: Case, args: argparse.Namespace, rt: Runtime) -> None:
                               seed_offsets=seed),
         }
         if first and not args.no_reference:
-            task = SALTask(model, train.x, train.y, rt, batch_size=case.batch_size,
-                           crop_padding=case.padding, seed_offsets=seed)
+            task = SALTask(model, train.x, train.y, rt, data, seed_offsets=seed)
             runs = {"reference": partial(reference_sal, task, rounds=case.rounds), **runs}
         for engine, fn in runs.items():
             counted = count and engine in ("compat", "fast")
@@ -292,6 +298,11 @@ def print_paper_scale() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.sweep:
+        from sal_sweep import run_sweep  # benchmarks/ is on sys.path when run as a script
+
+        run_sweep(args)
+        return 0
     rt = Runtime(device=args.device, seed=args.seed, progress=False)
     cases = []
     for case in make_cases(args):
