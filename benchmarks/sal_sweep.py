@@ -1,23 +1,15 @@
 """Sweep of the fast SAL engine's settings against a strong search (``sal_engines.py --sweep``).
 
-For each case (LeNet-5 / Fashion-MNIST, ResNet-18 w0.25 / CIFAR-10) a clean model and one trained
-on OPS-poisoned data (one-pixel shortcut: near-zero training loss quickly) are trained with
-``uebench.train.fit``; several epochs are snapshotted. On a fixed seeded subset of each model's
-training data (the "SAL set", N images) every snapshot gets
-
-- ``strong``: :func:`uebench.learnability.fast.strong_reference` on all N images (the reference
-  maximum, scored in-sample on the full SAL set: the definition's value);
-- per search setting (K steps, step schedule η, restarts, probe size P) ONE fast search with
-  ``return_deltas=True``; its best (Δ⁺, Δ⁻) are then scored three ways, exactly as the engine
-  would (same seeded split, :func:`uebench.learnability.fast.rescore`):
-  on the probe (``eval_size=None``), on E held-out images (``eval_size=E``), and on all N images
-  ("true": the full-set value of the perturbation found, which shows how far probe scoring
-  overestimates).
-
-Per setting and scoring, over all snapshots' layers: % of layers with fast ≥ 95 % of strong,
-% with fast > 105 % of strong (overestimates), mean per-snapshot Spearman ρ, agreement of the
-indicator SAL > β (β from each method's clean snapshots, paper Eq. 4), and the cost of one
-measurement at paper scale (ResNet-18, CIFAR-10 50k) in training-epoch units (3F per image).
+Per case (LeNet-5 / Fashion-MNIST, ResNet-18 w0.25 / CIFAR-10) a clean and an OPS-poisoned model
+are trained with ``fit`` and snapshotted after several epochs. On a seeded subset of each model's
+training data (the SAL set, N images) every snapshot gets ``strong_reference`` on all N images and,
+per search setting (K, step schedule η, restarts, probe P), ONE fast search whose best (Δ⁺, Δ⁻) are
+scored as the engine would (same seeded split, ``scoring.rescore`` + ``stratified``): on the probe
+(``eval_size=None``), held-out (``eval_size=E``), and exactly on all N images ("true"). Reference
+per layer = the best full-set value any search found. Printed per setting and scoring: % of layers
+within 95 % of it (all, clean, OPS snapshots), % above 105 %, the smallest ratio, mean Spearman ρ,
+agreement of SAL > β (β from each method's clean snapshots, Eq. 4), search CPU seconds, and the
+cost of one measurement at paper scale (ResNet-18, CIFAR-10 50k) in training epochs (3F/image).
 """
 
 from __future__ import annotations
@@ -37,7 +29,7 @@ from scipy.stats import spearmanr
 import uebench
 from uebench.config import TrainCfg
 from uebench.learnability import SuffixPlan
-from uebench.learnability.fast import fast_sal, strong_reference
+from uebench.learnability.fast import fast_sal, step_sizes, strong_reference
 from uebench.learnability.sal import cost_model, suffix_macs, training_epoch_macs
 from uebench.learnability.scoring import rescore, sal_from_losses, split_probe, stratified
 from uebench.learnability.task import SALTask, measuring
@@ -47,9 +39,8 @@ from uebench.train.loop import fit
 from uebench.utils.io import read_json, write_json
 
 SCHEDULES = {  # step sizes in units of the radius r = ε‖θ_l‖
-    "A": lambda k: tuple((2.0, 1.0, 1.0, 0.5, 0.5)[i] if i < 5 else 0.5 for i in range(k)),
+    "A": step_sizes,  # the engine's: 2, 1, 1, ½, ½, ½, ...
     "B": lambda k: tuple(2.0 ** (1 - i) for i in range(k)),  # 2, 1, ½, ¼, ...
-    "C": lambda k: tuple(1.0 if i else 2.0 for i in range(k)),  # 2, 1, 1, 1, ...
 }
 
 
@@ -108,19 +99,24 @@ def sweep_cases(quick: bool) -> dict[str, SweepCase]:
         "lenet5": SweepCase("LeNet-5 / Fashion-MNIST", "fashion-mnist", "lenet5", 1.0, 12000,
                             6000, 10, (1, 3, 10), 128, 2, 20, 1, _grid(), (1024, 2048),
                             (1000, 50, 3)),
-        # CPU-bound: steps scan only, on a 192-image SAL set (probe 96, 48 of the rest held out)
+        # CPU-bound: a 192-image SAL set (probe 96 or 48, 48 of the rest held out)
         "resnet18": SweepCase("ResNet-18 (w 0.25) / CIFAR-10", "cifar10", "resnet18", 0.25, 2048,
                               192, 8, (2, 8), 64, 4, 12, 0,
-                              tuple(Search(k, "A", 0, 96) for k in (5, 8, 12)), (48,),
+                              tuple(Search(k, "A", 0, p) for k, p in ((5, 96), (8, 96), (12, 96),
+                                                                      (2, 96), (3, 96), (3, 48),
+                                                                      (5, 48))), (48,),
                               (32, 24, 0)),
     }
 
 
 # ----------------------------------------------------------------------------- measuring
-def train_snapshots(case: SweepCase, rt: Runtime, poison: str | None) -> list[dict[str, Any]]:
-    """Train ``case.model`` (clean or on ``poison`` data); the SAL set and one state per epoch."""
-    splits = uebench.load_dataset(case.dataset, train_size=case.train_size, seed=rt.seed)
-    train = splits.train
+def train_snapshots(case: Any, rt: Runtime, poison: str | None = None,
+                    augment: str = "crop_flip") -> tuple[torch.nn.Module, torch.Tensor,
+                                                          torch.Tensor, list[dict[str, Any]]]:
+    """Train ``case.model`` briefly on clean or ``poison``-ed data (``case``: dataset, model,
+    width, train_size, epochs, measure, batch_size, padding); the model, the training images
+    (uint8, poisoned if asked), labels and one snapshot per epoch in ``case.measure``."""
+    train = uebench.load_dataset(case.dataset, train_size=case.train_size, seed=rt.seed).train
     x = train.x
     if poison is not None:
         delta, _ = uebench.run_attack(poison, x, train.y, num_classes=train.num_classes, rt=rt)
@@ -131,7 +127,7 @@ def train_snapshots(case: SweepCase, rt: Runtime, poison: str | None) -> list[di
     model = uebench.get_model(case.model, in_channels=c, image_size=h,
                               num_classes=train.num_classes, width=case.width, mean=mean, std=std)
     cfg = TrainCfg(epochs=case.epochs, batch_size=case.batch_size, lr=0.05, schedule="constant",
-                   augment=case.augment, crop_padding=case.padding, precision="fp32",
+                   augment=augment, crop_padding=case.padding, precision="fp32",
                    channels_last="off")
     snaps: list[dict[str, Any]] = []
 
@@ -141,23 +137,32 @@ def train_snapshots(case: SweepCase, rt: Runtime, poison: str | None) -> list[di
                           "train_loss": ctx.train_loss, "train_acc": ctx.train_acc})
 
     fit(model, x, train.y, cfg=cfg, rt=rt, callbacks=[snapshot], desc=case.model)
-    keep = torch.randperm(len(train), generator=rt.generator(55))[: case.sal_size].sort().values
+    return model, x, train.y, snaps
+
+
+def sal_snapshots(case: SweepCase, rt: Runtime, poison: str | None) -> list[dict[str, Any]]:
+    """:func:`train_snapshots` with the case's SAL set (a seeded subset of the training data)."""
+    model, x, y, snaps = train_snapshots(case, rt, poison, case.augment)
+    keep = torch.randperm(len(y), generator=rt.generator(55))[: case.sal_size].sort().values
     for snap in snaps:
-        snap.update(model=model, x=x[keep], y=train.y[keep])
+        snap.update(model=model, x=x[keep], y=y[keep])
     return snaps
 
 
-def measure_snapshot(case: SweepCase, snap: dict[str, Any], rt: Runtime) -> dict[str, Any]:
+def measure_snapshot(case: SweepCase, snap: dict[str, Any], rt: Runtime,
+                     out: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Strong + every search of ``case`` on one snapshot; with ``out`` (an earlier record of the
+    same deterministic snapshot) only what it lacks is measured."""
     model, x, y = snap["model"], snap["x"], snap["y"]
     model.load_state_dict(snap["state"])
     seed = (7, snap["epoch"])
-    start = time.process_time()
-    strong = strong_reference(model, x, y, rt=rt, steps=case.strong_steps,
-                              restarts=case.strong_restarts, seed_offsets=seed)
-    out: dict[str, Any] = {"strong": strong.values, "strong_cpu": time.process_time() - start,
-                           "fast": {}}
+    if out is None:
+        start = time.process_time()
+        strong = strong_reference(model, x, y, rt=rt, steps=case.strong_steps,
+                                  restarts=case.strong_restarts, seed_offsets=seed)
+        out = {"strong": strong.values, "strong_cpu": time.process_time() - start, "fast": {}}
     task = SALTask(model, x, y, rt, seed_offsets=seed)
-    for search in case.searches:
+    for search in (s for s in case.searches if s.key not in out["fast"]):
         start = time.process_time()
         res = fast_sal(task, steps=search.steps, probe_size=search.probe, restarts=search.restarts,
                        etas=SCHEDULES[search.schedule](search.steps), return_deltas=True)
@@ -276,34 +281,42 @@ def check_strong(case: SweepCase, snap: dict[str, Any], rt: Runtime) -> dict[str
             "within99": float(np.mean(ratio >= 0.99)), "min_ratio": float(ratio.min())}
 
 
-def measure_case(case: SweepCase, rt: Runtime, checks_only: bool) -> dict[str, Any]:
-    records, checks = [], []
+def measure_case(case: SweepCase, rt: Runtime, old: dict[str, Any] | None) -> dict[str, Any]:
+    """Every snapshot of the case; resumes ``old`` (the case's block of an earlier JSON):
+    existing records keep their values, only missing searches and checks are run."""
+    old = old or {"records": [], "strong_check": []}
+    known = {(r["poison"], r["epoch"]): r for r in old["records"]}
+    records, checks = [], list(old.get("strong_check", []))
     for poison in (None, "ops"):
-        snaps = train_snapshots(case, rt, poison)
-        for snap in snaps if not checks_only else []:
+        snaps = sal_snapshots(case, rt, poison)
+        for snap in snaps:
             print(f"  {case.model} {poison or 'clean'} epoch {snap['epoch']}", file=sys.stderr)
-            rec = measure_snapshot(case, snap, rt)
+            rec = measure_snapshot(case, snap, rt, known.get((poison, snap["epoch"])))
             rec.update(poison=poison, epoch=snap["epoch"], train_loss=snap["train_loss"])
             records.append(rec)
-        if case.check[0]:
+        if case.check[0] and not any(c["poison"] == poison for c in checks):
             checks.append({"poison": poison, "epoch": snaps[-1]["epoch"],
                            **check_strong(case, snaps[-1], rt)})
     return {"case": {k: v for k, v in case.__dict__.items() if k not in ("searches", "evals")},
             "records": records, "strong_check": checks}
 
 
+def _complete(case: SweepCase, block: dict[str, Any]) -> bool:
+    keys = {s.key for s in case.searches}
+    return (len(block["records"]) == 2 * len(case.measure)
+            and all(keys <= set(r["fast"]) for r in block["records"])
+            and len(block.get("strong_check", [])) == (2 if case.check[0] else 0))
+
+
 def run_sweep(args: Any) -> None:
+    """Measure the cases not yet complete in ``--sweep-out`` (resumable), then print tables."""
     rt = Runtime(device=args.device, seed=args.seed, progress=False)
     path = Path(args.sweep_out) if args.sweep_out else None
     results = read_json(path) if path is not None and path.exists() else {}
     for name, case in sweep_cases(args.quick).items():
-        if name not in args.cases.split(","):
-            continue
-        if name not in results:
-            results[name] = measure_case(case, rt, checks_only=False)
-        elif "strong_check" not in results[name] and case.check[0]:
-            # resumable: a case already in the JSON only gets its missing strong check
-            results[name]["strong_check"] = measure_case(case, rt, True)["strong_check"]
-        if path is not None:
-            write_json(path, results)
+        if name in args.cases.split(",") and not _complete(case, results.get(name, {
+                "records": []})):
+            results[name] = measure_case(case, rt, results.get(name))
+            if path is not None:
+                write_json(path, results)
     print_sweep(results)

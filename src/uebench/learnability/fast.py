@@ -5,21 +5,24 @@ Eq. 3, with the official code's relative ball; sal_protocol.md §6). Per layer a
 
     Δ_{k+1} = Π(Δ_k ± η_k · r · g_k / ‖g_k‖),   r = ε‖θ_l‖,   η = (2, 1, 1, ½, ½, ½, ...)
 
-with g_k the *full-batch* gradient on a fixed, seeded probe subset of the training data (default
-2048 images; no augmentation) and Π the projection onto the ball, every step. Each iterate's probe
-loss is free (it is the forward of its gradient); the best iterate per sign is kept (largest loss
-for +, smallest for −). The best Δ⁺, Δ⁻ are scored once on the evaluation set (default: the probe
-set itself, then nothing is recomputed); origin = eval-mode clean loss on that set (``exact``) or
-the epoch's running train loss (``official``). SAL = max(L(Δ⁺) − origin, origin − L(Δ⁻), 0).
+with g_k the *full-batch* gradient on a fixed, seeded probe subset of the training data (no
+augmentation) and Π the projection onto the ball, every step. Each iterate's probe loss is free
+(it is the forward of its gradient); the best iterate per sign is kept (largest loss for +,
+smallest for −). SAL = max(L(Δ⁺) − origin, origin − L(Δ⁻), 0), with L and the ``exact`` origin
+(eval-mode clean loss) estimated on the full set by :mod:`.scoring`: the probe part exactly plus a
+held-out random sample of the rest (``eval_size``), or on the probe alone (``eval_size=None``,
+biased: it overstates how far the perturbation found moves the full-set loss). The ``official``
+origin replaces the clean loss by the epoch's running train loss.
 
 Cost (sal_protocol.md §4-§5): the probe set's frontier values are cached once per measurement in
 chunks (layer groups bounded by ``cache_gb``; a second clean pass only when one group does not fit);
 the first step of every layer uses ONE full forward + backward at Δ = 0 (the gradient is the same
 for both signs); later steps run only the layer's suffix, both signs and all restarts batched with
-``vmap``. Restarts (``restarts`` > 0) add random starts inside the ball (seeded).
+``vmap``. Restarts (``restarts`` > 0) add random starts inside the ball (seeded). Scoring a
+held-out image costs a clean forward plus both signs' suffix forwards of every layer.
 
-:func:`strong_reference` is the expensive search the benchmark compares against (K = 50,
-3 random restarts, every training image, a decaying step schedule).
+:func:`strong_reference` is the expensive search the benchmarks compare against (many steps,
+random restarts, every image, a decaying step schedule).
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ from uebench.learnability.task import SALResult, SALTask, clone_losses, measurin
 from uebench.utils.progress import bar
 
 Chunk = tuple[Cache, torch.Tensor]  # (frontier values, labels) of one probe chunk
+# Defaults chosen by benchmarks/sal_sweep.py (benchmarks/README.md §2): ≤ 1 training epoch of
+# FLOPs per measurement at paper scale (0.89), the best agreement with a strong search found there.
+DEFAULT_STEPS, DEFAULT_PROBE, DEFAULT_EVAL = 3, 1024, 1024
 
 
 def step_sizes(steps: int) -> tuple[float, ...]:
@@ -203,8 +209,9 @@ def _search(plan: SuffixPlan, task: SALTask, x: torch.Tensor, y: torch.Tensor, *
     description="full-batch normalised projected gradient ascent/descent per layer on a seeded "
                 "probe subset, best iterate scored on held-out images; follows the definition",
 )
-def fast_sal(task: SALTask, *, steps: int = 5, probe_size: int | str | None = 2048,
-             eval_size: int | str | None = None, restarts: int = 0, chunk_size: int = 512,
+def fast_sal(task: SALTask, *, steps: int = DEFAULT_STEPS,
+             probe_size: int | str | None = DEFAULT_PROBE,
+             eval_size: int | str | None = DEFAULT_EVAL, restarts: int = 0, chunk_size: int = 512,
              cache_gb: float = 4.0, etas: Sequence[float] | None = None,
              return_deltas: bool = False) -> SALResult:
     """SAL by full-batch normalised projected gradient steps (see the module docstring).
@@ -213,8 +220,9 @@ def fast_sal(task: SALTask, *, steps: int = 5, probe_size: int | str | None = 20
         task: model, data, ε, layers, origin, dtype/precision and seeds (``task.data`` unused).
         steps: K gradient steps per layer and sign (K + 1 iterates are scored).
         probe_size: images in the search set (seeded subset; ``None``/``"all"``: every image).
-        eval_size: images the best perturbations and the origin are scored on: ``None`` = the
-            probe; an int = that many held out from the probe (:func:`split_probe`); ``"all"``.
+        eval_size: held-out images for the full-set estimate (:mod:`.scoring`: the probe part
+            exact, the rest from this many images outside the probe; ``"all"`` = every one, the
+            exact full-set value); ``None`` = score on the probe alone (biased upwards).
         restarts: extra random starts inside the ball per sign (seeded).
         chunk_size: images per forward chunk (bounds activation memory).
         cache_gb: budget for the cached frontier values of one layer group.

@@ -32,6 +32,7 @@ from uebench.learnability import compat as _compat  # noqa: F401
 from uebench.learnability import fast as _fast  # noqa: F401
 from uebench.learnability import reference as _reference  # noqa: F401
 from uebench.learnability.engines import SAL_ENGINES, EngineFn  # noqa: F401  (public here)
+from uebench.learnability.fast import DEFAULT_EVAL, DEFAULT_PROBE, DEFAULT_STEPS
 from uebench.learnability.suffix import SuffixPlan
 from uebench.learnability.task import ORIGINS, SALData, SALResult, SALTask
 from uebench.runtime import Runtime
@@ -212,8 +213,9 @@ def epoch_origin_loss(ctx: Any) -> float:
 
 def cost_model(forward_macs: float, suffix_macs: Mapping[str, float], *, n_train: int,
                batch_size: int = 256, drop_last: bool = True, rounds: int = 10,
-               probe_size: int | None = 10_000, eval_size: int | str | None = None,
-               steps: int = 5, restarts: int = 0, layer_groups: int = 1) -> dict[str, float]:
+               probe_size: int | None = DEFAULT_PROBE,
+               eval_size: int | str | None = DEFAULT_EVAL, steps: int = DEFAULT_STEPS,
+               restarts: int = 0, layer_groups: int = 1) -> dict[str, float]:
     """Conv/Linear MACs of one SAL measurement per engine (backward for W_l ≈ suffix MACs S_l).
 
     official: R·n·Σ_l (4F + 2S_l)  (per layer and round: 2 SGD passes F + S_l, eval 2F);
@@ -224,6 +226,7 @@ def cost_model(forward_macs: float, suffix_macs: Mapping[str, float], *, n_train
               suffix gradients and a final forward; E = held-out scoring images as
               ``scoring.split_probe``: 0 when scored on the probe).
     ``n`` = images per pass (``drop_last``: whole batches only). ``probe_size`` None = all.
+    The fast defaults are the engine's (``fast.DEFAULT_*``).
     """
     n = (n_train // batch_size) * batch_size if drop_last else n_train
     total_s = float(sum(suffix_macs.values()))
