@@ -212,11 +212,11 @@ def test_api_validation() -> None:
     x, y = data(32)
     with pytest.raises(UnknownNameError):
         measure_sal(build("tiny"), x, y, rt=RT, data=PIPE, engine="nope")
-    with pytest.raises(TypeError, match="unknown option"):
+    with pytest.raises(ConfigError, match="unknown option"):
         measure_sal(build("tiny"), x, y, rt=RT, data=PIPE, engine="compat", steps=3)
     with pytest.raises(ValueError, match="origin_loss"):
         measure_sal(build("tiny"), x, y, rt=RT, data=PIPE, origin="official")
-    with pytest.raises(TypeError):
+    with pytest.raises(ConfigError, match="unknown option"):
         SALCallback("fast", rounds=3)
     values = measure_sal(build("tiny"), x, y, rt=RT, data=PIPE, layers=["net.fc"], probe_size=16)
     assert list(values) == ["net.fc"]

@@ -27,6 +27,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from uebench.errors import ConfigError
+
 # importing the engine modules registers them (fast, compat, reference)
 from uebench.learnability import compat as _compat  # noqa: F401
 from uebench.learnability import fast as _fast  # noqa: F401
@@ -52,21 +54,21 @@ def official_running_loss(batch_means: Sequence[float], batch_sizes: Sequence[in
         batch_sizes: the number of images of every batch, in the same order.
     """
     if len(batch_means) != len(batch_sizes) or not batch_sizes:
-        raise ValueError(f"need one size per batch mean and at least one batch, got "
+        raise ConfigError(f"need one size per batch mean and at least one batch, got "
                          f"{len(batch_means)} means and {len(batch_sizes)} sizes")
     total = sum(int(n) for n in batch_sizes)
     if total <= 0 or any(int(n) <= 0 for n in batch_sizes):
-        raise ValueError(f"batch sizes must be positive, got {list(batch_sizes)}")
+        raise ConfigError(f"batch sizes must be positive, got {list(batch_sizes)}")
     return float(sum(float(m) for m in batch_means)) * int(batch_sizes[-1]) / total
 
 
 def check_engine_options(engine: str, options: Mapping[str, Any]) -> None:
-    """Raise ``TypeError`` now (not after an epoch of training) for an unknown engine option."""
+    """Raise ``ConfigError`` now (not after an epoch of training) for an unknown engine option."""
     params = inspect.signature(SAL_ENGINES.get(engine)).parameters
     unknown = sorted(k for k in options if k not in params or k == "task")
     if unknown:
         valid = [k for k, p in params.items() if p.kind == p.KEYWORD_ONLY]
-        raise TypeError(f"unknown option(s) {unknown} for SAL engine {engine!r}; valid: {valid}")
+        raise ConfigError(f"unknown option(s) {unknown} for SAL engine {engine!r}; valid: {valid}")
 
 
 def run_sal(
@@ -183,7 +185,7 @@ class SALCallback:
                  **engine_options: Any) -> None:
         check_engine_options(engine, engine_options)
         if origin is not None and origin not in ORIGINS:
-            raise ValueError(f"origin must be one of {sorted(ORIGINS)}, got {origin!r}")
+            raise ConfigError(f"origin must be one of {sorted(ORIGINS)}, got {origin!r}")
         self.engine, self.eps, self.layers, self.origin = engine, eps, layers, origin
         self.every, self.dtype, self.precision = max(1, int(every)), dtype, precision
         self.options = dict(engine_options)
