@@ -25,7 +25,7 @@ Example (a few minutes on 2 CPU cores):
 from __future__ import annotations
 
 import argparse
-import copy
+import inspect
 import sys
 import time
 from dataclasses import dataclass, field
@@ -34,19 +34,21 @@ from typing import Any
 
 import numpy as np
 import torch
+from sal_sweep import run_sweep, train_snapshots  # benchmarks/ is on sys.path as a script
 from scipy.stats import spearmanr
 from torch.utils.flop_counter import FlopCounterMode
 
 import uebench
-from uebench.config import TrainCfg
 from uebench.errors import UebenchError
 from uebench.learnability import SuffixPlan, run_sal
-from uebench.learnability.fast import strong_reference
+from uebench.learnability.fast import fast_sal, strong_reference
 from uebench.learnability.reference import reference_sal
-from uebench.learnability.sal import cost_model, suffix_macs
-from uebench.learnability.suffix import SALTask, measuring
+from uebench.learnability.sal import cost_model, suffix_macs, training_epoch_macs
+from uebench.learnability.task import SALData, SALTask, measuring
+from uebench.learnability.threshold import learnable_threshold
 from uebench.runtime import Runtime
-from uebench.train.loop import fit
+
+FAST_DEFAULTS = {k: p.default for k, p in inspect.signature(fast_sal).parameters.items()}
 
 
 @dataclass
@@ -82,14 +84,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=3, help="training epochs")
     p.add_argument("--measure", default="1,3", help="epochs whose snapshot is measured")
     p.add_argument("--rounds", type=int, default=10, help="compat/reference rounds (paper: 10)")
-    p.add_argument("--steps", type=int, default=5, help="fast engine K")
-    p.add_argument("--probe-size", type=int, default=2048, help="fast engine probe images")
+    p.add_argument("--steps", type=int, default=FAST_DEFAULTS["steps"], help="fast engine K")
+    p.add_argument("--probe-size", type=int, default=FAST_DEFAULTS["probe_size"],
+                   help="fast engine probe images")
+    p.add_argument("--eval-size", type=int, default=FAST_DEFAULTS["eval_size"],
+                   help="fast engine held-out scoring images")
     p.add_argument("--strong-steps", type=int, default=50)
     p.add_argument("--strong-restarts", type=int, default=3)
     p.add_argument("--repeats", type=int, default=1, help="timing = min over repeats")
     p.add_argument("--no-reference", action="store_true", help="skip the slow reference loop")
     p.add_argument("--count-flops", action="store_true", help="also count with FlopCounterMode")
     p.add_argument("--paper-scale", action="store_true", help="print the paper-scale cost table")
+    p.add_argument("--sweep", action="store_true",
+                   help="instead: sweep the fast engine's settings against a strong search "
+                        "(sal_sweep.py; ~1 h CPU, --quick: a minute)")
+    p.add_argument("--sweep-out", default=None,
+                   help="JSON file for the sweep's raw per-layer values (resumable per case)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
@@ -113,28 +123,6 @@ def make_cases(args: argparse.Namespace) -> list[Case]:
     return [table[name.strip()] for name in args.cases.split(",") if name.strip()]
 
 
-def train_snapshots(case: Case, rt: Runtime) -> tuple[torch.nn.Module, Any, list[dict]]:
-    """Train briefly; return the model, the training set and one snapshot per measured epoch."""
-    splits = uebench.load_dataset(case.dataset, train_size=case.train_size, seed=rt.seed)
-    train = splits.train
-    mean, std = train.channel_stats()
-    c, h, _ = train.image_shape
-    torch.manual_seed(rt.seed)
-    model = uebench.get_model(case.model, in_channels=c, image_size=h,
-                              num_classes=len(train.classes), width=case.width, mean=mean, std=std)
-    cfg = TrainCfg(epochs=case.epochs, batch_size=case.batch_size, lr=0.05, schedule="constant",
-                   crop_padding=case.padding, precision="fp32", channels_last="off")
-    snaps: list[dict] = []
-
-    def snapshot(ctx: Any) -> None:
-        if ctx.epoch in case.measure:
-            snaps.append({"epoch": ctx.epoch, "state": copy.deepcopy(ctx.model.state_dict()),
-                          "train_loss": ctx.train_loss})
-
-    fit(model, train.x, train.y, cfg=cfg, rt=rt, callbacks=[snapshot], desc=case.model)
-    return model, train, snaps
-
-
 # ----------------------------------------------------------------------------- measuring
 def _timed(fn: Any, count: bool, repeats: int) -> tuple[Any, tuple[float, float], float]:
     """(result, (wall s, process CPU s), counted MACs); times are the min over ``repeats``."""
@@ -153,26 +141,28 @@ def _timed(fn: Any, count: bool, repeats: int) -> tuple[Any, tuple[float, float]
 
 
 def measure_case(case: Case, args: argparse.Namespace, rt: Runtime) -> None:
-    model, train, snaps = train_snapshots(case, rt)
-    common = dict(rt=rt, batch_size=case.batch_size, crop_padding=case.padding)
-    probe = min(args.probe_size, len(train))
+    model, x, y, snaps = train_snapshots(case, rt)
+    data = SALData(batch_size=case.batch_size, augment="crop_flip", crop_padding=case.padding,
+                   drop_last=True)  # the paper code's loader
+    common = dict(rt=rt, data=data)
+    probe = min(args.probe_size, len(y))
     for snap in snaps:
         model.load_state_dict(snap["state"])
         first = snap is snaps[0]
         count = args.count_flops and first
         seed = (7, snap["epoch"])
         runs = {
-            "compat": partial(run_sal, model, train.x, train.y, engine="compat",
+            "compat": partial(run_sal, model, x, y, engine="compat",
                               rounds=case.rounds, origin="exact", seed_offsets=seed, **common),
-            "fast": partial(run_sal, model, train.x, train.y, engine="fast", steps=args.steps,
-                            probe_size=probe, seed_offsets=seed, **common),
-            "strong": partial(strong_reference, model, train.x, train.y, rt=rt,
+            "fast": partial(run_sal, model, x, y, engine="fast", steps=args.steps,
+                            probe_size=probe, eval_size=args.eval_size, seed_offsets=seed,
+                            **common),
+            "strong": partial(strong_reference, model, x, y, rt=rt,
                               steps=case.strong_steps, restarts=case.strong_restarts,
                               seed_offsets=seed),
         }
         if first and not args.no_reference:
-            task = SALTask(model, train.x, train.y, rt, batch_size=case.batch_size,
-                           crop_padding=case.padding, seed_offsets=seed)
+            task = SALTask(model, x, y, rt, data, seed_offsets=seed)
             runs = {"reference": partial(reference_sal, task, rounds=case.rounds), **runs}
         for engine, fn in runs.items():
             counted = count and engine in ("compat", "fast")
@@ -188,17 +178,17 @@ def measure_case(case: Case, args: argparse.Namespace, rt: Runtime) -> None:
         if "reference" in case.results and first:
             ref, comp = case.results["reference"][0], case.results["compat"][0]
             case.compat_vs_reference = max(abs(ref[k] - comp[k]) for k in ref)
-    case.macs = analytic_macs(model, train, case, args, probe)
+    case.macs = analytic_macs(model, x, case, args, probe)
 
 
-def analytic_macs(model: torch.nn.Module, train: Any, case: Case, args: argparse.Namespace,
-                  probe: int) -> dict[str, float]:
+def analytic_macs(model: torch.nn.Module, x: torch.Tensor, case: Case,
+                  args: argparse.Namespace, probe: int) -> dict[str, float]:
     with measuring(model, torch.device(args.device)) as m:
         plan = SuffixPlan(m)
-        forward, suffix = suffix_macs(plan, train.x[:2].to(args.device).float() / 255)
-    n = len(train)
+        forward, suffix = suffix_macs(plan, x[:2].to(args.device).float() / 255)
+    n = len(x)
     costs = cost_model(forward, suffix, n_train=n, batch_size=case.batch_size, rounds=case.rounds,
-                       probe_size=probe, steps=args.steps)
+                       probe_size=probe, eval_size=args.eval_size, steps=args.steps)
     strong = cost_model(forward, suffix, n_train=n, probe_size=n, steps=case.strong_steps,
                         restarts=case.strong_restarts)["fast"]
     paper_rounds = cost_model(forward, suffix, n_train=n, batch_size=case.batch_size)["compat"]
@@ -207,27 +197,14 @@ def analytic_macs(model: torch.nn.Module, train: Any, case: Case, args: argparse
 
 
 # ----------------------------------------------------------------------------- agreement
-def beta(matrix: np.ndarray) -> float:
-    """β: per epoch the midpoint of the 2-means centres, averaged over epochs (paper Eq. 4)."""
-    try:
-        from uebench.learnability.threshold import learnable_threshold
-
-        return float(learnable_threshold(matrix))
-    except (ImportError, UebenchError, TypeError):
-        from sklearn.cluster import KMeans
-
-        mids = [KMeans(n_clusters=2, random_state=0, n_init="auto").fit(row.reshape(-1, 1))
-                .cluster_centers_.mean() for row in matrix]
-        return float(np.mean(mids))
-
-
 def agreement(a: list[dict[str, float]], b: list[dict[str, float]]) -> dict[str, float]:
     layers = list(a[0])
     ma = np.array([[row[k] for k in layers] for row in a])
     mb = np.array([[row[k] for k in layers] for row in b])
     rho = [spearmanr(x, y).statistic for x, y in zip(ma, mb)]
     within = float(np.mean(ma >= 0.95 * mb))
-    indicators = float(np.mean((ma > beta(ma)) == (mb > beta(mb))))
+    # β per method: per epoch the 2-means midpoint, averaged over epochs (paper Eq. 4)
+    indicators = float(np.mean((ma > learnable_threshold(ma)) == (mb > learnable_threshold(mb))))
     return {"spearman": float(np.nanmean(rho)), "within95": within, "indicator": indicators}
 
 
@@ -241,9 +218,11 @@ def print_tables(cases: list[Case], args: argparse.Namespace) -> None:
     for case in cases:
         t_compat = np.mean(case.seconds["compat"])
         c_compat = np.mean(case.cpu_seconds["compat"])
+        held = max(0, min(args.eval_size or 0, case.train_size - args.probe_size))
         settings = {"reference": f"{case.rounds} rounds, bs {case.batch_size}",
                     "compat": f"{case.rounds} rounds, bs {case.batch_size}",
-                    "fast": f"K={args.steps}, probe {min(args.probe_size, case.train_size)}",
+                    "fast": f"K={args.steps}, probe {min(args.probe_size, case.train_size)}, "
+                            f"held-out {held}",
                     "strong": f"K={case.strong_steps}, {case.strong_restarts} restarts"}
         for engine in ("reference", "compat", "fast", "strong"):
             if engine not in case.seconds:
@@ -276,22 +255,31 @@ def print_paper_scale() -> None:
         forward, suffix = suffix_macs(SuffixPlan(m), torch.rand(1, 3, 32, 32))
     print(f"\n### Paper scale (ResNet-18, CIFAR-10 50k, bs 256, 10 rounds): F = {forward:,} "
           f"MACs/img, ΣS = {sum(suffix.values()) / forward:.2f} F\n")
-    print("| engine | settings | PFLOP (2 x MACs) | vs official | vs compat |")
-    print("|---|---|---:|---:|---:|")
+    print("| engine | settings | PFLOP (2 x MACs) | training epochs (3F/img) | vs official "
+          "| vs compat |")
+    print("|---|---|---:|---:|---:|---:|")
+    new = {k: FAST_DEFAULTS[k] for k in ("steps", "probe_size", "eval_size")}
     rows = [("official", "paper code", {}), ("compat", "lockstep", {}),
-            ("fast", "K=5, probe 10k, eval = probe", {}),
-            ("fast", "K=5, probe 10k, eval 50k", {"eval_size": 50_000}),
-            ("fast", "K=5, probe 2048", {"probe_size": 2048})]
+            ("fast", "K=5, probe 10k, eval = probe", {"steps": 5, "probe_size": 10_000,
+                                                       "eval_size": None}),
+            ("fast", "K=5, probe 2048, eval = probe (old default)",
+             {"steps": 5, "probe_size": 2048, "eval_size": None}),
+            ("fast", "K={steps}, probe {probe_size}, held-out {eval_size} (default)".format(**new),
+             new)]
     base = cost_model(forward, suffix, n_train=50_000)
+    epoch = training_epoch_macs(forward, 50_000)
     for engine, label, opts in rows:
         macs = cost_model(forward, suffix, n_train=50_000, **opts)[engine]
-        print(f"| {engine} | {label} | {2 * macs / 1e15:.2f} | {base['official'] / macs:.1f}x | "
-              f"{base['compat'] / macs:.1f}x |")
+        print(f"| {engine} | {label} | {2 * macs / 1e15:.2f} | {macs / epoch:.2f} | "
+              f"{base['official'] / macs:.1f}x | {base['compat'] / macs:.1f}x |")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.sweep:
+        run_sweep(args)
+        return 0
     rt = Runtime(device=args.device, seed=args.seed, progress=False)
     cases = []
     for case in make_cases(args):

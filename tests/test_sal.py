@@ -1,7 +1,11 @@
-"""SAL engines (uebench.learnability): suffix exactness, compat == reference loop, fast-engine
-invariants, the public API and the training callback. Tiny float64 models, CPU, seconds."""
+"""SAL engines (uebench.learnability): suffix exactness, the engine contract over every registered
+engine, compat == the plain reference loop (drop_last both ways), the data pipeline, the official
+origin formula, the public API and the training callback. Tiny float64 models, CPU, seconds.
+Fast-engine specifics: tests/test_sal_fast.py."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -9,21 +13,22 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from uebench.config import TrainCfg
-from uebench.errors import UnknownNameError
+from uebench.errors import ConfigError, UnknownNameError
 from uebench.learnability import SAL_ENGINES, SALCallback, SuffixPlan, measure_sal, run_sal
-from uebench.learnability import fast as fast_module
 from uebench.learnability.compat import compat_sal, project_rows, sal_from_extremes
-from uebench.learnability.fast import fast_sal, strong_reference
+from uebench.learnability.engines import ENGINE_META_KEYS
 from uebench.learnability.reference import reference_sal
-from uebench.learnability.sal import cost_model, suffix_macs
-from uebench.learnability.suffix import SALTask, measuring
+from uebench.learnability.sal import SALData, official_running_loss
+from uebench.learnability.task import SALTask
 from uebench.models import get_model
 from uebench.runtime import Runtime
-from uebench.train.loop import fit
+from uebench.train.loop import EpochContext, fit
 
 pytestmark = pytest.mark.timeout(120)
 RT = Runtime(device="cpu", seed=0, progress=False)
 F64 = torch.float64
+PIPE = SALData(batch_size=16, augment="crop_flip", crop_padding=2, drop_last=True)
+ENGINES = SAL_ENGINES.names()
 
 
 def build(name: str, channels: int = 3, side: int = 16, width: float = 1.0) -> torch.nn.Module:
@@ -78,27 +83,78 @@ def test_suffix_plan_rejects_unknown_layer() -> None:
         SuffixPlan(build("tiny"), ["net.bn1"])
 
 
+# ----------------------------------------------------------------------------- engine contract
+def test_registry_metadata() -> None:
+    assert {"compat", "fast", "reference"} <= set(ENGINES)
+    for name in ENGINES:
+        meta = SAL_ENGINES.meta(name)
+        assert set(ENGINE_META_KEYS) <= set(meta), name
+        assert isinstance(meta["label"], str) and meta["label"]
+        assert isinstance(meta["paper_parity"], bool) and isinstance(meta["oracle"], bool)
+    assert SAL_ENGINES.meta("compat")["paper_parity"] and SAL_ENGINES.meta("reference")["oracle"]
+    assert not SAL_ENGINES.meta("fast")["paper_parity"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_engine_contract(engine: str) -> None:
+    """Every engine: one finite value >= 0 per layer with the sign rule, deterministic per seed,
+    the model untouched, the official origin honoured."""
+    x, y = data(48)
+    model = build("tiny")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opts = SAL_ENGINES.meta(engine)["smoke_options"]
+    res = run_sal(model, x, y, rt=RT, data=PIPE, engine=engine, dtype=F64, **opts)
+    assert res.engine == engine and list(res.values) == SuffixPlan(model).layers
+    for layer, value in res.values.items():
+        s_max, s_min = res.s_max[layer], res.s_min[layer]
+        assert value == (s_max if abs(s_max) > abs(s_min) else s_min)
+        assert value >= 0 and torch.isfinite(torch.tensor(value))
+    again = run_sal(model, x, y, rt=RT, data=PIPE, engine=engine, dtype=F64, **opts)
+    assert again.values == res.values
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    official = run_sal(model, x, y, rt=RT, data=PIPE, engine=engine, dtype=F64,
+                       origin="official", origin_loss=2.5, **opts)
+    assert official.origin == 2.5 and official.details["origin_kind"] == "official"
+
+
 # ----------------------------------------------------------------------------- compat engine
-@pytest.mark.parametrize(("name", "width", "eps", "rounds"), [
-    ("tiny", 1.0, 0.05, 3), ("tiny", 1.0, 0.002, 2),  # the second one projects every round
-    ("lenet5", 1.0, 0.05, 2), ("resnet18", 0.125, 0.05, 1),
+@pytest.mark.parametrize(("name", "width", "eps", "rounds", "n", "drop_last"), [
+    ("tiny", 1.0, 0.05, 3, 48, True), ("tiny", 1.0, 0.002, 2, 48, True),  # 2nd: projection binds
+    ("tiny", 1.0, 0.05, 2, 50, False), ("tiny", 1.0, 0.05, 2, 50, True),  # short last batch
+    ("lenet5", 1.0, 0.05, 2, 40, False), ("resnet18", 0.125, 0.05, 1, 48, True),
 ])
-def test_compat_equals_reference_loop(name: str, width: float, eps: float, rounds: int) -> None:
+def test_compat_equals_reference_loop(name: str, width: float, eps: float, rounds: int, n: int,
+                                      drop_last: bool) -> None:
     side = 32 if name == "lenet5" else 16
-    x, y = data(48, side=side)
-    task = SALTask(build(name, side=side, width=width), x, y, RT, eps=eps, batch_size=16,
-                   crop_padding=2, dtype=F64)
+    x, y = data(n, side=side)
+    pipe = SALData(batch_size=16, augment="crop_flip", crop_padding=2, drop_last=drop_last)
+    task = SALTask(build(name, side=side, width=width), x, y, RT, pipe, eps=eps, dtype=F64)
     fast, slow = compat_sal(task, rounds=rounds), reference_sal(task, rounds=rounds)
     assert fast.origin == pytest.approx(slow.origin, abs=1e-12)
+    assert fast.details["batches_per_pass"] == (n // 16 if drop_last else -(-n // 16))
     for layer in fast.values:
         assert fast.values[layer] == pytest.approx(slow.values[layer], abs=1e-10)
         assert fast.s_max[layer] == pytest.approx(slow.s_max[layer], abs=1e-10)
         assert fast.s_min[layer] == pytest.approx(slow.s_min[layer], abs=1e-10)
-        assert fast.values[layer] >= 0.0
         for ratio in fast.details["delta_norm_ratio"][layer]:
             assert ratio <= eps * (1 + 1e-6)
     if eps < 0.01:  # the projection did bind
         assert max(max(r) for r in fast.details["delta_norm_ratio"].values()) > 0.99 * eps
+
+
+def test_drop_last_changes_the_exact_origin() -> None:
+    """drop_last=False sees every image: its exact origin is the eval-mode mean over all of them
+    (augmentation off), while drop_last=True measures a random whole-batch subset."""
+    x, y = data(50)
+    model = build("tiny").double().eval()
+    with torch.no_grad():
+        full = F.cross_entropy(model((x.float() / 255).double()), y).item()
+    origins = {}
+    for drop in (False, True):
+        pipe = SALData(batch_size=16, augment="none", drop_last=drop)
+        origins[drop] = compat_sal(SALTask(model, x, y, RT, pipe, dtype=F64), rounds=1).origin
+    assert origins[False] == pytest.approx(full, abs=1e-12)
+    assert origins[True] != pytest.approx(full, abs=1e-6)
 
 
 def test_projection_and_sign_rule() -> None:
@@ -112,144 +168,100 @@ def test_projection_and_sign_rule() -> None:
     assert sal_from_extremes(1.0, 1.0, 1.0) == (0.0, 0.0, 0.0)
 
 
-def test_compat_sign_rule_and_official_origin() -> None:
-    x, y = data(48)
-    res = run_sal(build("tiny"), x, y, rt=RT, engine="compat", batch_size=16, origin_loss=2.5,
-                  dtype=F64, rounds=2)
-    assert res.origin == 2.5 and res.details["origin_kind"] == "official"
-    for layer, value in res.values.items():
-        s_max, s_min = res.s_max[layer], res.s_min[layer]
-        assert value == (s_max if abs(s_max) > abs(s_min) else s_min) and value >= 0
+def test_official_origin_zero_falls_back_to_exact() -> None:
     # origin_loss == 0 (the official cutmix/mixup case): the eval-mode pass value is used
-    zero = run_sal(build("tiny"), x, y, rt=RT, engine="compat", batch_size=16, origin_loss=0.0,
-                   dtype=F64, rounds=1)
-    exact = run_sal(build("tiny"), x, y, rt=RT, engine="compat", batch_size=16, origin="exact",
-                    dtype=F64, rounds=1)
+    x, y = data(48)
+    kw = dict(rt=RT, data=PIPE, engine="compat", dtype=F64, rounds=1)
+    zero = run_sal(build("tiny"), x, y, origin_loss=0.0, **kw)
+    exact = run_sal(build("tiny"), x, y, origin="exact", **kw)
     assert zero.origin == exact.origin and zero.values == exact.values
 
 
-# ----------------------------------------------------------------------------- fast engine
-def _full_gradient_norms(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
-    model = model.double().eval()
-    logits = model(x.double() / 255)
-    names = [n for n in SuffixPlan(model).layers]
-    weights = [model.get_submodule(n).weight for n in names]
-    grads = torch.autograd.grad(F.cross_entropy(logits, y), weights)
-    return {n: (g.norm() * w.norm()).item() for n, g, w in zip(names, grads, weights)}
+# ----------------------------------------------------------------------------- data + origin
+def test_official_running_loss_by_hand() -> None:
+    # paper code: train_loss / total * targets.size(0): (1 + 2 + 3) / 10 * 2 = 1.2
+    assert official_running_loss([1.0, 2.0, 3.0], [4, 4, 2]) == pytest.approx(1.2)
+    # equal batches (drop_last=True): the mean of the batch means
+    assert official_running_loss([1.0, 2.0, 3.0], [4, 4, 4]) == pytest.approx(2.0)
+    with pytest.raises(ValueError):
+        official_running_loss([1.0], [4, 4])
+    with pytest.raises(ValueError):
+        official_running_loss([], [])
 
 
-def test_fast_small_eps_matches_first_order() -> None:
-    x, y = data(64)
-    eps = 1e-4
-    res = measure_sal(build("tiny"), x, y, rt=RT, eps=eps, dtype=F64, probe_size=None)
-    detailed = run_sal(build("tiny"), x, y, rt=RT, eps=eps, dtype=F64, probe_size=None)
-    for layer, gw in _full_gradient_norms(build("tiny"), x, y).items():
-        assert detailed.s_max[layer] / (eps * gw) == pytest.approx(1.0, rel=0.01)
-        assert res[layer] == detailed.values[layer]
-
-
-def test_fast_stays_in_ball_and_beats_one_step(monkeypatch: pytest.MonkeyPatch) -> None:
-    worst = []
-    original = fast_module._project
-
-    def recording(deltas: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
-        out = original(deltas, radius)
-        worst.append(float((out.flatten(1).norm(dim=1) / radius).max()))
-        return out
-
-    monkeypatch.setattr(fast_module, "_project", recording)
-    x, y = data(64)
-    task = SALTask(build("tiny"), x, y, RT, eps=0.05, dtype=F64)
-    five = fast_sal(task, steps=5, probe_size=None, restarts=1)
-    one = fast_sal(task, steps=1, probe_size=None)
-    assert worst and max(worst) <= 1 + 1e-6
-    for layer in five.values:
-        assert five.values[layer] >= one.values[layer] - 1e-12
-        assert max(five.details["delta_norm_ratio"][layer]) <= 0.05 * (1 + 1e-6)
-    strong = strong_reference(build("tiny"), x, y, rt=RT, steps=12, restarts=1, dtype=F64)
-    plain = fast_sal(task, steps=5, probe_size=None)
-    for layer in plain.values:  # same first five steps + more: never below
-        assert strong.values[layer] >= plain.values[layer] - 1e-12
-
-
-def test_fast_options_are_consistent() -> None:
-    x, y = data(64)
-    task = SALTask(build("tiny"), x, y, RT, eps=0.05, dtype=F64)
-    base = fast_sal(task, probe_size=32)
-    assert base.details["probe_size"] == 32
-    assert fast_sal(task, probe_size=32).values == base.values  # seeded: deterministic
-    grouped = fast_sal(task, probe_size=32, cache_gb=1e-9, chunk_size=10)
-    assert grouped.details["layer_groups"] == len(base.values)
-    for layer in base.values:
-        assert grouped.values[layer] == pytest.approx(base.values[layer], abs=1e-12)
-    scored = fast_sal(task, probe_size=32, eval_size=64)
-    assert all(v >= 0 for v in scored.values.values())
-    assert scored.origin != base.origin  # scored on all 64 images, not the 32-image probe
-
-
-def test_bf16_autocast_runs() -> None:
-    x, y = data(32)
-    values = measure_sal(build("tiny"), x, y, rt=RT, precision="bf16", probe_size=32, steps=2)
-    assert all(torch.isfinite(torch.tensor(v)) and v >= 0 for v in values.values())
-
-
-def test_cost_model_matches_flop_counter() -> None:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    model, (x, y) = build("tiny"), data(64)
-    with measuring(model, torch.device("cpu")) as m:
-        forward, suffix = suffix_macs(SuffixPlan(m), torch.rand(2, 3, 16, 16))
-    for engine, opts in [("compat", {"rounds": 1}), ("fast", {"probe_size": 32, "restarts": 1})]:
-        with FlopCounterMode(display=False) as counter:
-            run_sal(model, x, y, rt=RT, engine=engine, batch_size=16, **opts)
-        predicted = cost_model(forward, suffix, n_train=64, batch_size=16, rounds=1,
-                               probe_size=32, restarts=opts.get("restarts", 0))[engine]
-        assert counter.get_total_flops() / 2 == pytest.approx(predicted, rel=0.05)
+def test_sal_data_pipeline() -> None:
+    cfg = TrainCfg(batch_size=32, augment="flip", crop_padding=3, drop_last=True)
+    assert SALData.from_train_cfg(cfg) == SALData(32, "flip", 3, True)
+    assert SALData.coerce(cfg) == SALData.coerce(SALData(32, "flip", 3, True))
+    assert SALData.official() == SALData(256, "crop_flip", 4, True)
+    for bad in (dict(batch_size=0, augment="none"), dict(batch_size=8, augment="cutout"),
+                dict(batch_size=8, augment="none", crop_padding=-1)):
+        with pytest.raises(ConfigError):
+            SALData(**bad)
+    with pytest.raises(ConfigError, match="data pipeline"):
+        SALData.coerce(None)
+    x, y = data(8)
+    with pytest.raises(ConfigError, match="no batch"):  # 8 images, bs 16, drop_last
+        measure_sal(build("tiny"), x, y, rt=RT, data=PIPE, engine="compat", rounds=1)
+    with pytest.raises(TypeError):
+        measure_sal(build("tiny"), x, y, rt=RT)  # no silent default pipeline
 
 
 # ----------------------------------------------------------------------------- API + callback
 def test_api_validation() -> None:
-    assert {"compat", "fast"} <= set(SAL_ENGINES.names())
     x, y = data(32)
     with pytest.raises(UnknownNameError):
-        measure_sal(build("tiny"), x, y, rt=RT, engine="nope")
-    with pytest.raises(TypeError, match="unknown option"):
-        measure_sal(build("tiny"), x, y, rt=RT, engine="compat", steps=3)
+        measure_sal(build("tiny"), x, y, rt=RT, data=PIPE, engine="nope")
+    with pytest.raises(ConfigError, match="unknown option"):
+        measure_sal(build("tiny"), x, y, rt=RT, data=PIPE, engine="compat", steps=3)
     with pytest.raises(ValueError, match="origin_loss"):
-        measure_sal(build("tiny"), x, y, rt=RT, origin="official")
-    with pytest.raises(TypeError):
+        measure_sal(build("tiny"), x, y, rt=RT, data=PIPE, origin="official")
+    with pytest.raises(ConfigError, match="unknown option"):
         SALCallback("fast", rounds=3)
-    values = measure_sal(build("tiny"), x, y, rt=RT, layers=["net.fc"], probe_size=16)
+    values = measure_sal(build("tiny"), x, y, rt=RT, data=PIPE, layers=["net.fc"], probe_size=16)
     assert list(values) == ["net.fc"]
 
 
-@pytest.mark.parametrize("engine", ["fast", "compat"])
+@pytest.mark.parametrize("engine", ENGINES)
 def test_callback_leaves_training_untouched(engine: str) -> None:
     x, y = data(64)
     cfg = TrainCfg(epochs=2, batch_size=16, lr=0.05, milestones=(), crop_padding=2)
     plain = build("tiny")
     fit(plain, x, y, cfg=cfg, rt=RT)
     measured = build("tiny")
-    options = {"rounds": 1} if engine == "compat" else {"probe_size": 32}
-    callback = SALCallback(engine, **options)
+    callback = SALCallback(engine, **SAL_ENGINES.meta(engine)["smoke_options"])
     rows = fit(measured, x, y, cfg=cfg, rt=RT, callbacks=[callback])
     for key, value in plain.state_dict().items():
         assert torch.equal(value, measured.state_dict()[key]), key
     assert measured.training
     assert all(p.requires_grad for p in measured.parameters())
+    default_origin = SAL_ENGINES.meta(engine)["default_origin"]
     for row in rows:
         assert set(row["sal"]) == {"net.conv1", "net.conv2", "net.fc"}
         assert row["sal_engine"] == engine and row["sal_seconds"] >= 0
-        expected_kind = "official" if engine == "compat" else "exact"
-        assert row["sal_origin_kind"] == expected_kind
-    if engine == "compat":
+        assert row["sal_origin_kind"] == ("official" if default_origin == "official" else "exact")
+    if default_origin == "official":
         assert rows[0]["sal_origin"] == rows[0]["train_loss"]
-    again = callback(_ctx(measured, x, y, cfg, rows[-1]))
-    assert again["sal"] == rows[-1]["sal"]  # deterministic from (seed, epoch)
+    ctx = EpochContext(rows[-1]["epoch"], measured, rows[-1]["train_loss"],
+                       rows[-1]["train_acc"], x, y, cfg, RT, "fp32")
+    assert callback(ctx)["sal"] == rows[-1]["sal"]  # deterministic from (seed, epoch)
 
 
-def _ctx(model, x, y, cfg, row):
-    from uebench.train.loop import EpochContext
+def test_callback_uses_batch_losses_and_the_run_pipeline(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = {}
 
-    return EpochContext(row["epoch"], model, row["train_loss"], row["train_acc"], x, y, cfg, RT,
-                        "fp32")
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return SimpleNamespace(values={}, origin=kwargs["origin_loss"], seconds=0.0,
+                               details={"origin_kind": "official"})
+
+    monkeypatch.setattr("uebench.learnability.sal.run_sal", spy)
+    x, y = data(8)
+    cfg = TrainCfg(batch_size=4, augment="flip", crop_padding=1, drop_last=True)
+    ctx = SimpleNamespace(epoch=1, model=None, train_loss=9.0, x_train=x, y_train=y, cfg=cfg,
+                          rt=RT, batch_losses=[1.0, 2.0, 3.0], batch_sizes=[4, 4, 2])
+    row = SALCallback("compat")(ctx)
+    assert row["sal_origin"] == pytest.approx(1.2)  # official_running_loss, not train_loss
+    assert seen["data"] == SALData(4, "flip", 1, True)
+    del ctx.batch_losses, ctx.batch_sizes  # today's EpochContext: fall back to train_loss
+    assert SALCallback("compat")(ctx)["sal_origin"] == 9.0

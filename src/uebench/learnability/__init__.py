@@ -8,11 +8,13 @@ from uebench.learnability.sal import (
     SALCallback,
     cost_model,
     measure_sal,
+    official_running_loss,
     run_sal,
 )
-from uebench.learnability.suffix import SALResult, SALTask, SuffixPlan
+from uebench.learnability.suffix import SuffixPlan
+from uebench.learnability.task import SALData, SALResult, SALTask
 
 __all__ = [
-    "SAL_ENGINES", "SALCallback", "SALResult", "SALTask", "SuffixPlan", "cost_model",
-    "measure_sal", "run_sal",
+    "SAL_ENGINES", "SALCallback", "SALData", "SALResult", "SALTask", "SuffixPlan", "cost_model",
+    "measure_sal", "official_running_loss", "run_sal",
 ]

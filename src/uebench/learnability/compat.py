@@ -4,8 +4,9 @@ Ye et al., ICLR 2025 (arXiv:2509.08058), Eq. 3 as the official ``layer_sharpness
 (sal_protocol.md §2.2). Per layer ``l`` and sign (``max`` ascends CE, ``min`` descends it) a clone
 ``Δ`` of ``W_l`` starts at 0. For ``rounds`` rounds (10):
 
-1. one pass of plain SGD (lr 0.1, no momentum/weight decay) over the augmented training data, with
-   the training batch size, reshuffled, ``drop_last``, fresh crop/flip draws;
+1. one pass of plain SGD (lr 0.1, no momentum/weight decay) over the training data pipeline
+   ``task.data`` (:class:`SALData`: batch size, augmentation, crop padding, ``drop_last``),
+   reshuffled, fresh crop/flip draws;
 2. one projection: if ‖Δ‖/‖θ_l‖ > ε then Δ ← Δ·ε/(‖Δ‖/‖θ_l‖);
 3. one ``no_grad`` pass (fresh draws) measuring each clone's mean loss; ``max_loss``/``min_loss``
    start at the origin and change only on improvement.
@@ -25,7 +26,8 @@ distribution (each clone sees i.i.d.-shuffled, freshly augmented passes either w
 
 Streams: SGD pass of round ``r`` draws from ``task.generator(r, 0)``, its evaluation pass from
 ``task.generator(r, 1)``. The ``exact`` origin is the mean eval-mode clean loss over round 0's
-evaluation pass (computed on the same batches, for free).
+evaluation pass (computed on the same batches, for free): every image with ``drop_last=False``,
+a random ``(n // batch_size) * batch_size`` of them with ``drop_last=True`` (the paper's loader).
 """
 
 from __future__ import annotations
@@ -36,7 +38,10 @@ from collections.abc import Iterable, Sequence
 import torch
 
 from uebench.data.loader import DeviceLoader
-from uebench.learnability.suffix import SALResult, SALTask, SuffixPlan, clone_losses, measuring
+from uebench.errors import ConfigError
+from uebench.learnability.engines import register_engine
+from uebench.learnability.suffix import SuffixPlan
+from uebench.learnability.task import SALResult, SALTask, clone_losses, measuring
 from uebench.utils.progress import bar
 
 # rows of every layer's stacked perturbation: 0 = the "max" clone (ascends), 1 = the "min" clone
@@ -44,14 +49,19 @@ MAX, MIN = 0, 1
 
 
 def sal_loader(task: SALTask) -> DeviceLoader:
-    """The official SAL data pipeline: the training loader (shuffle, drop_last, crop/flip)."""
+    """The SAL data pipeline: the training loader ``task.data`` replays (shuffled, augmented)."""
+    data = task.data
+    if data is None:
+        raise ConfigError("this SAL engine replays the training data pipeline: give the task "
+                          "data=SALData(...) (or call run_sal with data=TrainCfg/SALData)")
     loader = DeviceLoader(
-        task.x, task.y, batch_size=task.batch_size, shuffle=True, drop_last=True,
-        augment=task.augment, device=task.rt.device, padding=task.crop_padding,
+        task.x, task.y, batch_size=data.batch_size, shuffle=True, drop_last=data.drop_last,
+        augment=data.augment, device=task.rt.device, padding=data.crop_padding,
     )
     if len(loader) == 0:
-        raise ValueError(f"{task.x.shape[0]} images give no full batch of {task.batch_size} "
-                         "(drop_last); lower batch_size")
+        raise ConfigError(f"{task.x.shape[0]} images give no batch of {data.batch_size} "
+                          f"(drop_last={data.drop_last}); lower the batch size or pass "
+                          "drop_last=False")
     return loader
 
 
@@ -105,10 +115,17 @@ def _eval_pass(plan: SuffixPlan, deltas: Sequence[torch.Tensor], batches: Iterab
     return sums / seen, clean / seen
 
 
+@register_engine(
+    "compat", label="compat (official SGD semantics, lockstep)", paper_parity=True,
+    default_origin="official", smoke_options={"rounds": 1},
+    description="official optimiser semantics (SGD lr 0.1, 10 rounds over the replayed training "
+                "pipeline, one projection and one evaluation pass per round), all layers in "
+                "lockstep",
+)
 def compat_sal(task: SALTask, *, rounds: int = 10, lr: float = 0.1) -> SALResult:
     """SAL with the official semantics (see the module docstring); ``rounds`` 10, ``lr`` 0.1."""
     if rounds < 1:
-        raise ValueError(f"rounds must be >= 1, got {rounds}")
+        raise ConfigError(f"rounds must be >= 1, got {rounds}")
     start = time.perf_counter()
     with measuring(task.model, task.rt.device, task.dtype) as model:
         plan = SuffixPlan(model, task.layers)
@@ -133,15 +150,17 @@ def compat_sal(task: SALTask, *, rounds: int = 10, lr: float = 0.1) -> SALResult
         pbar.close()
         ratios = {name: (d.detach().flatten(1).norm(dim=1) / norm).tolist()
                   for name, d, norm in zip(plan.layers, deltas, norms)}
-    res = _result(plan.layers, max_loss.tolist(), min_loss.tolist(), origin, "compat",
+    res = result_from_extremes(plan.layers, max_loss.tolist(), min_loss.tolist(), origin, "compat",
                   time.perf_counter() - start)
     res.details = {"rounds": rounds, "lr": lr, "batches_per_pass": len(loader),
                    "delta_norm_ratio": ratios}  # final ‖Δ‖/‖θ_l‖ of the (max, min) clones
     return res
 
 
-def _result(layers: Sequence[str], max_loss: Sequence[float], min_loss: Sequence[float],
-            origin: float, engine: str, seconds: float) -> SALResult:
+def result_from_extremes(layers: Sequence[str], max_loss: Sequence[float],
+                         min_loss: Sequence[float], origin: float, engine: str,
+                         seconds: float) -> SALResult:
+    """A :class:`SALResult` from each layer's best max/min losses (official sign rule)."""
     values, s_max, s_min = {}, {}, {}
     for name, hi, lo in zip(layers, max_loss, min_loss):
         values[name], s_max[name], s_min[name] = sal_from_extremes(hi, lo, origin)

@@ -5,21 +5,24 @@ Eq. 3, with the official code's relative ball; sal_protocol.md §6). Per layer a
 
     Δ_{k+1} = Π(Δ_k ± η_k · r · g_k / ‖g_k‖),   r = ε‖θ_l‖,   η = (2, 1, 1, ½, ½, ½, ...)
 
-with g_k the *full-batch* gradient on a fixed, seeded probe subset of the training data (default
-2048 images; no augmentation) and Π the projection onto the ball, every step. Each iterate's probe
-loss is free (it is the forward of its gradient); the best iterate per sign is kept (largest loss
-for +, smallest for −). The best Δ⁺, Δ⁻ are scored once on the evaluation set (default: the probe
-set itself, then nothing is recomputed); origin = eval-mode clean loss on that set (``exact``) or
-the epoch's running train loss (``official``). SAL = max(L(Δ⁺) − origin, origin − L(Δ⁻), 0).
+with g_k the *full-batch* gradient on a fixed, seeded probe subset of the training data (no
+augmentation) and Π the projection onto the ball, every step. Each iterate's probe loss is free
+(it is the forward of its gradient); the best iterate per sign is kept (largest loss for +,
+smallest for −). SAL = max(L(Δ⁺) − origin, origin − L(Δ⁻), 0), with L and the ``exact`` origin
+(eval-mode clean loss) estimated on the full set by :mod:`.scoring`: the probe part exactly plus a
+held-out random sample of the rest (``eval_size``), or on the probe alone (``eval_size=None``,
+biased: it overstates how far the perturbation found moves the full-set loss). The ``official``
+origin replaces the clean loss by the epoch's running train loss.
 
 Cost (sal_protocol.md §4-§5): the probe set's frontier values are cached once per measurement in
 chunks (layer groups bounded by ``cache_gb``; a second clean pass only when one group does not fit);
 the first step of every layer uses ONE full forward + backward at Δ = 0 (the gradient is the same
 for both signs); later steps run only the layer's suffix, both signs and all restarts batched with
-``vmap``. Restarts (``restarts`` > 0) add random starts inside the ball (seeded).
+``vmap``. Restarts (``restarts`` > 0) add random starts inside the ball (seeded). Scoring a
+held-out image costs a clean forward plus both signs' suffix forwards of every layer.
 
-:func:`strong_reference` is the expensive search the benchmark compares against (K = 50,
-3 random restarts, every training image, a decaying step schedule).
+:func:`strong_reference` is the expensive search the benchmarks compare against (many steps,
+random restarts, every image, a decaying step schedule).
 """
 
 from __future__ import annotations
@@ -29,18 +32,17 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
-from uebench.learnability.compat import sal_from_extremes
-from uebench.learnability.suffix import (
-    Cache,
-    SALResult,
-    SALTask,
-    SuffixPlan,
-    clone_losses,
-    measuring,
-)
+from uebench.errors import ConfigError
+from uebench.learnability.engines import register_engine
+from uebench.learnability.scoring import sal_from_losses, score_losses, split_probe, stratified
+from uebench.learnability.suffix import Cache, SuffixPlan
+from uebench.learnability.task import SALResult, SALTask, clone_losses, measuring
 from uebench.utils.progress import bar
 
 Chunk = tuple[Cache, torch.Tensor]  # (frontier values, labels) of one probe chunk
+# Defaults chosen by benchmarks/sal_sweep.py (benchmarks/README.md §2): ≤ 1 training epoch of
+# FLOPs per measurement at paper scale (0.89), the best agreement with a strong search found there.
+DEFAULT_STEPS, DEFAULT_PROBE, DEFAULT_EVAL = 3, 1024, 1024
 
 
 def step_sizes(steps: int) -> tuple[float, ...]:
@@ -50,15 +52,9 @@ def step_sizes(steps: int) -> tuple[float, ...]:
 
 
 def strong_step_sizes(steps: int) -> tuple[float, ...]:
-    """The default schedule for 5 steps, then halving every 10 steps (fine final search)."""
-    return tuple(step_sizes(min(steps, 5))) + tuple(
-        0.5 ** (1 + (k - 5) // 10) for k in range(5, steps))
-
-
-def _subset(n: int, size: int | str | None, gen: torch.Generator) -> torch.Tensor:
-    if size is None or size == "all" or int(size) >= n:
-        return torch.arange(n)
-    return torch.randperm(n, generator=gen)[: int(size)].sort().values
+    """2, 1, 1, ½, ½, then halving every 10 steps (a fine final search; strong_reference)."""
+    head = (2.0, 1.0, 1.0, 0.5, 0.5)[:steps]
+    return head + tuple(0.5 ** (1 + (k - 5) // 10) for k in range(5, steps))
 
 
 def _chunked(task: SALTask, x: torch.Tensor, y: torch.Tensor,
@@ -184,76 +180,80 @@ def _pgd(plan: SuffixPlan, layer: str, chunks: Sequence[Chunk], task: SALTask, *
                                                               device=weight.device))
 
 
-@torch.no_grad()
-def _score(plan: SuffixPlan, task: SALTask, x: torch.Tensor, y: torch.Tensor,
-           best: dict[str, torch.Tensor], chunk_size: int) -> tuple[dict[str, torch.Tensor], float]:
-    """Losses of the best (Δ⁺, Δ⁻) of every layer and the clean loss on an evaluation set."""
-    sums = {name: torch.zeros(2, dtype=torch.float64, device=task.rt.device) for name in best}
-    clean = torch.zeros((), dtype=torch.float64, device=task.rt.device)
-    for xc, yc in _chunked(task, x, y, chunk_size):
-        with task.autocast():
-            logits, cache = plan.capture(xc)
-            clean += clone_losses(logits[None], yc, "sum")[0].double()
-            for name, deltas in best.items():
-                logits = plan.batched_suffix(name, deltas, cache)
-                sums[name] += clone_losses(logits, yc, "sum").double()
-    n = int(x.shape[0])
-    return {k: v / n for k, v in sums.items()}, float(clean) / n
+def _search(plan: SuffixPlan, task: SALTask, x: torch.Tensor, y: torch.Tensor, *,
+            etas: Sequence[float], restarts: int, chunk_size: int, cache_gb: float,
+            ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], float, int]:
+    """Best (Δ⁺, Δ⁻) per layer, their probe losses, the clean probe loss, the layer groups."""
+    groups = _layer_groups(plan, task.images(x[:2]), int(x.shape[0]), cache_gb * 2**30)
+    weights = [plan.weight(name) for name in plan.layers]
+    best, losses = {}, {}
+    pbar = bar(len(plan.layers), enabled=task.rt.show_progress, desc="SAL fast", unit="layer")
+    for gi, group in enumerate(groups):
+        chunks, clean, grads = _cache_probe(plan, task, x, y, group, chunk_size,
+                                            weights if gi == 0 else None)
+        if gi == 0:
+            probe_clean, first_grads = clean, dict(zip(plan.layers, grads))
+        for name in group:
+            best[name], losses[name] = _pgd(plan, name, chunks, task, etas=etas,
+                                            restarts=restarts, first=(probe_clean,
+                                                                      first_grads[name]))
+            pbar.update(1)
+        del chunks
+    pbar.close()
+    return best, losses, probe_clean, len(groups)
 
 
-def fast_sal(task: SALTask, *, steps: int = 5, probe_size: int | str | None = 2048,
-             eval_size: int | str | None = None, restarts: int = 0, chunk_size: int = 512,
-             cache_gb: float = 4.0, etas: Sequence[float] | None = None) -> SALResult:
+@register_engine(
+    "fast", label="fast (definition-faithful PGD)", paper_parity=False, default_origin="exact",
+    smoke_options={"probe_size": 32, "eval_size": 32, "steps": 2},
+    description="full-batch normalised projected gradient ascent/descent per layer on a seeded "
+                "probe subset, best iterate scored on held-out images; follows the definition",
+)
+def fast_sal(task: SALTask, *, steps: int = DEFAULT_STEPS,
+             probe_size: int | str | None = DEFAULT_PROBE,
+             eval_size: int | str | None = DEFAULT_EVAL, restarts: int = 0, chunk_size: int = 512,
+             cache_gb: float = 4.0, etas: Sequence[float] | None = None,
+             return_deltas: bool = False) -> SALResult:
     """SAL by full-batch normalised projected gradient steps (see the module docstring).
 
     Args:
-        task: model, data, ε, layers, origin, dtype/precision and seeds.
+        task: model, data, ε, layers, origin, dtype/precision and seeds (``task.data`` unused).
         steps: K gradient steps per layer and sign (K + 1 iterates are scored).
         probe_size: images in the search set (seeded subset; ``None``/``"all"``: every image).
-        eval_size: images the best perturbations are scored on; ``None`` = the probe set.
+        eval_size: held-out images for the full-set estimate (:mod:`.scoring`: the probe part
+            exact, the rest from this many images outside the probe; ``"all"`` = every one, the
+            exact full-set value); ``None`` = score on the probe alone (biased upwards).
         restarts: extra random starts inside the ball per sign (seeded).
         chunk_size: images per forward chunk (bounds activation memory).
         cache_gb: budget for the cached frontier values of one layer group.
         etas: step sizes in units of the radius (default :func:`step_sizes`).
+        return_deltas: keep the best (Δ⁺, Δ⁻) per layer in ``details["deltas"]`` (2 x weight).
     """
     start = time.perf_counter()
     etas = tuple(etas) if etas is not None else step_sizes(steps)
-    n_total = int(task.x.shape[0])
-    probe = _subset(n_total, probe_size, task.generator(100))
-    x, y = task.x[probe], task.y[probe]
+    if not etas or restarts < 0:
+        raise ConfigError(f"need steps >= 1 and restarts >= 0, got {len(etas)}, {restarts}")
+    probe, held, scored_on = split_probe(int(task.x.shape[0]), probe_size, eval_size,
+                                         task.generator(100))
     with measuring(task.model, task.rt.device, task.dtype) as model:
         plan = SuffixPlan(model, task.layers)
-        groups = _layer_groups(plan, task.images(x[:2]), int(x.shape[0]), cache_gb * 2**30)
-        weights = [plan.weight(name) for name in plan.layers]
-        best, losses = {}, {}
-        pbar = bar(len(plan.layers), enabled=task.rt.show_progress, desc="SAL fast", unit="layer")
-        for gi, group in enumerate(groups):
-            chunks, clean, grads = _cache_probe(plan, task, x, y, group, chunk_size,
-                                                weights if gi == 0 else None)
-            if gi == 0:
-                probe_clean, first_grads = clean, dict(zip(plan.layers, grads))
-            for name in group:
-                first = (probe_clean, first_grads[name])
-                best[name], losses[name] = _pgd(plan, name, chunks, task, etas=etas,
-                                                restarts=restarts, first=first)
-                pbar.update(1)
-            del chunks
-        pbar.close()
-        exact = probe_clean
-        if eval_size is not None:
-            index = _subset(n_total, eval_size, task.generator(101))
-            losses, exact = _score(plan, task, task.x[index], task.y[index], best, chunk_size)
+        best, losses, exact, groups = _search(
+            plan, task, task.x[probe], task.y[probe], etas=etas, restarts=restarts,
+            chunk_size=chunk_size, cache_gb=cache_gb)
+        if held is not None:  # the full-set loss: probe part exact, the rest estimated
+            parts = score_losses(plan, task, task.x[held], task.y[held], best, chunk_size)
+            rest = int(task.x.shape[0]) - int(probe.numel())
+            losses, exact = stratified([(losses, exact, int(probe.numel())), (*parts, rest)])
         ratios = {k: (v.flatten(1).norm(dim=1) / plan.weight(k).norm()).tolist()
                   for k, v in best.items()}
-    origin = task.resolve_origin(exact)
-    values, s_max, s_min = {}, {}, {}
-    for name in plan.layers:
-        # like compat's max_loss/min_loss starting at the origin: both parts are >= 0
-        hi, lo = max(float(losses[name][0]), origin), min(float(losses[name][1]), origin)
-        values[name], s_max[name], s_min[name] = sal_from_extremes(hi, lo, origin)
-    details = {"probe_size": int(x.shape[0]), "steps": len(etas), "restarts": restarts,
-               "layer_groups": len(groups), "delta_norm_ratio": ratios}
-    return SALResult(values, s_max, s_min, origin, "fast", time.perf_counter() - start, details)
+    res = sal_from_losses(losses, task.resolve_origin(exact), "fast", start)
+    res.details = {"probe_size": int(probe.numel()), "steps": len(etas), "etas": list(etas),
+                   "restarts": restarts, "scored_on": scored_on,
+                   "eval_size": int(held.numel()) if held is not None else 0,
+                   "layer_groups": groups, "delta_norm_ratio": ratios}
+    if return_deltas:
+        res.details["deltas"] = {k: v.detach().cpu() for k, v in best.items()}
+    return res
 
 
 def strong_reference(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, rt,

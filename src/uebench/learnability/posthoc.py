@@ -157,10 +157,9 @@ def measure_run(run_dir: Path | str, *, tag: str, engine: str = "fast", eps: flo
             origin_loss = row.get("train_loss_official", row.get("train_loss"))
             if eval_origin:  # MixUp/CutMix: the official origin is an eval pass (= exact)
                 origin_loss = None
-            res = run_sal(model, data.x, data.y, rt=rt, engine=engine, eps=eps, origin=origin,
-                          origin_loss=origin_loss, batch_size=cfg.train.batch_size,
-                          augment=cfg.train.augment, crop_padding=cfg.train.crop_padding,
-                          seed_offsets=(7, epoch), **dict(options or {}))
+            res = run_sal(model, data.x, data.y, rt=rt, data=cfg.train, engine=engine, eps=eps,
+                          origin=origin, origin_loss=origin_loss, seed_offsets=(7, epoch),
+                          **dict(options or {}))
             done[epoch] = {"epoch": epoch, "sal": res.values, "sal_origin": res.origin,
                            "sal_origin_kind": res.details["origin_kind"],
                            "sal_seconds": res.seconds, "sal_engine": engine}

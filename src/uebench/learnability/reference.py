@@ -7,8 +7,9 @@ one projection, one ``no_grad`` pass evaluating both clones on the same batches.
 
 It replays the compat engine's batch stream (``task.generator(r, 0)`` for the SGD passes,
 ``task.generator(r, 1)`` for the evaluation passes, identical for every clone), so in float64 the
-two give the same SAL to ~1e-10; the test suite checks that, and ``benchmarks/sal_engines.py`` times
-both. Not registered as an engine: it exists to validate and to measure the speed-up.
+two give the same SAL to ~1e-10 (with ``drop_last`` either way); the test suite checks that, and
+``benchmarks/sal_engines.py`` times both. Registered as engine ``reference`` with ``oracle=True``:
+it exists to validate and to measure the speed-up, not for production runs.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from uebench.learnability.compat import _result, sal_loader
-from uebench.learnability.suffix import SALResult, SALTask, full_precision, measuring
+from uebench.learnability.compat import result_from_extremes, sal_loader
+from uebench.learnability.engines import register_engine
+from uebench.learnability.task import SALResult, SALTask, full_precision, measuring
 from uebench.models.base import layer_names
 
 
@@ -48,6 +50,12 @@ def _eval_loss_sums(models: list[nn.Module], batches: Iterable,
     return sums, seen
 
 
+@register_engine(
+    "reference", label="reference (plain official loop, test oracle)", paper_parity=True,
+    default_origin="official", oracle=True, smoke_options={"rounds": 1},
+    description="the official layer_sharpness loop written plainly (deep copies, torch.optim.SGD, "
+                "one layer at a time), replaying compat's batch stream",
+)
 def reference_sal(task: SALTask, *, rounds: int = 10, lr: float = 0.1) -> SALResult:
     """SAL by the plain per-layer loop; returns a :class:`SALResult` like the engines."""
     start = time.perf_counter()
@@ -82,5 +90,5 @@ def reference_sal(task: SALTask, *, rounds: int = 10, lr: float = 0.1) -> SALRes
                 min_loss = min(min_loss, sums[1] / seen)
             max_losses.append(max_loss)
             min_losses.append(min_loss)
-    return _result(layers, max_losses, min_losses, origin, "reference",
+    return result_from_extremes(layers, max_losses, min_losses, origin, "reference",
                    time.perf_counter() - start)

@@ -25,7 +25,6 @@ from uebench.utils.io import atomic_write_text, write_json
 
 __all__ = [
     "IncompleteRunError",
-    "PAPER_PARITY_ENGINES",
     "RunError",
     "RunRecord",
     "describe_engine",
@@ -34,10 +33,6 @@ __all__ = [
     "run_metadata",
     "write_results",
 ]
-
-# Engines whose SAL follows the official optimiser semantics (sal_protocol.md §6).
-PAPER_PARITY_ENGINES = ("compat", "reference", "official")
-
 
 class RunError(UebenchError, ValueError):
     """A run directory is missing or has unreadable files."""
@@ -195,22 +190,25 @@ def run_metadata(runs: Sequence[RunRecord]) -> dict[str, Any]:
 
 
 def describe_engine(engine: str, origin: str) -> str:
-    """What kind of UD a SAL engine gives (sal_protocol.md §6)."""
-    if engine == "fast":
-        return (
-            "definition-faithful UD (fast SAL engine, full-batch PGD): follows the paper's "
-            "definition, not its protocol, so these are not the paper's numbers; do not "
-            "compare them with the paper's Tables 1-3"
-        )
-    if engine in PAPER_PARITY_ENGINES:
-        if origin in ("official", "train_running", "unknown"):
-            return f"paper-parity UD ({engine} engine: the official code's SAL semantics)"
-        return (
-            f"{engine} engine with origin={origin!r}: official optimiser semantics but not "
-            "the official origin (the epoch's running train loss), so not exactly the paper's "
-            "protocol"
-        )
-    return f"UD from SAL engine {engine!r}"
+    """What kind of UD a SAL engine gives (sal_protocol.md §6), from the engine's registry
+    metadata (``paper_parity``, ``label``); names no longer registered (old logs) are described
+    as such."""
+    from uebench.learnability.engines import SAL_ENGINES
+
+    if engine not in SAL_ENGINES:
+        parity = engine == "official"  # the paper code's own logs
+        label = engine
+    else:
+        meta = SAL_ENGINES.meta(engine)
+        parity, label = bool(meta.get("paper_parity")), str(meta.get("label", engine))
+    if not parity:
+        return (f"definition-faithful UD ({label}): follows the paper's definition, not its "
+                "protocol, so these are not the paper's numbers; do not compare them with the "
+                "paper's Tables 1-3")
+    if origin in ("official", "train_running", "unknown"):
+        return f"paper-parity UD ({label}: the official code's SAL semantics)"
+    return (f"{label} with origin={origin!r}: official optimiser semantics but not the official "
+            "origin (the epoch's running train loss), so not exactly the paper's protocol")
 
 
 # --------------------------------------------------------------------------- writing

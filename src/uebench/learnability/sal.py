@@ -1,15 +1,17 @@
-"""Sharpness-Aware Learnability (SAL): public API, engine registry and the per-epoch callback.
+"""Sharpness-Aware Learnability (SAL): public API, the per-epoch callback and the cost model.
 
 SAL (Ye et al., *How Far Are We From True Unlearnability?*, ICLR 2025, arXiv:2509.08058, Eq. 3)
 of layer ``l`` = the largest change of the training loss when only that layer's weight moves inside
 the ball ‖v‖ ≤ ε‖θ_l‖ (relative, as the official code), other layers frozen, BatchNorm in eval
 mode. A layer is every ``nn.Conv2d``/``nn.Linear`` weight, named by module path
-(:func:`uebench.models.base.layer_names`). Two engines (docs/sal.md):
+(:func:`uebench.models.base.layer_names`). Engines register themselves in ``SAL_ENGINES``
+(:mod:`.engines`, re-exported here) with their metadata (docs/sal.md):
 
-- ``fast`` (default): full-batch projected gradient search on a fixed probe subset; follows the
-  definition. Its UD is a definition-faithful number, not the paper's.
-- ``compat``: the official optimiser semantics (SGD lr 0.1, 10 rounds, augmented passes, official
-  origin), run in lockstep; for paper parity.
+- ``fast`` (default): full-batch projected gradient search on a probe subset, scored on held-out
+  images; follows the definition. Its UD is a definition-faithful number, not the paper's.
+- ``compat``: the official optimiser semantics (SGD lr 0.1, 10 rounds over the replayed training
+  pipeline, official origin), run in lockstep; for paper parity.
+- ``reference``: the official loop written plainly; a test oracle (``oracle=True``).
 
 ``measure_sal`` returns ``{layer: SAL}`` (floats ≥ 0); ``run_sal`` the full :class:`SALResult`;
 ``SALCallback`` plugs into ``train.fit`` and measures after every epoch.
@@ -18,7 +20,7 @@ mode. A layer is every ``nn.Conv2d``/``nn.Linear`` weight, named by module path
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -26,26 +28,23 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from uebench.errors import ConfigError
-from uebench.learnability.compat import compat_sal
-from uebench.learnability.fast import fast_sal
-from uebench.learnability.suffix import ORIGINS, SALResult, SALTask, SuffixPlan
-from uebench.registry import Registry
-from uebench.runtime import Runtime
 
-EngineFn = Callable[..., SALResult]
-SAL_ENGINES: Registry[EngineFn] = Registry("sal engine")
-SAL_ENGINES.register(
-    "fast", default_origin="exact",
-    description="full-batch PGD (K=5) on a fixed probe subset; follows the definition (default)",
-)(fast_sal)
-SAL_ENGINES.register(
-    "compat", default_origin="official",
-    description="official optimiser semantics (SGD 0.1, 10 rounds, augmented passes); lockstep",
-)(compat_sal)
+# importing the engine modules registers them (fast, compat, reference)
+from uebench.learnability import compat as _compat  # noqa: F401
+from uebench.learnability import fast as _fast  # noqa: F401
+from uebench.learnability import reference as _reference  # noqa: F401
+from uebench.learnability.engines import SAL_ENGINES, EngineFn  # noqa: F401  (public here)
+from uebench.learnability.fast import DEFAULT_EVAL, DEFAULT_PROBE, DEFAULT_STEPS
+from uebench.learnability.suffix import SuffixPlan
+from uebench.learnability.task import ORIGINS, SALData, SALResult, SALTask
+from uebench.runtime import Runtime
+from uebench.train.loop import official_running_loss  # noqa: F401  (public here)
+
+DataSpec = Any  # SALData, or a TrainCfg-like object (batch_size, augment, crop_padding, drop_last)
 
 
 def check_engine_options(engine: str, options: Mapping[str, Any]) -> None:
-    """Raise ``TypeError`` now (not after an epoch of training) for an unknown engine option."""
+    """Raise ``ConfigError`` now (not after an epoch of training) for an unknown engine option."""
     params = inspect.signature(SAL_ENGINES.get(engine)).parameters
     unknown = sorted(k for k in options if k not in params or k == "task")
     if unknown:
@@ -59,14 +58,12 @@ def run_sal(
     y: torch.Tensor,
     *,
     rt: Runtime,
+    data: DataSpec,
     engine: str = "fast",
     eps: float = 0.05,
     layers: Sequence[str] | None = None,
     origin: str | None = None,
     origin_loss: float | None = None,
-    batch_size: int = 256,
-    augment: str = "crop_flip",
-    crop_padding: int = 4,
     seed_offsets: Sequence[int] = (7, 0),
     dtype: torch.dtype | None = None,
     precision: str = "fp32",
@@ -85,9 +82,9 @@ def run_sal(
         if ORIGINS[origin] == "official" and origin_loss is None:
             origin = "exact"
     task = SALTask(
-        model, x, y, rt, eps=eps, layers=tuple(layers) if layers is not None else None,
-        origin=origin, origin_loss=origin_loss, batch_size=batch_size, augment=augment,
-        crop_padding=crop_padding, seed_offsets=tuple(seed_offsets), dtype=dtype,
+        model, x, y, rt, SALData.coerce(data), eps=eps,
+        layers=tuple(layers) if layers is not None else None, origin=origin,
+        origin_loss=origin_loss, seed_offsets=tuple(seed_offsets), dtype=dtype,
         precision=precision,
     )
     cuda = [rt.device.index or 0] if rt.device.type == "cuda" else []
@@ -106,13 +103,12 @@ def measure_sal(
     y: torch.Tensor,
     *,
     rt: Runtime,
+    data: DataSpec,
     engine: str = "fast",
     eps: float = 0.05,
     layers: Sequence[str] | None = None,
     origin: str | None = None,
     origin_loss: float | None = None,
-    batch_size: int = 256,
-    augment: str = "crop_flip",
     **engine_options: Any,
 ) -> dict[str, float]:
     """SAL of each layer of ``model`` on ``(x, y)``: ``{layer module path: value ≥ 0}``.
@@ -122,23 +118,26 @@ def measure_sal(
         x: training images, uint8 (0..255) or float in [0, 1], N x C x H x W.
         y: int64 labels (N,).
         rt: device and seed (streams ``rt.generator(*seed_offsets, ...)``).
-        engine: ``"fast"`` (default) or ``"compat"`` (``SAL_ENGINES.names()``).
+        data: the training data pipeline (required, no silent default): a :class:`SALData`,
+            ``SALData.official()`` (the paper's) or the run's ``TrainCfg``. compat/reference
+            replay it; fast records it but searches on un-augmented images.
+        engine: a registered engine (``SAL_ENGINES.names()``; default ``"fast"``).
         eps: relative radius ε of the ball ‖v‖ ≤ ε‖θ_l‖ (paper: 0.05).
         layers: module paths to measure; default every Conv2d/Linear.
         origin: ``"exact"`` (eval-mode L(θ), measured like the perturbed models) or ``"official"``
-            (``origin_loss``, the epoch's running train loss, as the paper code). Default: compat
-            uses ``official`` when ``origin_loss`` is given, else ``exact``; fast uses ``exact``.
-        origin_loss: the running train loss for the official origin.
-        batch_size, augment: the training pipeline the compat engine replays (also
-            ``crop_padding``).
+            (``origin_loss``, the epoch's running train loss, as the paper code). Default: the
+            engine's ``default_origin`` metadata; ``official`` falls back to ``exact`` without
+            ``origin_loss``.
+        origin_loss: the running train loss for the official origin
+            (:func:`official_running_loss`).
         **engine_options: ``seed_offsets``, ``dtype`` (e.g. ``torch.float64``), ``precision``
-            (``"fp32"`` or ``"bf16"`` autocast), then engine options: compat ``rounds``, ``lr``;
-            fast ``steps``, ``probe_size``, ``eval_size``, ``restarts``, ``chunk_size``,
-            ``cache_gb``, ``etas``.
+            (``"fp32"`` or ``"bf16"`` autocast), then engine options: compat/reference
+            ``rounds``, ``lr``; fast ``steps``, ``probe_size``, ``eval_size``, ``restarts``,
+            ``chunk_size``, ``cache_gb``, ``etas``.
     """
     return run_sal(
-        model, x, y, rt=rt, engine=engine, eps=eps, layers=layers, origin=origin,
-        origin_loss=origin_loss, batch_size=batch_size, augment=augment, **engine_options,
+        model, x, y, rt=rt, data=data, engine=engine, eps=eps, layers=layers, origin=origin,
+        origin_loss=origin_loss, **engine_options,
     ).values
 
 
@@ -146,8 +145,10 @@ class SALCallback:
     """Per-epoch SAL for ``train.fit(callbacks=[SALCallback(...)])``.
 
     Measures on the data the model is trained on (``ctx.x_train``, possibly poisoned, as the paper
-    does), replays ``ctx.cfg``'s batch size and augmentation (compat), takes ``ctx.train_loss`` as
-    the official origin and seeds its streams with ``(7, epoch)``: deterministic, and the training
+    does), replays ``ctx.cfg``'s pipeline (``SALData.from_train_cfg``: batch size, augmentation,
+    crop padding, drop_last), takes the official origin from ``ctx.batch_losses``/
+    ``ctx.batch_sizes`` by :func:`official_running_loss` when the context has them (else
+    ``ctx.train_loss``) and seeds its streams with ``(7, epoch)``: deterministic, and the training
     RNG, weights and modes are untouched. Returns ``{"sal": {layer: value}, "sal_origin": float,
     "sal_origin_kind": "official"|"exact", "sal_seconds": float, "sal_engine": name}``.
 
@@ -165,7 +166,7 @@ class SALCallback:
                  **engine_options: Any) -> None:
         check_engine_options(engine, engine_options)
         if origin is not None and origin not in ORIGINS:
-            raise ValueError(f"origin must be one of {sorted(ORIGINS)}, got {origin!r}")
+            raise ConfigError(f"origin must be one of {sorted(ORIGINS)}, got {origin!r}")
         self.engine, self.eps, self.layers, self.origin = engine, eps, layers, origin
         self.every, self.dtype, self.precision = max(1, int(every)), dtype, precision
         self.options = dict(engine_options)
@@ -174,10 +175,9 @@ class SALCallback:
         if ctx.epoch % self.every:
             return None
         res = run_sal(
-            ctx.model, ctx.x_train, ctx.y_train, rt=ctx.rt, engine=self.engine, eps=self.eps,
-            layers=self.layers, origin=self.origin, origin_loss=ctx.train_loss,
-            batch_size=ctx.cfg.batch_size, augment=ctx.cfg.augment,
-            crop_padding=ctx.cfg.crop_padding, seed_offsets=(7, ctx.epoch), dtype=self.dtype,
+            ctx.model, ctx.x_train, ctx.y_train, rt=ctx.rt, data=SALData.from_train_cfg(ctx.cfg),
+            engine=self.engine, eps=self.eps, layers=self.layers, origin=self.origin,
+            origin_loss=epoch_origin_loss(ctx), seed_offsets=(7, ctx.epoch), dtype=self.dtype,
             precision=self.precision, **self.options,
         )
         return {"sal": res.values, "sal_origin": res.origin,
@@ -185,32 +185,54 @@ class SALCallback:
                 "sal_engine": self.engine}
 
 
+def epoch_origin_loss(ctx: Any) -> float:
+    """The official origin of an epoch: :func:`official_running_loss` of the context's
+    ``batch_losses``/``batch_sizes`` when fit() recorded them, else its ``train_loss``."""
+    means, sizes = getattr(ctx, "batch_losses", None), getattr(ctx, "batch_sizes", None)
+    if means and sizes:
+        return official_running_loss(means, sizes)
+    return float(ctx.train_loss)
+
+
 def cost_model(forward_macs: float, suffix_macs: Mapping[str, float], *, n_train: int,
-               batch_size: int = 256, rounds: int = 10, probe_size: int = 10_000,
-               eval_size: int | None = None, steps: int = 5, restarts: int = 0,
-               layer_groups: int = 1) -> dict[str, float]:
+               batch_size: int = 256, drop_last: bool = True, rounds: int = 10,
+               probe_size: int | None = DEFAULT_PROBE,
+               eval_size: int | str | None = DEFAULT_EVAL, steps: int = DEFAULT_STEPS,
+               restarts: int = 0, layer_groups: int = 1) -> dict[str, float]:
     """Conv/Linear MACs of one SAL measurement per engine (backward for W_l ≈ suffix MACs S_l).
 
     official: R·n·Σ_l (4F + 2S_l)  (per layer and round: 2 SGD passes F + S_l, eval 2F);
     compat:   R·n·(2F + 6ΣS)       (one shared clean forward per SGD and eval batch; per layer
               and sign a suffix forward + backward in the SGD pass, a forward in the eval pass);
-    fast:     P·(g·F + 2F + 2(2K − 1)ΣS) + P·restarts·2(2K + 1)ΣS + [E]·E·(F + 2ΣS)
+    fast:     P·(g·F + 2F + 2(2K − 1)ΣS) + P·restarts·2(2K + 1)ΣS + E·(F + 2ΣS)
               (g clean caching passes, one backward at Δ = 0 for all layers, then per sign K − 1
-              suffix gradients and a final forward; ``n`` = images per drop_last pass).
+              suffix gradients and a final forward; E = held-out scoring images as
+              ``scoring.split_probe``: 0 when scored on the probe).
+    ``n`` = images per pass (``drop_last``: whole batches only). ``probe_size`` None = all.
+    The fast defaults are the engine's (``fast.DEFAULT_*``).
     """
-    n = (n_train // batch_size) * batch_size
+    n = (n_train // batch_size) * batch_size if drop_last else n_train
     total_s = float(sum(suffix_macs.values()))
     layers = len(suffix_macs)
-    probe = min(probe_size, n_train)
+    probe = n_train if probe_size is None else min(probe_size, n_train)
     fast = probe * (layer_groups * forward_macs + 2 * forward_macs + 2 * (2 * steps - 1) * total_s)
     fast += probe * restarts * 2 * (2 * steps + 1) * total_s
-    if eval_size is not None:
-        fast += min(eval_size, n_train) * (forward_macs + 2 * total_s)
+    if eval_size is None or probe == n_train:
+        scored = 0
+    else:  # held-out images (scoring.split_probe): at most every image outside the probe
+        scored = n_train - probe if eval_size == "all" else min(int(eval_size), n_train - probe)
+    fast += scored * (forward_macs + 2 * total_s)
     return {
         "official": rounds * n * (4 * layers * forward_macs + 2 * total_s),
         "compat": rounds * n * (2 * forward_macs + 6 * total_s),
         "fast": fast,
     }
+
+
+def training_epoch_macs(forward_macs: float, n_train: int) -> float:
+    """MACs of one training epoch, forward + backward ≈ 3F per image (the cost unit of
+    benchmarks/README.md: paper scale 3 × 555,422,720 × 50,000)."""
+    return 3.0 * forward_macs * n_train
 
 
 def count_macs(fn: Any, *args: Any) -> int:

@@ -15,14 +15,13 @@ input, a residual branch, a class token, shape values) is a fixed function of th
 
 One *clean* forward (:meth:`SuffixPlan.capture`) returns the logits plus every frontier value of
 every planned layer for one batch, so one forward feeds all layers' suffixes (sal_protocol.md §5).
-The second half of this file is the plumbing shared by the engines (``compat.py``, ``fast.py``).
+The plumbing shared by the engines (``SALTask``, ``SALData``, ``SALResult``, ``measuring``, ...)
+lives in :mod:`.task` and is re-exported here.
 """
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +30,15 @@ import torch.nn.functional as F
 from torch import fx, nn
 from torch.func import vmap
 
+from uebench.learnability.task import (  # noqa: F401  (re-exported: engine plumbing)
+    ORIGINS,
+    SALData,
+    SALResult,
+    SALTask,
+    clone_losses,
+    full_precision,
+    measuring,
+)
 from uebench.models.base import layer_names
 
 Cache = dict[str, Any]
@@ -187,116 +195,3 @@ class SuffixPlan:
             # vmap bypasses autocast (mixed-dtype conv/batch_norm errors): one call per row
             return torch.stack([s.graph_module(d, *args) for d in deltas])
         return self._batched[layer](deltas, *args)
-
-
-# ---------------------------------------------------------------------- shared engine plumbing
-def full_precision(t: torch.Tensor) -> torch.Tensor:
-    """bf16/fp16 (autocast) logits to float32 for the loss; float32/float64 stay as they are."""
-    return t if t.dtype in (torch.float32, torch.float64) else t.float()
-
-
-def clone_losses(logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Cross-entropy of each clone: ``logits`` S x N x C, ``y`` (N,) -> (S,) mean or sum."""
-    flat = full_precision(logits.flatten(0, 1))
-    ce = F.cross_entropy(flat, y.repeat(logits.shape[0]), reduction="none").view(logits.shape[:2])
-    return ce.mean(1) if reduction == "mean" else ce.sum(1)
-
-
-@contextmanager
-def measuring(model: nn.Module, device: torch.device,
-              dtype: torch.dtype | None = None) -> Iterator[nn.Module]:
-    """Eval mode (BatchNorm running statistics, no dropout), every parameter frozen.
-
-    Yields ``model`` itself, or a deep copy when ``dtype``/``device`` differ from the model's, and
-    restores every module's training flag and every parameter's ``requires_grad`` afterwards, so
-    the caller's model leaves exactly as it came in (weights are never written).
-    """
-    param = next(model.parameters())
-    same_device = param.device.type == device.type and (
-        device.index is None or param.device.index == device.index)
-    if (dtype is not None and param.dtype != dtype) or not same_device:
-        work = copy.deepcopy(model).to(device=device, dtype=dtype or param.dtype)
-    else:
-        work = model
-    modes = [(m, m.training) for m in work.modules()]
-    grads = [(p, p.requires_grad) for p in work.parameters()]
-    work.eval()
-    for p, _ in grads:
-        p.requires_grad_(False)
-    try:
-        yield work
-    finally:
-        for m, mode in modes:
-            m.training = mode
-        for p, flag in grads:
-            p.requires_grad_(flag)
-
-
-ORIGINS = {"official": "official", "train_running": "official", "exact": "exact", "eval": "exact"}
-
-
-@dataclass(frozen=True)
-class SALTask:
-    """What every engine measures: SAL of ``layers`` of ``model`` on ``(x, y)``.
-
-    ``origin``: ``"official"`` = ``origin_loss`` (running train-mode loss, as the paper code; the
-    eval-mode value when it is 0, as there) or ``"exact"`` = eval-mode L(θ), measured like the
-    clones. ``batch_size``/``augment``/``crop_padding``: the pipeline the compat engine replays.
-    """
-
-    model: nn.Module
-    x: torch.Tensor
-    y: torch.Tensor
-    rt: Any  # uebench.runtime.Runtime
-    eps: float = 0.05
-    layers: tuple[str, ...] | None = None
-    origin: str = "exact"
-    origin_loss: float | None = None
-    batch_size: int = 256
-    augment: str = "crop_flip"
-    crop_padding: int = 4
-    seed_offsets: tuple[int, ...] = (7, 0)
-    dtype: torch.dtype | None = None
-    precision: str = "fp32"
-
-    def __post_init__(self) -> None:
-        if self.origin not in ORIGINS:
-            raise ValueError(f"origin must be one of {sorted(ORIGINS)}, got {self.origin!r}")
-        if ORIGINS[self.origin] == "official" and self.origin_loss is None:
-            raise ValueError("origin='official' needs origin_loss (the epoch's running train loss)")
-        if self.precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision must be fp32 or bf16, got {self.precision!r}")
-        if not self.eps > 0:
-            raise ValueError(f"eps must be > 0, got {self.eps}")
-
-    def generator(self, *offsets: int) -> torch.Generator:  # rt.generator(*seed_offsets, ...)
-        return self.rt.generator(*self.seed_offsets, *offsets)
-
-    def autocast(self) -> Any:
-        if self.precision == "bf16":
-            return torch.autocast(device_type=self.rt.device.type, dtype=torch.bfloat16)
-        return torch.autocast(device_type=self.rt.device.type, enabled=False)
-
-    def images(self, x: torch.Tensor) -> torch.Tensor:
-        """A batch as float in [0, 1] in the working dtype, on the device."""
-        x = x.to(self.rt.device)
-        x = x.float().div_(255.0) if x.dtype == torch.uint8 else x
-        return x.to(self.dtype or torch.float32)
-
-    def resolve_origin(self, exact: float) -> float:
-        if ORIGINS[self.origin] == "official" and self.origin_loss not in (None, 0.0):
-            return float(self.origin_loss)  # type: ignore[arg-type]
-        return exact
-
-
-@dataclass
-class SALResult:
-    """Per-layer SAL (``values``, ≥ 0) with its two one-sided parts and the origin used."""
-
-    values: dict[str, float]
-    s_max: dict[str, float]
-    s_min: dict[str, float]
-    origin: float
-    engine: str
-    seconds: float = 0.0
-    details: dict[str, Any] | None = None

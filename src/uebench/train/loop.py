@@ -21,7 +21,7 @@ from torch import nn
 
 from uebench.config import TrainCfg
 from uebench.data.loader import DeviceLoader
-from uebench.errors import UebenchError
+from uebench.errors import ConfigError, UebenchError
 from uebench.runtime import Runtime, derive_seed
 from uebench.train.optim import make_optimizer, make_scheduler
 from uebench.utils.io import (
@@ -306,20 +306,29 @@ class EpochStats:
         return {
             "train_loss": float(self.loss_sum) / n,
             "train_acc": float(self.correct) / n,
-            "train_loss_official": official_running_loss(self.batch_means, self.batch_sizes),
+            "train_loss_official": (official_running_loss(self.batch_means, self.batch_sizes)
+                                    if self.batch_means else float("nan")),
         }
 
 
 def official_running_loss(batch_means: Sequence[float], batch_sizes: Sequence[int]) -> float:
-    """The paper code's running train loss (its SAL "origin", sal_protocol.md §2.3).
+    """The paper code's ``origin_loss``: its ``train()`` return value (sal_protocol.md §2.3).
 
-    ``train()`` there returns (sum of the batch-mean losses) × (size of the LAST batch) / (number
-    of images); with equal batches this is the mean of the batch means, with a short last batch it
-    is smaller than the per-image mean.
+    ``train_loss / total * targets.size(0)`` there, i.e. (sum of the batch-mean losses) × (size of
+    the last batch) / (number of images). Equal to the mean of the batch means when every batch
+    has the same size (the paper's ``drop_last=True`` loader); different when the last is short.
+
+    Args:
+        batch_means: the mean loss of every training batch of the epoch, in order.
+        batch_sizes: the number of images of every batch, in the same order.
     """
-    if not batch_means:
-        return float("nan")
-    return float(sum(batch_means)) * int(batch_sizes[-1]) / max(int(sum(batch_sizes)), 1)
+    if len(batch_means) != len(batch_sizes) or not batch_sizes:
+        raise ConfigError(f"need one size per batch mean and at least one batch, got "
+                         f"{len(batch_means)} means and {len(batch_sizes)} sizes")
+    total = sum(int(n) for n in batch_sizes)
+    if total <= 0 or any(int(n) <= 0 for n in batch_sizes):
+        raise ConfigError(f"batch sizes must be positive, got {list(batch_sizes)}")
+    return float(sum(float(m) for m in batch_means)) * int(batch_sizes[-1]) / total
 
 
 def _train_epoch(
