@@ -107,3 +107,15 @@ def test_recalibrate_batchnorm_changes_only_statistics(run_dir):
         assert torch.equal(before[name], p.detach())
     changed = [k for k in after if "running_mean" in k and not torch.equal(before[k], after[k])]
     assert changed and not model.training
+
+
+def test_subset_measurement_is_recorded_and_repeatable(run_dir):
+    a = measure_run(run_dir, tag="sub64", options=FAST, epochs=[3], subset=48, progress=False)
+    from uebench.utils.io import read_jsonl
+
+    settings = (run_dir / "sal" / "sub64.yaml").read_text()
+    assert "subset: 48" in settings
+    again = read_jsonl(run_dir / "sal" / "sub64.jsonl")
+    assert a == again
+    with pytest.raises(UebenchError, match="different settings"):
+        measure_run(run_dir, tag="sub64", options=FAST, epochs=[3], subset=32, progress=False)

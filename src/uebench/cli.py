@@ -103,6 +103,8 @@ def _add_learnability(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", default=None, help="comma-separated epochs instead of --every")
     p.add_argument("--recalibrate-bn", action="store_true",
                    help="re-estimate BatchNorm statistics for each snapshot first")
+    p.add_argument("--subset", type=int, default=None,
+                   help="measure on a seeded stratified subset of N training images")
     p.add_argument("--device", default=None)
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--option", dest="options", action="append", default=[], metavar="KEY=VALUE",

@@ -95,7 +95,8 @@ def select_epochs(available: Sequence[int], *, every: int = 1,
 def measure_run(run_dir: Path | str, *, tag: str, engine: str = "fast", eps: float = 0.05,
                 origin: str | None = None, every: int = 1, epochs: Iterable[int] | None = None,
                 options: Mapping[str, Any] | None = None, device: str | None = None,
-                recalibrate_bn: bool = False, progress: bool = True) -> list[dict[str, Any]]:
+                recalibrate_bn: bool = False, subset: int | None = None,
+                progress: bool = True) -> list[dict[str, Any]]:
     """Measure SAL of a run's stored epochs into ``RUN/sal/<tag>.jsonl`` (resumable).
 
     Args:
@@ -107,6 +108,10 @@ def measure_run(run_dir: Path | str, *, tag: str, engine: str = "fast", eps: flo
         recalibrate_bn: before measuring, re-estimate BatchNorm running statistics with the
             snapshot's weights (one train-mode pass over the un-augmented training data, weights
             untouched) — isolates how much SAL comes from statistics lagging the weights.
+        subset: measure on a seeded, class-stratified subset of this many training images (the
+            same subset for every epoch) instead of all of them: the compat engine's cost is 10
+            passes over its data per measurement, which a CPU study cannot afford on every image.
+            Recorded in the tag's settings; the SAL estimates the same loss, with more noise.
     Returns:
         All rows of the tag, epoch order.
     """
@@ -130,6 +135,8 @@ def measure_run(run_dir: Path | str, *, tag: str, engine: str = "fast", eps: flo
     check_engine_options(engine, dict(options or {}))
     settings = {"engine": engine, "eps": float(eps), "origin": origin,
                 "options": dict(options or {}), "recalibrate_bn": bool(recalibrate_bn)}
+    if subset is not None:
+        settings["subset"] = int(subset)  # only when used: older tags stay valid
     rows_path, settings_path = tag_paths(run_dir, tag)
     _check_settings(settings_path, settings, tag)
     available = snapshot_epochs(run_dir)
@@ -145,6 +152,10 @@ def measure_run(run_dir: Path | str, *, tag: str, engine: str = "fast", eps: flo
         rt = make_runtime(cfg, progress)
         splits = load_splits(cfg)
         data = training_set(cfg, splits)
+        if subset is not None and subset < len(data):
+            from uebench.data.base import stratified_subset
+
+            data = data.subset(stratified_subset(data.y, int(subset), seed=7))
         model = build_model(cfg, splits.train).to(rt.device)
         eval_origin = defense_pipeline(cfg).official_origin == "eval"
         pbar = bar(len(todo), enabled=rt.show_progress, desc=f"SAL {tag} {run_dir.name}",
