@@ -551,28 +551,25 @@ def test_poison_content_changed(made, tmp_path, capsys):
     assert "content changed" in cli(capsys, [*TRAIN, "--poison", poison, "--out", run])
 
 
-@kind("integrity", "a second process on the same run directory")
-def test_run_dir_locked(tmp_path, capsys):
+def _held_by_live_process(capsys, folder: Path, args: list) -> None:
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        (tmp_path / "r").mkdir()
-        (tmp_path / "r" / ".lock").write_text(str(holder.pid))
-        assert f"in use by pid {holder.pid}" in cli(capsys, [*TRAIN, "--out", tmp_path / "r"])
+        folder.mkdir()
+        (folder / ".lock").write_text(str(holder.pid))
+        assert f"in use by pid {holder.pid}" in cli(capsys, args)
     finally:
         holder.kill()
         holder.wait()
+
+
+@kind("integrity", "a second process on the same run directory")
+def test_run_dir_locked(tmp_path, capsys):
+    _held_by_live_process(capsys, tmp_path / "r", [*TRAIN, "--out", tmp_path / "r"])
 
 
 @kind("integrity", "a second process on the same poison directory")
 def test_poison_dir_locked(tmp_path, capsys):
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    try:
-        (tmp_path / "p").mkdir()
-        (tmp_path / "p" / ".lock").write_text(str(holder.pid))
-        assert f"in use by pid {holder.pid}" in cli(capsys, [*GEN, "--out", tmp_path / "p"])
-    finally:
-        holder.kill()
-        holder.wait()
+    _held_by_live_process(capsys, tmp_path / "p", [*GEN, "--out", tmp_path / "p"])
 
 
 @kind("integrity", "a lock left by a process that died is taken over")
