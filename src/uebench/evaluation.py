@@ -120,8 +120,9 @@ def _one_seed(base: RunCfg, seed: int, named: list[tuple[str, Path]], out: Path,
     from uebench.learnability.report import recompute
     from uebench.train.run import defense_pipeline
 
-    init = seed if base.init_seed is None or seed != base.seed else base.init_seed
-    cfg = dataclasses.replace(base, seed=seed, init_seed=init)
+    # the configured init_seed belongs to the configured seed; every other seed inits from itself
+    keep = base.init_seed is not None and seed == base.seed
+    cfg = dataclasses.replace(base, seed=seed, init_seed=base.init_seed if keep else seed)
     runs_dir = out / "runs"
     suffix = _suffix(cfg.defense)
     clean_dir = runs_dir / f"clean{suffix}"
