@@ -102,6 +102,39 @@ def sal(root: Path, step: str) -> None:
             time.sleep(120)
 
 
+def report(root: Path) -> str:
+    """Every table of the study from its run directories (partial while SAL is measured)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import study_tables as t
+
+    study = t.Study(lambda seed, m: root / "runs" / f"seed{seed}" / m, METHODS, SEEDS)
+    first = t._table(study, 0, "fast")
+    compat = t._table(study, 0, "compat1k")
+    parts = [
+        "# Reduced-scale Table 1 (ResNet-18 x1/8, CIFAR-10 archive 5k, 20 epochs)\n",
+        "## Fast engine, every 2nd epoch, 3 seeds\n", t.main_table(study, "fast"),
+        "## Compat engine (official origin), 1,024-image subset, every 5th epoch, seed 0\n",
+        t.main_table(study, "compat1k", [0]),
+        "## Training losses (mean ± std [95 % CI] over seeds)\n", t.training_losses(study),
+        "## Which epochs contribute to #LP (fast, seed 0)\n",
+        t.epochs_contributing(first) if first else "-\n",
+        "## Which epochs contribute to #LP (compat, seed 0)\n",
+        t.epochs_contributing(compat) if compat else "-\n",
+        "## Engines on the same snapshots (seed 0)\n",
+        t.engines_on_late_epochs(study, "fast", "compat1k"),
+        "## BatchNorm statistics lagging the weights (seed 0, early epochs, fast)\n",
+        t.batchnorm_lag(study, "fast"),
+        "## UD vs the number of epochs trained (fast)\n",
+        t.epochs_sensitivity(study, "fast", (6, 10, 14, 20)),
+        "## UD with β pooled over the clean seeds (fast)\n", t.pooled_beta(study, "fast"),
+        "## Threshold-free: mean log10 SAL ratio to the clean run (fast)\n",
+        t.log_sal_ratio(study, "fast"),
+    ]
+    text = "\n".join(parts)
+    (root / "report.md").write_text(text)
+    return text
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("step", choices=["poisons", "train", *SAL_JOBS, "report"])
@@ -114,9 +147,6 @@ def main(argv: list[str] | None = None) -> None:
     elif args.step == "train":
         train(root)
     elif args.step == "report":
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from reduced_table1_report import report
-
         print(report(root))
     else:
         sal(root, args.step)

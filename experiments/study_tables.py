@@ -1,13 +1,13 @@
-"""Tables of the reduced-scale Table-1 study, regenerated from its run directories only.
-
-    .venv/bin/python experiments/reduced_table1.py report [--root runs/reduced-table1]
-
-Sections appear as their SAL measurements exist (a study still running gives a partial report).
+"""Tables of the seed studies (experiments/reduced_table1.py, experiments/ud_uncertainty.py),
+regenerated from run directories only. A :class:`Study` names where a seed's run of a method lives;
+sections appear as their SAL measurements exist (a study still running gives a partial report).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,47 +20,62 @@ from uebench.learnability.report import load_run, recompute
 from uebench.learnability.stats import format_summary, summarize
 from uebench.learnability.threshold import epoch_thresholds, sal_matrix
 
-METHODS = ["clean", "ops", "em", "tap", "lsp", "random", "rem"]
+
+@dataclass(frozen=True)
+class Study:
+    """``path(seed, method)`` -> that run's directory; ``methods[0]`` is the clean run."""
+
+    path: Callable[[int, str], Path]
+    methods: Sequence[str]
+    seeds: Sequence[int]
 
 
-def _runs(root: Path, seed: int, tag: str) -> list[Path]:
-    out = []
-    for m in METHODS:
-        run = root / "runs" / f"seed{seed}" / m
-        if (run / "summary.json").exists() and (run / "sal" / f"{tag}.jsonl").exists():
-            out.append(run)
-    return out
+def _measured(run: Path, tag: str | None) -> bool:
+    if not (run / "summary.json").exists():
+        return False
+    return tag is None or (run / "sal" / f"{tag}.jsonl").exists()
 
 
-def _table(root: Path, seed: int, tag: str, epochs: int | None = None) -> dict[str, Any] | None:
-    runs = _runs(root, seed, tag)
-    if not runs or runs[0].name != "clean" or len(runs) < 2:
+def _runs(study: Study, seed: int, tag: str | None) -> list[Path]:
+    return [study.path(seed, m) for m in study.methods if _measured(study.path(seed, m), tag)]
+
+
+def _table(study: Study, seed: int, tag: str | None,
+           epochs: int | None = None) -> dict[str, Any] | None:
+    runs = _runs(study, seed, tag)
+    if len(runs) < 2 or runs[0] != study.path(seed, study.methods[0]):
         return None
     if epochs is None:
         return recompute(runs[0], runs[1:], sal_tag=tag)
     from uebench.learnability.distance import ud_table
 
-    records = [load_run(r, sal_tag=tag) for r in runs]
+    records = [load_run(r, sal_tag=tag, name=m) for r, m in zip(runs, _names(study, runs))]
     cut = [type(r)(r.name, [row for row in r.rows if row["epoch"] <= epochs], r.summary,
                    r.config, r.path) for r in records]
     return ud_table(cut[0], cut[1:])
 
 
-def main_table(root: Path, tag: str, seeds: list[int]) -> str:
-    per_seed = [t for t in (_table(root, s, tag) for s in seeds) if t is not None]
-    if not per_seed:
+def _names(study: Study, runs: Sequence[Path]) -> list[str]:
+    by_path = {study.path(0, m).name: m for m in study.methods}
+    return [by_path.get(r.name, r.name) for r in runs]
+
+
+def main_table(study: Study, tag: str | None, seeds: Sequence[int] | None = None) -> str:
+    seeds = list(study.seeds if seeds is None else seeds)
+    tables = {s: _table(study, s, tag) for s in seeds}
+    used = [s for s in seeds if tables[s] is not None]
+    if not used:
         return f"(no `{tag}` SAL yet)\n"
-    used = [s for s in seeds if _table(root, s, tag) is not None]
-    return markdown(aggregate_seeds(per_seed, used))
+    return markdown(aggregate_seeds([tables[s] for s in used], used))
 
 
-def training_losses(root: Path, seeds: list[int]) -> str:
+def training_losses(study: Study) -> str:
     lines = ["| run | final train loss | min train loss | final train acc | test acc |",
              "|---|---:|---:|---:|---:|"]
-    for m in METHODS:
+    for m in study.methods:
         finals, mins, accs, tests = [], [], [], []
-        for s in seeds:
-            path = root / "runs" / f"seed{s}" / m / "metrics.jsonl"
+        for s in study.seeds:
+            path = study.path(s, m) / "metrics.jsonl"
             if not (path.parent / "summary.json").exists():
                 continue
             rows = [json.loads(line) for line in path.open()]
@@ -84,15 +99,15 @@ def epochs_contributing(table: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def engines_on_late_epochs(root: Path) -> str:
-    """fast vs compat SAL on the same snapshots (seed 0, epochs both measured)."""
+def engines_on_late_epochs(study: Study, fast_tag: str, compat_tag: str) -> str:
+    """fast vs compat SAL on the same snapshots (first seed, epochs both measured)."""
     lines = ["| run | epoch | train loss | median fast/compat | layers fast > compat |",
              "|---|---:|---:|---:|---:|"]
-    for m in METHODS:
-        run = root / "runs" / "seed0" / m
+    for m in study.methods:
+        run = study.path(study.seeds[0], m)
         try:
-            fast = {r["epoch"]: r["sal"] for r in load_run(run, sal_tag="fast").rows}
-            compat = {r["epoch"]: r["sal"] for r in load_run(run, sal_tag="compat1k").rows}
+            fast = {r["epoch"]: r["sal"] for r in load_run(run, sal_tag=fast_tag).rows}
+            compat = {r["epoch"]: r["sal"] for r in load_run(run, sal_tag=compat_tag).rows}
         except UebenchError:
             continue
         metrics = {json.loads(x)["epoch"]: json.loads(x) for x in (run / "metrics.jsonl").open()}
@@ -105,14 +120,14 @@ def engines_on_late_epochs(root: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def batchnorm_lag(root: Path) -> str:
+def batchnorm_lag(study: Study, beta_tag: str) -> str:
     """Mean SAL per early epoch as trained vs with BatchNorm statistics re-estimated."""
     lines = ["| run | epoch | mean SAL as trained | mean SAL, BN recalibrated | ratio | "
              "layers > β (as trained / recalibrated) |", "|---|---:|---:|---:|---:|---:|"]
-    clean = _table(root, 0, "fast")
+    clean = _table(study, study.seeds[0], beta_tag)
     beta = clean["beta"] if clean else None
-    for m in METHODS:
-        run = root / "runs" / "seed0" / m
+    for m in study.methods:
+        run = study.path(study.seeds[0], m)
         try:
             plain = {r["epoch"]: r["sal"] for r in load_run(run, sal_tag="early").rows}
             recal = {r["epoch"]: r["sal"] for r in load_run(run, sal_tag="early-bnrecal").rows}
@@ -126,16 +141,16 @@ def batchnorm_lag(root: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def epochs_sensitivity(root: Path, seeds: list[int], tag: str) -> str:
+def epochs_sensitivity(study: Study, tag: str | None, cuts: Sequence[int]) -> str:
     """UD when only the first T epochs had been trained (the same runs, truncated)."""
-    lines = ["| epochs T | " + " | ".join(m for m in METHODS[1:]) + " |",
-             "|---:|" + "---:|" * (len(METHODS) - 1)]
-    for cut in (6, 10, 14, 20):
+    lines = ["| epochs T | " + " | ".join(m for m in study.methods[1:]) + " |",
+             "|---:|" + "---:|" * (len(study.methods) - 1)]
+    for cut in cuts:
         cells = []
-        for m in METHODS[1:]:
+        for m in study.methods[1:]:
             uds = []
-            for s in seeds:
-                t = _table(root, s, tag, epochs=cut)
+            for s in study.seeds:
+                t = _table(study, s, tag, epochs=cut)
                 if t is not None:
                     uds += [r["ud"] for r in t["runs"] if r["name"] == m]
             cells.append(format_summary(summarize(uds), 2) if uds else "-")
@@ -143,24 +158,25 @@ def epochs_sensitivity(root: Path, seeds: list[int], tag: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def pooled_beta(root: Path, seeds: list[int], tag: str) -> str:
+def pooled_beta(study: Study, tag: str | None) -> str:
     """UD with one β from every clean seed's epochs together (instead of one β per seed)."""
     mids = []
-    for s in seeds:
-        run = root / "runs" / f"seed{s}" / "clean"
-        if (run / "sal" / f"{tag}.jsonl").exists():
+    clean = study.methods[0]
+    for s in study.seeds:
+        run = study.path(s, clean)
+        if _measured(run, tag):
             mids += list(epoch_thresholds(sal_matrix(load_run(run, sal_tag=tag).rows)[0]))
     if not mids:
         return "(no clean runs measured yet)\n"
     beta = float(np.mean(mids))
     lines = [f"β pooled over {len(mids)} clean (seed, epoch) thresholds: {beta:.4f}", "",
              "| run | UD per seed (pooled β) | mean ± std [95 % CI] |", "|---|---|---:|"]
-    for m in METHODS[1:]:
+    for m in study.methods[1:]:
         uds = []
-        for s in seeds:
+        for s in study.seeds:
             try:
-                c = sal_matrix(load_run(root / "runs" / f"seed{s}" / "clean", sal_tag=tag).rows)[0]
-                p = sal_matrix(load_run(root / "runs" / f"seed{s}" / m, sal_tag=tag).rows)[0]
+                c = sal_matrix(load_run(study.path(s, clean), sal_tag=tag).rows)[0]
+                p = sal_matrix(load_run(study.path(s, m), sal_tag=tag).rows)[0]
             except UebenchError:
                 continue
             lc = learnable_counts(c, beta).mean()
@@ -171,30 +187,23 @@ def pooled_beta(root: Path, seeds: list[int], tag: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def report(root: Path) -> str:
-    root = Path(root)
-    seeds = [0, 1, 2]
-    parts = [
-        "# Reduced-scale Table 1 (ResNet-18 x1/8, CIFAR-10 archive 5k, 20 epochs)\n",
-        "## Fast engine, every 2nd epoch, 3 seeds\n", main_table(root, "fast", seeds),
-        "## Compat engine (official origin), 1,024-image subset, every 5th epoch, seed 0\n",
-        main_table(root, "compat1k", [0]),
-        "## Training losses (mean ± std [95 % CI] over seeds)\n", training_losses(root, seeds),
-    ]
-    fast0 = _table(root, 0, "fast")
-    if fast0:
-        parts += ["## Which epochs contribute to #LP (fast, seed 0)\n", epochs_contributing(fast0)]
-    compat0 = _table(root, 0, "compat1k")
-    if compat0:
-        parts += ["## Which epochs contribute to #LP (compat, seed 0)\n",
-                  epochs_contributing(compat0)]
-    parts += ["## Engines on the same snapshots (seed 0)\n", engines_on_late_epochs(root),
-              "## BatchNorm statistics lagging the weights (seed 0, early epochs, fast)\n",
-              batchnorm_lag(root),
-              "## UD vs the number of epochs trained (fast; mean ± std [95 % CI])\n",
-              epochs_sensitivity(root, seeds, "fast"),
-              "## UD with β pooled over the clean seeds (fast)\n",
-              pooled_beta(root, seeds, "fast")]
-    text = "\n".join(parts)
-    (root / "report.md").write_text(text)
-    return text
+def log_sal_ratio(study: Study, tag: str | None) -> str:
+    """A threshold-free distance: mean over epochs and layers of log10(SAL poisoned / SAL clean),
+    paired within a seed (same init, same data order); 0 = as learnable as clean."""
+    lines = ["| run | per seed | mean ± std [95 % CI] |", "|---|---|---:|"]
+    clean = study.methods[0]
+    for m in study.methods[1:]:
+        vals = []
+        for s in study.seeds:
+            try:
+                c, layers = sal_matrix(load_run(study.path(s, clean), sal_tag=tag).rows)
+                p, _ = sal_matrix(load_run(study.path(s, m), sal_tag=tag).rows, layers)
+            except UebenchError:
+                continue
+            n = min(len(c), len(p))
+            vals.append(float(np.mean(np.log10(np.maximum(p[:n], 1e-12)
+                                               / np.maximum(c[:n], 1e-12)))))
+        if vals:
+            lines.append(f"| {m} | {', '.join(f'{v:+.2f}' for v in vals)} | "
+                         f"{format_summary(summarize(vals), 2)} |")
+    return "\n".join(lines) + "\n"

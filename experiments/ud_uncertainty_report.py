@@ -1,0 +1,30 @@
+"""The UD-uncertainty study's report (experiments/ud_uncertainty.py), from run directories only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import study_tables as t
+
+METHODS = ["clean", "em", "ops", "lsp", "random"]
+
+
+def report(root: Path) -> str:
+    root = Path(root)
+    study = t.Study(lambda seed, m: root / "eval" / f"seed{seed}" / "runs" / m, METHODS,
+                    [0, 1, 2, 3, 4])
+    parts = ["# How much to trust a UD (Fashion-MNIST, ResNet-18 x1/8, 10 epochs, 5 seeds)\n",
+             "## As measured in training (fast, ε 0.05, 384 + 384 images)\n",
+             t.main_table(study, None)]
+    for tag, what in (("eps0.02", "ε 0.02"), ("eps0.1", "ε 0.1"),
+                      ("fast-default", "the engine's default settings (1024 + 1024 images)")):
+        parts += [f"## Re-measured on the same snapshots: {what}\n", t.main_table(study, tag)]
+    parts += ["## UD vs the number of epochs trained (as measured in training)\n",
+              t.epochs_sensitivity(study, None, (4, 6, 8, 10)),
+              "## UD with β pooled over the clean seeds\n", t.pooled_beta(study, None),
+              "## Threshold-free: mean log10 SAL ratio to the clean run\n",
+              t.log_sal_ratio(study, None),
+              "## Training losses\n", t.training_losses(study)]
+    text = "\n".join(parts)
+    (root / "report.md").write_text(text)
+    return text
