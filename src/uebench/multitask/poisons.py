@@ -22,8 +22,9 @@ def label_task(data: MultiTaskSet, task: str | None = None) -> str:
     """The classification task whose labels stand for the images' class (default: the first)."""
     if task is not None:
         if task not in data.tasks or data.tasks[task].kind != "classification":
+            kinds = {t: s.kind for t, s in data.tasks.items()}
             raise UebenchError(f"label task '{task}' must be a classification task of "
-                               f"{data.name}; its tasks: {dict((t, s.kind) for t, s in data.tasks.items())}")
+                               f"{data.name}; its tasks: {kinds}")
         return task
     for name, spec in data.tasks.items():
         if spec.kind == "classification":
