@@ -11,9 +11,9 @@ Every task of an epoch is measured with the same seed streams ``(7, epoch)``: th
 and held-out images (fast) or batch stream (compat), so tasks differ only by their loss. The
 compat/reference engines replay the training batch size and ``drop_last``; per-pixel targets
 are replayed without flips (the SAL loader moves images only), classification targets with the
-run's augmentation. Rows get ``task_sal: {task: {layer: SAL}}``, ``task_sal_origin``,
-``task_sal_seconds`` and ``task_sal_engine``; :func:`task_rows` turns them into the single-task
-row format that β / #LP / UD (:mod:`uebench.learnability`) read.
+run's augmentation. Rows get ``task_sal: {task: {layer: SAL}}``, ``task_sal_origin`` (per task),
+``task_sal_origin_kind``, ``task_sal_seconds`` and ``task_sal_engine``; :func:`task_rows` turns
+them into the single-task row format that β / #LP / UD (:mod:`uebench.learnability`) read.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class TaskSALCallback:
     def __call__(self, ep: MultiTaskEpoch) -> dict[str, Any] | None:
         if ep.epoch % self.every:
             return None
-        values, origins, seconds = {}, {}, {}
+        values, origins, seconds, kind = {}, {}, {}, "exact"
         for task in self.tasks or ep.train.task_names:
             res = measure_task_sal(
                 ep.model, ep.train, task, rt=ep.rt,
@@ -95,8 +95,9 @@ class TaskSALCallback:
                 eps=self.eps, origin=self.origin, origin_loss=ep.row.get(f"train/{task}/loss"),
                 seed_offsets=(7, ep.epoch), **self.options)
             values[task], origins[task], seconds[task] = res.values, res.origin, res.seconds
-        return {KEY: values, f"{KEY}_origin": origins, f"{KEY}_seconds": seconds,
-                f"{KEY}_engine": self.engine}
+            kind = res.details["origin_kind"]
+        return {KEY: values, f"{KEY}_origin": origins, f"{KEY}_origin_kind": kind,
+                f"{KEY}_seconds": seconds, f"{KEY}_engine": self.engine}
 
 
 def sal_callbacks(cfg: Any) -> list[TaskSALCallback]:

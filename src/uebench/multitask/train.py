@@ -90,15 +90,18 @@ class _Running:
 def evaluate_multitask(
     model: nn.Module, data: MultiTaskSet, *, weights: Mapping[str, float] | None = None,
     batch_size: int = 256, device: torch.device | str | None = None, precision: str = "fp32",
+    images: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """Eval-mode ``loss``, ``<task>/loss`` (batch-size-weighted means of batch losses) and
-    ``<task>/<metric>`` (exact over the split) of a multi-task model on ``data``."""
+    ``<task>/<metric>`` (exact over the split) of a multi-task model on ``data`` (or on float
+    ``images`` in [0, 1] with ``data``'s targets)."""
     check_task_specs(data.tasks)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
     model.eval()
     running, metrics = _Running("loss", "{}/loss"), MetricAccumulator(data.tasks)
-    for xb, tb in MultiTaskLoader(data, batch_size=batch_size, device=device).batches():
+    loader = MultiTaskLoader(data, batch_size=batch_size, device=device, images=images)
+    for xb, tb in loader.batches():
         with autocast(device, precision):
             outputs = model(xb)
         total, per_task = multitask_loss(outputs, tb, data.tasks, weights)
