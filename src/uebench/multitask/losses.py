@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from uebench.errors import UebenchError
+from uebench.learnability.task import full_precision  # bf16 -> fp32; fp32/fp64 kept
 from uebench.multitask.tasks import TaskSpec
 from uebench.registry import Registry
 
@@ -76,8 +77,8 @@ def cross_entropy(output: torch.Tensor, target: torch.Tensor, spec: TaskSpec, *,
                   reduction: str = "mean") -> torch.Tensor:
     """Logits N x C; target int64 N (class) or float N x C (probabilities, e.g. Taskonomy)."""
     if target.is_floating_point():
-        return plain_mean(-(target * F.log_softmax(output.float(), 1)).sum(1), reduction)
-    return F.cross_entropy(output.float(), target, reduction=reduction)
+        return plain_mean(-(target * F.log_softmax(full_precision(output), 1)).sum(1), reduction)
+    return F.cross_entropy(full_precision(output), target, reduction=reduction)
 
 
 @register_loss("pixel_ce", kinds=("segmentation",),
@@ -89,7 +90,7 @@ def pixel_cross_entropy(output: torch.Tensor, target: torch.Tensor, spec: TaskSp
     valid = valid_mask(target, spec)
     labels = torch.where(valid, target.long(), torch.zeros((), dtype=torch.long,
                                                            device=target.device))
-    per_pixel = F.cross_entropy(output.float(), labels, reduction="none")
+    per_pixel = F.cross_entropy(full_precision(output), labels, reduction="none")
     return masked_mean(per_pixel, valid, reduction)
 
 
@@ -99,7 +100,7 @@ def masked_l1(output: torch.Tensor, target: torch.Tensor, spec: TaskSpec, *,
     """Depth N x 1 x H x W (metres); pixels whose target is ``ignore_value`` (missing) left out."""
     check_dense(output, target, spec)
     valid = valid_mask(target, spec)
-    return masked_mean((output.float() - target).abs(), valid, reduction)
+    return masked_mean((full_precision(output) - target).abs(), valid, reduction)
 
 
 @register_loss("heatmap_mse", kinds=("keypoints",), description="mean squared heat-map error")
@@ -107,7 +108,7 @@ def heatmap_mse(output: torch.Tensor, target: torch.Tensor, spec: TaskSpec, *,
                 reduction: str = "mean") -> torch.Tensor:
     """Heat maps N x K x H x W in [0, 1]; mean over every element."""
     check_dense(output, target, spec)
-    return plain_mean((output.float() - target).pow(2), reduction)
+    return plain_mean((full_precision(output) - target).pow(2), reduction)
 
 
 @register_loss("heatmap_ce", kinds=("keypoints",),
@@ -121,7 +122,7 @@ def heatmap_cross_entropy(output: torch.Tensor, target: torch.Tensor, spec: Task
     :data:`VISIBLE` (absent keypoints) are left out; the result is the mean over the rest.
     """
     check_dense(output, target, spec)
-    logp = F.log_softmax(output.float().flatten(2), -1)
+    logp = F.log_softmax(full_precision(output).flatten(2), -1)
     heat = target.flatten(2)
     visible = heat.amax(-1) >= VISIBLE
     dist = heat / heat.sum(-1, keepdim=True).clamp_min(1e-12)
@@ -134,7 +135,7 @@ def heatmap_l1(output: torch.Tensor, target: torch.Tensor, spec: TaskSpec, *,
                reduction: str = "mean") -> torch.Tensor:
     """Maps N x K x H x W; mean |output - target| over every element (nothing masked)."""
     check_dense(output, target, spec)
-    return plain_mean((output.float() - target).abs(), reduction)
+    return plain_mean((full_precision(output) - target).abs(), reduction)
 
 
 def sample_loss(spec: TaskSpec) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
