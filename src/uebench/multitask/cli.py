@@ -19,6 +19,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from uebench.commands import _parse_params  # key=value items -> {dotted key: YAML value}
+
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     """``--tasks`` for ``uebench train`` (present = a multi-task run)."""
@@ -80,16 +82,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None)
 
 
-def _params(items: list[str]) -> dict[str, Any]:
-    from uebench.config import parse_override
-
-    out: dict[str, Any] = {}
-    for item in items:
-        path, value = parse_override(item)
-        out[".".join(path)] = value
-    return out
-
-
 def _take_overrides(args: argparse.Namespace, *lists: str) -> None:
     """Move ``key=value`` items that a list option (``--poisons A B``) swallowed to the
     overrides, so ``key=value`` may stand anywhere on the command line."""
@@ -141,7 +133,7 @@ def cmd_multitask_poison(args: argparse.Namespace) -> int:
     from uebench.multitask.generate import generate_for_run
 
     manifest = generate_for_run(cfg_from_args(args), args.attack, Path(args.out),
-                                params=_params(args.params_), preset=args.preset,
+                                params=_parse_params(args.params_), preset=args.preset,
                                 label_task=args.label_task, progress=not args.quiet)
     m = manifest["measured"]
     tasks = manifest["params"].get("tasks", "")
@@ -170,7 +162,8 @@ def cmd_multitask_cross(args: argparse.Namespace) -> int:
     poisons = [Path(p) for p in args.poisons]
     if args.generate:
         poisons += generate_poisons(cfg, args.generate, Path(args.out) / "poisons",
-                                    params=_params(args.poison_params), progress=not args.quiet)
+                                    params=_parse_params(args.poison_params),
+                                    progress=not args.quiet)
     if not poisons:
         raise UebenchError("give --poisons DIR ... and/or --generate SPEC ...")
     targets = [t for t in args.targets.split(",") if t] if args.targets else None

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from uebench.config import FLAG_KEYS as RUN_FLAG_KEYS
 from uebench.config import (
     SalCfg,
     TrainCfg,
@@ -102,22 +103,11 @@ class MultiTaskRunCfg:
             _number(f"weights.{task}", weight, low=0)
 
 
-# CLI flag -> config key path (a layer above the YAML file, below key=value)
+# CLI flag -> config key path (a layer above the YAML file, below key=value): the single-task
+# flags, with --model naming the backbone, --tasks added and --defense refused
 FLAG_KEYS: dict[str, tuple[str, ...]] = {
-    "dataset": ("data", "name"),
-    "data_dir": ("data", "data_dir"),
-    "train_size": ("data", "train_size"),
-    "test_size": ("data", "test_size"),
-    "model": ("model", "backbone"),
-    "width": ("model", "width"),
-    "epochs": ("train", "epochs"),
-    "seed": ("seed",),
-    "device": ("device",),
-    "poison": ("poison",),
-    "init_seed": ("init_seed",),
-    "sal_engine": ("sal", "engine"),
-    "sal_origin": ("sal", "origin"),
-    "tasks": ("tasks",),
+    **{k: v for k, v in RUN_FLAG_KEYS.items() if k != "defense"},
+    "model": ("model", "backbone"), "tasks": ("tasks",),
 }
 
 
