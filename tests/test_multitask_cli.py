@@ -82,3 +82,7 @@ def test_poison_evaluate_cross_plot(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert run("multitask", "plot", str(tmp_path / "eval" / "runs" / "ops"), "--out",
                str(tmp_path / "g")) == 0  # one run with per-task SAL: Fig. 4 of that run
     assert (tmp_path / "g" / "task_similarity.png").is_file()
+    from uebench.multitask.plots import supports
+
+    assert supports(tmp_path / "eval") and supports(tmp_path / "cross")
+    assert supports(tmp_path / "eval" / "runs" / "clean") and not supports(tmp_path / "ops")

@@ -126,6 +126,15 @@ def _single_run_result(run_dir: Path) -> dict[str, Any]:
     return multitask_report(run_dir, [])
 
 
+def supports(directory: Path | str) -> bool:
+    """Whether :func:`plot_multitask` has something to draw for ``directory`` (a multi-task
+    evaluation, a cross-task matrix or a multi-task run): ``uebench plot`` asks this first."""
+    from uebench.multitask.config import is_multitask_run
+
+    directory = Path(directory)
+    return _stored(directory)[0] is not None or is_multitask_run(directory)
+
+
 def plot_multitask(directory: Path | str, *, out: Path | str | None = None,
                    formats: Sequence[str] = FORMATS) -> dict[str, Any]:
     """Every multi-task figure ``directory`` supports, into ``out`` (default DIR/figures).
