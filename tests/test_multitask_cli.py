@@ -76,6 +76,14 @@ def test_poison_evaluate_cross_plot(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert acc["harm"] == -acc["diff"]
     assert (tmp_path / "cross" / "figures" / "cross_task.png").is_file()
     assert (tmp_path / "cross" / "poisons" / "em-all" / "manifest.json").is_file()
+    # two training seeds over the same images and poisons: per-seed differences and their mean
+    assert run("multitask", "cross", "--poisons", str(tmp_path / "ops"), "--targets", "scene",
+               "--seeds", "0,1", "--out", str(tmp_path / "seeds"), *TINY) == 0
+    cell = json.loads((tmp_path / "seeds" / "results.json").read_text())["rows"][0]["cells"][
+        "scene/accuracy"]
+    assert len(cell["diff_per_seed"]) == 2 and cell["diff_summary"]["n"] == 2
+    assert cell["diff"] == pytest.approx(sum(cell["diff_per_seed"]) / 2)
+    assert (tmp_path / "seeds" / "runs" / "seed1" / "scene" / "ops" / "summary.json").is_file()
     capsys.readouterr()
     assert run("multitask", "plot", str(tmp_path / "cross"), "--out", str(tmp_path / "f")) == 0
     assert "cross_task.png" in capsys.readouterr().out

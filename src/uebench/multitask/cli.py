@@ -5,7 +5,7 @@
     uebench multitask poison   --attack em --param tasks=scene --out DIR [k=v ...]
     uebench multitask evaluate --poisons DIR [DIR ...] --out OUT [k=v ...]  (per-task UD, Fig. 4)
     uebench multitask cross    [--poisons DIR ...] [--generate em:scene em:all ops ...]
-                               [--targets T,...] --out OUT [k=v ...]        (Fig. 8)
+                               [--targets T,...] [--seeds 0,1,2] --out OUT [k=v ...]   (Fig. 8)
     uebench multitask plot     DIR [--out FIGURES]
 
 Run settings resolve as for single-task runs (:func:`~uebench.multitask.config.
@@ -76,6 +76,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--poison-param", dest="poison_params", action="append", default=[],
                    metavar="KEY=VALUE", help="parameter for every generated poison that has it")
     p.add_argument("--targets", default=None, help="tasks to train for (default: all)")
+    p.add_argument("--seeds", default=None,
+                   help="several training seeds, e.g. 0,1,2 (same images and poisons): "
+                        "mean ± std of every difference")
     p.add_argument("--out", required=True)
     p = verbs.add_parser("plot", help="figures of a multi-task run, evaluation or matrix")
     p.add_argument("directory")
@@ -167,7 +170,12 @@ def cmd_multitask_cross(args: argparse.Namespace) -> int:
     if not poisons:
         raise UebenchError("give --poisons DIR ... and/or --generate SPEC ...")
     targets = [t for t in args.targets.split(",") if t] if args.targets else None
-    table = cross_task_matrix(cfg, poisons, out=Path(args.out), targets=targets,
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()] if args.seeds else None
+    except ValueError:
+        raise UebenchError(f"--seeds must be comma-separated integers, got {args.seeds!r}") \
+            from None
+    table = cross_task_matrix(cfg, poisons, out=Path(args.out), targets=targets, seeds=seeds,
                               progress=not args.quiet)
     print((Path(args.out) / "results.md").read_text())
     print("figures: " + ", ".join(table.get("files", [])))

@@ -56,8 +56,8 @@ def generate_poisons(cfg: MultiTaskRunCfg, specs: Sequence[str], out: Path, *,
 
 
 def cross_task_matrix(cfg: MultiTaskRunCfg, poisons: Sequence[Path], *, out: Path | str,
-                      targets: Sequence[str] | None = None, progress: bool = True,
-                      figures: bool = True) -> dict[str, Any]:
+                      targets: Sequence[str] | None = None, seeds: Sequence[int] | None = None,
+                      progress: bool = True, figures: bool = True) -> dict[str, Any]:
     """Train clean and poisoned single-task models for every target task; write the table.
 
     Args:
@@ -66,24 +66,31 @@ def cross_task_matrix(cfg: MultiTaskRunCfg, poisons: Sequence[Path], *, out: Pat
         poisons: poison directories made for the run's training images.
         out: output directory (new, empty, or an earlier matrix to resume).
         targets: the tasks B to train (default ``cfg.tasks``, else every task of the data).
+        seeds: several training seeds (init and data order; the images, and so the poisons,
+            stay those of ``cfg``): runs go to ``OUT/runs/seed<k>/``, cells hold the mean over
+            seeds with the per-seed values and mean ± std [95 % t-interval] of the difference.
     """
     base = shared_base(dataclasses.replace(cfg, weights={}, sal=dataclasses.replace(
         cfg.sal, enabled=False)))
     named = named_poisons(base, poisons)
     splits = load_multitask_splits(base)
     targets = list(targets or cfg.tasks or splits.train.task_names)
+    seeds = [base.seed] if not seeds else list(dict.fromkeys(int(s) for s in seeds))
     out = Path(out)
     check_output_dir(out, marker=("runs", "poisons"), what="a uebench cross-task matrix")
-    results = {}
-    for task in targets:
-        one = dataclasses.replace(base, tasks=(task,))
-        clean = train_multitask_run(one, out / "runs" / task / "clean", progress=progress,
-                                    splits=splits)
-        for name, path in named:
-            results[(name, task)] = (clean, train_multitask_run(
-                dataclasses.replace(one, poison=str(path)), out / "runs" / task / name,
-                progress=progress, splits=splits))
+    results: dict[tuple[str, str], list[tuple[dict, dict]]] = {}
+    for seed in seeds:
+        runs = out / "runs" / (f"seed{seed}" if len(seeds) > 1 else "")
+        for task in targets:
+            one = dataclasses.replace(base, tasks=(task,), seed=seed)
+            clean = train_multitask_run(one, runs / task / "clean", progress=progress,
+                                        splits=splits)
+            for name, path in named:
+                results.setdefault((name, task), []).append((clean, train_multitask_run(
+                    dataclasses.replace(one, poison=str(path)), runs / task / name,
+                    progress=progress, splits=splits)))
     table = _table(results, splits.train.tasks, [n for n, _ in named], targets)
+    table["seeds"] = seeds
     write_json(out / "results.json", table)
     atomic_write_text(out / "results.md", markdown(table))
     atomic_write_text(out / "results.csv", _csv(table))
@@ -94,42 +101,59 @@ def cross_task_matrix(cfg: MultiTaskRunCfg, poisons: Sequence[Path], *, out: Pat
     return table
 
 
-def _table(results: Mapping[tuple[str, str], tuple[dict, dict]], specs: Mapping[str, Any],
-           poisons: Sequence[str], targets: Sequence[str]) -> dict[str, Any]:
-    columns = [(t, m) for t in targets for m in specs[t].metrics]
-    rows = []
-    for name in poisons:
-        cells = {}
-        for task, metric in columns:
-            clean, poisoned = results[(name, task)]
-            c, p = clean.get(f"test/{task}/{metric}"), poisoned.get(f"test/{task}/{metric}")
-            diff = p - c if c is not None and p is not None else None
-            higher = TASK_METRICS.meta(metric)["higher_is_better"]
-            # harm > 0: the poison made the model worse, whatever the metric's direction
-            harm = None if diff is None else (-diff if higher else diff)
-            cells[f"{task}/{metric}"] = {"clean": c, "poisoned": p, "diff": diff, "harm": harm}
-        rows.append({"poison": name, "cells": cells})
-    return {"kind": "cross-task", "targets": list(targets),
-            "columns": [{"task": t, "metric": m, "key": f"{t}/{m}",
-                         "higher_is_better": TASK_METRICS.meta(m)["higher_is_better"]}
-                        for t, m in columns],
-            "rows": rows}
+def _mean(values: Sequence[float | None]) -> float | None:
+    kept = [v for v in values if v is not None and math.isfinite(v)]
+    return sum(kept) / len(kept) if kept else None
 
 
-def _fmt(v: Any) -> str:
-    return "–" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:+.4f}"
+def _cell(pairs: Sequence[tuple[dict, dict]], key: str, higher: bool) -> dict[str, Any]:
+    """Mean clean / poisoned values over seeds, the per-seed differences and their summary."""
+    from uebench.learnability.stats import summarize
+
+    clean = [c.get(key) for c, _ in pairs]
+    poisoned = [p.get(key) for _, p in pairs]
+    diffs = [p - c if c is not None and p is not None else None for c, p in zip(clean, poisoned)]
+    diff = _mean(diffs)
+    # harm > 0: the poison made the model worse, whatever the metric's direction
+    return {"clean": _mean(clean), "poisoned": _mean(poisoned), "diff": diff,
+            "harm": None if diff is None else (-diff if higher else diff),
+            "diff_per_seed": diffs, "diff_summary": summarize(diffs)}
+
+
+def _table(results: Mapping[tuple[str, str], Sequence[tuple[dict, dict]]],
+           specs: Mapping[str, Any], poisons: Sequence[str],
+           targets: Sequence[str]) -> dict[str, Any]:
+    columns = [{"task": t, "metric": m, "key": f"{t}/{m}",
+                "higher_is_better": TASK_METRICS.meta(m)["higher_is_better"]}
+               for t in targets for m in specs[t].metrics]
+    rows = [{"poison": name,
+             "cells": {c["key"]: _cell(results[(name, c["task"])], f"test/{c['key']}",
+                                       c["higher_is_better"]) for c in columns}}
+            for name in poisons]
+    return {"kind": "cross-task", "targets": list(targets), "columns": columns, "rows": rows}
+
+
+def _fmt(cell: Mapping[str, Any]) -> str:
+    """``+0.0123`` (one seed) or ``+0.0123 ± 0.0040`` (mean ± std over seeds)."""
+    v, std = cell["diff"], cell["diff_summary"]["std"]
+    if v is None or not math.isfinite(v):
+        return "–"
+    return f"{v:+.4f}" + (f" ± {std:.4f}" if std is not None else "")
 
 
 def markdown(table: Mapping[str, Any]) -> str:
     cols = table["columns"]
     head = [f"{c['task']} {c['metric']} {'↑' if c['higher_is_better'] else '↓'}" for c in cols]
+    seeds = table.get("seeds") or []
+    over = f"mean ± std over seeds {', '.join(map(str, seeds))}" if len(seeds) > 1 else "one seed"
     lines = ["# Cross-task matrix: poisoned − clean (test)", "",
              "Rows: the poison (made for a task, `all` = the sum of every task's loss); columns: "
-             "the task the model is trained for and its metric (↑ higher is better).", "",
+             f"the task the model is trained for and its metric (↑ higher is better); {over}.",
+             "",
              "| poison | " + " | ".join(head) + " |", "|---|" + "---:|" * len(cols)]
     for row in table["rows"]:
         lines.append(f"| {row['poison']} | "
-                     + " | ".join(_fmt(row["cells"][c["key"]]["diff"]) for c in cols) + " |")
+                     + " | ".join(_fmt(row["cells"][c["key"]]) for c in cols) + " |")
     clean = {c["key"]: table["rows"][0]["cells"][c["key"]]["clean"] for c in cols} \
         if table["rows"] else {}
     lines.append("| *clean value* | " + " | ".join(
@@ -140,10 +164,14 @@ def markdown(table: Mapping[str, Any]) -> str:
 def _csv(table: Mapping[str, Any]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["poison", "task", "metric", "clean", "poisoned", "diff", "harm"])
+    writer.writerow(["poison", "task", "metric", "clean", "poisoned", "diff", "harm", "diff_std",
+                     "diff_per_seed"])
     for row in table["rows"]:
         for c in table["columns"]:
             cell = row["cells"][c["key"]]
             writer.writerow([row["poison"], c["task"], c["metric"], cell["clean"],
-                             cell["poisoned"], cell["diff"], cell["harm"]])
+                             cell["poisoned"], cell["diff"], cell["harm"],
+                             cell["diff_summary"]["std"],
+                             " ".join("" if v is None else f"{v:.6g}"
+                                      for v in cell["diff_per_seed"])])
     return buf.getvalue()
