@@ -103,6 +103,13 @@ def _surrogate(data: MultiTaskSet, x: torch.Tensor, rt: Runtime, backbone: str, 
     return model.to(rt.device)
 
 
+def _check(eps: float, steps: int, train_steps: int, max_rounds: int, batch_size: int) -> None:
+    if not 0 < eps <= 1 or min(steps, train_steps, max_rounds, batch_size) < 1:
+        raise ConfigError("multi-task EM needs 0 < eps <= 1 and steps, train_steps, max_rounds, "
+                          f"batch_size >= 1; got {eps}, {steps}, {train_steps}, {max_rounds}, "
+                          f"{batch_size}")
+
+
 def _fitted(data: MultiTaskSet, ev: dict[str, float], stop_acc: float) -> bool:
     """EM's stopping rule, for classification objectives only (dense tasks never stop early)."""
     if any(spec.kind != "classification" for spec in data.tasks.values()):
@@ -133,10 +140,7 @@ def multitask_em(
             (:data:`~uebench.multitask.backbones.BACKBONES`), its width, its decoder width.
     """
     chosen = data.select(list(tasks)) if tasks else data
-    if not 0 < eps <= 1 or steps < 1 or train_steps < 1 or max_rounds < 1 or batch_size < 1:
-        raise ConfigError("multi-task EM needs 0 < eps <= 1 and steps, train_steps, max_rounds, "
-                          f"batch_size >= 1; got {eps}, {steps}, {train_steps}, {max_rounds}, "
-                          f"{batch_size}")
+    _check(eps, steps, train_steps, max_rounds, batch_size)
     x = chosen.float().to(rt.device)
     b = min(batch_size, len(chosen))
     config = {"tasks": list(chosen.task_names), "eps": eps, "steps": steps,
@@ -156,13 +160,13 @@ def multitask_em(
         pbar = bar(max_rounds, enabled=rt.show_progress, desc="mt-em", unit="round", initial=rnd)
         while not done and rnd < max_rounds:
             rnd += 1
+            # EM's surrogate step: this round's batches of a seeded stream, on x + delta
             idx = stream_indices(len(chosen), (rnd - 1) * train_steps * b, train_steps * b, rt,
                                  STREAM).to(x.device)
             fit_multitask(model, chosen.subset(idx.cpu()), cfg=surrogate_cfg(b, rnd), rt=srt,
                           images=(x[idx] + noise[idx]).clamp(0, 1), state=fstate,
                           run_dir=sdir, desc="mt-em surrogate")
-            model.eval()
-            noise = _update(objective, x, chosen, noise, eps=eps, step_size=step_size,
+            noise = _update(objective.eval(), x, chosen, noise, eps=eps, step_size=step_size,
                             steps=steps, batch_size=b, rt=rt)
             ev = evaluate_multitask(model, chosen, images=(x + noise).clamp(0, 1),
                                     batch_size=b, precision=attack_precision(x.device))
