@@ -21,6 +21,7 @@ from typing import Any
 
 from uebench.config import FLAG_KEYS as RUN_FLAG_KEYS
 from uebench.config import (
+    DataCfg,
     SalCfg,
     TrainCfg,
     _deep_update,
@@ -34,23 +35,13 @@ from uebench.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
-class MultiTaskDataCfg:
-    """A registered multi-task dataset, its loader options and seeded subsets."""
+class MultiTaskDataCfg(DataCfg):
+    """The single-task data settings (subsets, subset seed) for a registered multi-task dataset,
+    plus its loader options (``options``, e.g. ``{n: 2000, image_size: 32}``) and test split."""
 
     name: str = "scenes"
-    data_dir: str | None = None
-    train_size: int | None = None
-    test_size: int | None = None
-    # seed of the random subsets; None = the run's seed (fix it to keep the images of a poison)
-    subset_seed: int | None = None
-    options: dict[str, Any] = dataclasses.field(default_factory=dict)  # e.g. n, image_size
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
     test_split: str = "test"
-
-    def __post_init__(self) -> None:
-        for key in ("train_size", "test_size"):
-            value = getattr(self, key)
-            if value is not None:
-                _number(f"data.{key}", value, low=1)
 
 
 @dataclasses.dataclass(frozen=True)
