@@ -10,9 +10,9 @@ Steps (each resumable; re-running reuses finished poisons and runs):
 2. the cross-task matrix: a single-head LeNet x2 model per target task, clean and on every
    poison (10 epochs, the scenes recipe), training seeds 0, 1, 2 on the same images and poisons
    -> OUT/cross/results.md (mean ± std of every difference), figures/cross_task.png;
-3. a four-head model (ResNet-10 x0.25 backbone) on clean, EM(scene), EM(all) and OPS data with
-   per-task fast SAL every epoch (probe 128, 128 held out, 2 steps) -> OUT/eval/results.md,
-   figures/task_*.png.
+3. a four-head model (ResNet-10 x0.25 backbone) on clean, EM(scene), EM(all), OPS and random
+   data with per-task fast SAL every epoch (probe 128, 128 held out, 2 steps)
+   -> OUT/eval/results.md, figures/task_*.png.
 
     nice -n 10 .venv/bin/python benchmarks/multitask_ue.py --out runs/multitask-ue   # ~1.5 h
     .venv/bin/python benchmarks/multitask_ue.py --quick --out /tmp/mtue              # smoke
@@ -68,7 +68,7 @@ def main() -> None:
         overrides=[*data, "model.width=0.25", "model.decoder_channels=16",
                    "sal.options={probe_size: 128, eval_size: 128, steps: 2}"],
         model="resnet10", epochs=args.epochs, seed=seeds[0])
-    chosen = [p for p in poisons if p.name in ("em-scene", "em-all", "ops")]
+    chosen = [p for p in poisons if p.name in ("em-scene", "em-all", "ops", "random")]
     result = evaluate_poisons(resnet, chosen, out=out / "eval", progress=False)
     print((out / "eval" / "results.md").read_text(), result.get("files"), flush=True)
     print(f"total: {time.perf_counter() - t0:.0f}s", flush=True)
