@@ -63,6 +63,14 @@ def _smooth(values: Sequence[float], window: int) -> np.ndarray:
     return np.convolve(padded, kernel, mode="valid")
 
 
+def _spread(labels: list[list[Any]], gap: float) -> list[list[Any]]:
+    """End-of-line labels ``[y, ...]`` moved apart to at least ``gap`` (bottom to top)."""
+    labels = sorted(labels, key=lambda item: item[0])
+    for below, above in zip(labels, labels[1:]):
+        above[0] = max(above[0], below[0] + gap)
+    return labels
+
+
 def plot_task_learnable(result: Mapping[str, Any], path: Path | str, *,
                         smooth: int = 3) -> Path:
     """Fig. 4b: per run, each task's learnable proportion per epoch (moving average of
@@ -72,6 +80,7 @@ def plot_task_learnable(result: Mapping[str, Any], path: Path | str, *,
     axes = fig.subplots(1, len(runs), squeeze=False, sharey=True)[0]
     colours = [f"C{k}" for k in range(len(tasks))]
     for ax, run in zip(axes, runs):
+        labels = []
         for task, colour in zip(tasks, colours):
             info = run["per_task"][task]
             raw = info["proportion_per_epoch"]
@@ -80,8 +89,10 @@ def plot_task_learnable(result: Mapping[str, Any], path: Path | str, *,
             ax.plot(epochs, line, color=colour, label=task)
             ax.scatter(epochs, raw, color=colour, s=6, alpha=0.5)
             if info["ud"] is not None:
-                ax.annotate(f"UD {info['ud']:.2f}", (epochs[-1], line[-1]), fontsize=7,
-                            color=colour, xytext=(3, 0), textcoords="offset points")
+                labels.append([float(line[-1]), f"UD {info['ud']:.2f}", colour, epochs[-1]])
+        for y, text, colour, x in _spread(labels, gap=0.06):
+            ax.annotate(text, (x, y), fontsize=7, color=colour, xytext=(3, 0),
+                        textcoords="offset points", va="center")
         ax.set_title(f"{run['name']} ({run['role']})", fontsize=9)
         ax.set_xlabel("epoch")
         ax.xaxis.get_major_locator().set_params(integer=True)
