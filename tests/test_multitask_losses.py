@@ -175,3 +175,45 @@ def test_every_registered_loss_and_metric_is_checked_here() -> None:
                                         "heatmap_l1", "heatmap_ce"}
     assert set(TASK_METRICS.names()) == {"accuracy", "miou", "pixel_accuracy", "abs_rel", "rmse",
                                          "keypoint_error", "heatmap_l1"}
+
+
+# ------------------------------------------------------------------------- per-sample losses
+def _batch(kind: str, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, TaskSpec]:
+    """3 samples of 2 x 4 maps with a different number of valid elements per sample."""
+    if kind == "classification":
+        return torch.randn(3, 2, generator=gen), torch.tensor([1, 0, 1]), CLS
+    out = torch.randn(3, 2, 2, 4, generator=gen)
+    if kind == "segmentation":
+        labels = torch.randint(0, 2, (3, 2, 4), generator=gen).to(torch.uint8)
+        labels[0, 0, :3] = 255  # sample 0: 5 valid pixels; sample 2: none
+        labels[2] = 255
+        return out, labels, SEG
+    if kind == "depth":
+        depth = torch.rand(3, 1, 2, 4, generator=gen) + 0.5
+        depth[1, 0, 0] = 0.0  # missing
+        depth[2] = 0.0
+        return out[:, :1], depth, DEPTH
+    heat = torch.rand(3, 2, 2, 4, generator=gen) * 0.4
+    heat[0, 0, 1, 2] = 1.0  # channel 0 of sample 0 visible; sample 2: nothing visible
+    heat[1, :, 0, 0] = 0.9
+    return out, heat, KEY
+
+
+@pytest.mark.parametrize("name", TASK_LOSSES.names())
+def test_per_sample_losses_are_each_sample_on_its_own(name: str) -> None:
+    """reduction='none' = the batch-mean loss of each sample alone (0 without valid elements);
+    the pluggable SAL loss (sample_loss) is exactly that."""
+    from uebench.multitask.losses import sample_loss
+
+    kind = TASK_LOSSES.meta(name)["kinds"][0]
+    output, target, spec = _batch(kind, torch.Generator().manual_seed(len(name)))
+    spec = TaskSpec(spec.kind, spec.channels, ignore_value=spec.ignore_value, loss=name)
+    fn = TASK_LOSSES.get(name)
+    per = fn(output, target, spec, reduction="none")
+    assert per.shape == (3,)
+    alone = torch.stack([fn(output[i:i + 1], target[i:i + 1], spec) for i in range(3)])
+    assert torch.allclose(per, alone, atol=1e-6)
+    assert torch.equal(sample_loss(spec)(output, target), per)
+    if name in ("ce", "heatmap_mse", "heatmap_l1"):
+        # every sample has the same number of elements: the batch mean is the mean of samples
+        assert float(fn(output, target, spec)) == pytest.approx(float(per.mean()), abs=1e-6)

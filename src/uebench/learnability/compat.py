@@ -41,7 +41,7 @@ from uebench.data.loader import DeviceLoader
 from uebench.errors import ConfigError
 from uebench.learnability.engines import register_engine
 from uebench.learnability.suffix import SuffixPlan
-from uebench.learnability.task import SALResult, SALTask, clone_losses, measuring
+from uebench.learnability.task import SALResult, SALTask, measuring
 from uebench.utils.progress import bar
 
 # rows of every layer's stacked perturbation: 0 = the "max" clone (ascends), 1 = the "min" clone
@@ -54,6 +54,10 @@ def sal_loader(task: SALTask) -> DeviceLoader:
     if data is None:
         raise ConfigError("this SAL engine replays the training data pipeline: give the task "
                           "data=SALData(...) (or call run_sal with data=TrainCfg/SALData)")
+    if task.y.dim() >= 3 and data.augment != "none":
+        # the loader moves the images only: crops and flips would misalign per-pixel targets
+        raise ConfigError(f"per-pixel targets ({tuple(task.y.shape)}) cannot be replayed with "
+                          f"augment={data.augment!r}; pass SALData(..., augment='none')")
     loader = DeviceLoader(
         task.x, task.y, batch_size=data.batch_size, shuffle=True, drop_last=data.drop_last,
         augment=data.augment, device=task.rt.device, padding=data.crop_padding,
@@ -88,7 +92,7 @@ def _sgd_pass(plan: SuffixPlan, deltas: Sequence[torch.Tensor], batches: Iterabl
             _, cache = plan.capture(xb)
         for layer, delta in zip(plan.layers, deltas):
             with task.autocast():
-                losses = clone_losses(plan.batched_suffix(layer, delta, cache), yb)
+                losses = task.losses(plan.batched_suffix(layer, delta, cache), yb)
             # the max clone minimises -CE, the min clone CE: one gradient, one SGD step for both
             (grad,) = torch.autograd.grad(losses[MIN] - losses[MAX], delta)
             with torch.no_grad():
@@ -107,10 +111,10 @@ def _eval_pass(plan: SuffixPlan, deltas: Sequence[torch.Tensor], batches: Iterab
         xb = task.images(xb)
         with task.autocast():
             logits, cache = plan.capture(xb)
-            clean += clone_losses(logits[None], yb, "sum")[0].double()
+            clean += task.losses(logits[None], yb, "sum")[0].double()
             for i, (layer, delta) in enumerate(zip(plan.layers, deltas)):
                 logits = plan.batched_suffix(layer, delta, cache)
-                sums[i] += clone_losses(logits, yb, "sum").double()
+                sums[i] += task.losses(logits, yb, "sum").double()
         seen += int(yb.shape[0])
     return sums / seen, clean / seen
 

@@ -36,7 +36,7 @@ from uebench.errors import ConfigError
 from uebench.learnability.engines import register_engine
 from uebench.learnability.scoring import sal_from_losses, score_losses, split_probe, stratified
 from uebench.learnability.suffix import Cache, SuffixPlan
-from uebench.learnability.task import SALResult, SALTask, clone_losses, measuring
+from uebench.learnability.task import SALResult, SALTask, measuring
 from uebench.utils.progress import bar
 
 Chunk = tuple[Cache, torch.Tensor]  # (frontier values, labels) of one probe chunk
@@ -97,7 +97,7 @@ def _cache_probe(plan: SuffixPlan, task: SALTask, x: torch.Tensor, y: torch.Tens
     for xc, yc in _chunked(task, x, y, chunk_size):
         with torch.set_grad_enabled(weights is not None), task.autocast():
             logits, cache = plan.capture(xc, nodes)
-            total = clone_losses(logits[None], yc, "sum")[0]
+            total = task.losses(logits[None], yc, "sum")[0]
         if weights is not None:
             for g, part in zip(grads, torch.autograd.grad(total, weights)):
                 g += part
@@ -119,7 +119,7 @@ def _loss_grad(plan: SuffixPlan, layer: str, deltas: torch.Tensor, chunks: Seque
     grad = torch.zeros_like(deltas) if need_grad else None
     for cache, yc in chunks:
         with torch.set_grad_enabled(need_grad), task.autocast():
-            sums = clone_losses(plan.batched_suffix(layer, d, cache), yc, "sum")
+            sums = task.losses(plan.batched_suffix(layer, d, cache), yc, "sum")
         if need_grad:
             grad += torch.autograd.grad(sums.sum(), d)[0]
         loss += sums.detach().double()

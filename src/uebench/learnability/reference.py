@@ -38,6 +38,15 @@ def _clone(model: nn.Module, layer: str, lr: float) -> tuple[nn.Module, torch.Te
     return clone, weight, torch.optim.SGD([weight], lr=lr, momentum=0.0, weight_decay=0.0)
 
 
+def _loss(task: SALTask, logits: torch.Tensor, y: torch.Tensor,
+          reduction: str = "mean") -> torch.Tensor:
+    """The task's loss of one model's outputs (``task.loss``; cross-entropy when None)."""
+    if task.loss is None:
+        return F.cross_entropy(logits, y, reduction=reduction)
+    per_sample = task.loss(logits, y)
+    return per_sample.sum() if reduction == "sum" else per_sample.mean()
+
+
 def _eval_loss_sums(models: list[nn.Module], batches: Iterable,
                     task: SALTask) -> tuple[list[float], int]:
     sums, seen = [0.0] * len(models), 0
@@ -45,7 +54,7 @@ def _eval_loss_sums(models: list[nn.Module], batches: Iterable,
         for xb, yb in batches:
             xb = task.images(xb)
             for i, m in enumerate(models):
-                sums[i] += float(F.cross_entropy(full_precision(m(xb)), yb, reduction="sum"))
+                sums[i] += float(_loss(task, full_precision(m(xb)), yb, "sum"))
             seen += int(yb.shape[0])
     return sums, seen
 
@@ -75,7 +84,7 @@ def reference_sal(task: SALTask, *, rounds: int = 10, lr: float = 0.1) -> SALRes
                     for xb, yb in loader.batches(task.generator(r, 0)):
                         with task.autocast():
                             logits = full_precision(clone(task.images(xb)))
-                            loss = sign * F.cross_entropy(logits, yb)
+                            loss = sign * _loss(task, logits, yb)
                         opt.zero_grad(set_to_none=True)
                         loss.backward()
                         opt.step()

@@ -36,7 +36,7 @@ from uebench.learnability import reference as _reference  # noqa: F401
 from uebench.learnability.engines import SAL_ENGINES, EngineFn  # noqa: F401  (public here)
 from uebench.learnability.fast import DEFAULT_EVAL, DEFAULT_PROBE, DEFAULT_STEPS
 from uebench.learnability.suffix import SuffixPlan
-from uebench.learnability.task import ORIGINS, SALData, SALResult, SALTask
+from uebench.learnability.task import ORIGINS, SALData, SALResult, SALTask, SampleLoss
 from uebench.runtime import Runtime
 from uebench.train.loop import official_running_loss  # noqa: F401  (public here)
 
@@ -67,9 +67,13 @@ def run_sal(
     seed_offsets: Sequence[int] = (7, 0),
     dtype: torch.dtype | None = None,
     precision: str = "fp32",
+    loss: SampleLoss | None = None,
     **engine_options: Any,
 ) -> SALResult:
     """Measure SAL of every layer; see :func:`measure_sal` for the arguments.
+
+    ``loss``: per-sample training loss ``loss(outputs, targets) -> (M,)`` (``y`` then holds the
+    targets it reads, e.g. per-pixel labels); ``None`` = cross-entropy on labels ``y``.
 
     Randomness comes only from ``rt.generator(*seed_offsets, ...)``; torch's global RNG state is
     saved and restored, and the model leaves with its weights, modes and ``requires_grad`` flags
@@ -85,7 +89,7 @@ def run_sal(
         model, x, y, rt, SALData.coerce(data), eps=eps,
         layers=tuple(layers) if layers is not None else None, origin=origin,
         origin_loss=origin_loss, seed_offsets=tuple(seed_offsets), dtype=dtype,
-        precision=precision,
+        precision=precision, loss=loss,
     )
     cuda = [rt.device.index or 0] if rt.device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):
@@ -131,7 +135,8 @@ def measure_sal(
         origin_loss: the running train loss for the official origin
             (:func:`official_running_loss`).
         **engine_options: ``seed_offsets``, ``dtype`` (e.g. ``torch.float64``), ``precision``
-            (``"fp32"`` or ``"bf16"`` autocast), then engine options: compat/reference
+            (``"fp32"`` or ``"bf16"`` autocast), ``loss`` (per-sample loss, see
+            :func:`run_sal`; default cross-entropy), then engine options: compat/reference
             ``rounds``, ``lr``; fast ``steps``, ``probe_size``, ``eval_size``, ``restarts``,
             ``chunk_size``, ``cache_gb``, ``etas``.
     """

@@ -21,7 +21,7 @@ import torch
 from uebench.errors import ConfigError
 from uebench.learnability.compat import result_from_extremes
 from uebench.learnability.suffix import SuffixPlan
-from uebench.learnability.task import SALResult, SALTask, clone_losses, measuring
+from uebench.learnability.task import SALResult, SALTask, measuring
 
 Losses = dict[str, torch.Tensor]  # layer -> (2,) float64 mean losses of (Δ⁺, Δ⁻)
 
@@ -69,9 +69,9 @@ def score_losses(plan: SuffixPlan, task: SALTask, x: torch.Tensor, y: torch.Tens
         yc = y[start:start + chunk_size].to(device)
         with task.autocast():
             logits, cache = plan.capture(xc)
-            clean += clone_losses(logits[None], yc, "sum")[0].double()
+            clean += task.losses(logits[None], yc, "sum")[0].double()
             for name, stack in deltas.items():
-                sums[name] += clone_losses(plan.batched_suffix(name, stack, cache), yc,
+                sums[name] += task.losses(plan.batched_suffix(name, stack, cache), yc,
                                            "sum").double()
     n = int(x.shape[0])
     return {k: v / n for k, v in sums.items()}, float(clean) / n

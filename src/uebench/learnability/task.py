@@ -8,7 +8,7 @@ sal_protocol.md §2 (official semantics) and §5 (shared engine machinery).
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +19,9 @@ from torch import nn
 
 from uebench.data.loader import AUGMENTATIONS
 from uebench.errors import ConfigError
+
+# (outputs M x ..., targets M x ...) -> per-sample losses (M,): a SAL task's training loss
+SampleLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 # origin names -> kind ("official": the epoch's running train loss; "exact": eval-mode L(θ))
 ORIGINS = {"official": "official", "train_running": "official", "exact": "exact", "eval": "exact"}
@@ -93,6 +96,10 @@ class SALTask:
     ``origin``: ``"official"`` = ``origin_loss`` (running train-mode loss, as the paper code; the
     eval-mode value when it is 0, as there) or ``"exact"`` = eval-mode L(θ), measured like the
     clones.
+    ``loss``: the training loss as per-sample values, ``loss(outputs, targets) -> (M,)`` for M
+    samples (outputs and targets with any trailing shape: logits and labels, dense maps and dense
+    targets); L(θ) is their mean. ``None`` = cross-entropy on integer labels (the paper's).
+    Multi-task SAL passes each task's loss (:func:`uebench.multitask.losses.sample_loss`).
     """
 
     model: nn.Module
@@ -107,6 +114,7 @@ class SALTask:
     seed_offsets: tuple[int, ...] = (7, 0)
     dtype: torch.dtype | None = None
     precision: str = "fp32"
+    loss: SampleLoss | None = None
 
     def __post_init__(self) -> None:
         if self.data is not None and not isinstance(self.data, SALData):
@@ -135,6 +143,11 @@ class SALTask:
         x = x.float().div_(255.0) if x.dtype == torch.uint8 else x
         return x.to(self.dtype or torch.float32)
 
+    def losses(self, logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean"
+               ) -> torch.Tensor:
+        """This task's loss of each clone: ``logits`` S x N x ..., ``y`` N x ... -> (S,)."""
+        return clone_losses(logits, y, reduction, self.loss)
+
     def resolve_origin(self, exact: float) -> float:
         if ORIGINS[self.origin] == "official" and self.origin_loss not in (None, 0.0):
             return float(self.origin_loss)  # type: ignore[arg-type]
@@ -159,11 +172,21 @@ def full_precision(t: torch.Tensor) -> torch.Tensor:
     return t if t.dtype in (torch.float32, torch.float64) else t.float()
 
 
-def clone_losses(logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Cross-entropy of each clone: ``logits`` S x N x C, ``y`` (N,) -> (S,) mean or sum."""
+def clone_losses(logits: torch.Tensor, y: torch.Tensor, reduction: str = "mean",
+                 loss: SampleLoss | None = None) -> torch.Tensor:
+    """Loss of each clone: ``logits`` S x N x ..., ``y`` N x ... -> (S,) mean or sum over N.
+
+    ``loss`` gives per-sample losses of the S·N flattened outputs against the targets repeated S
+    times; ``None`` = cross-entropy on integer labels (``logits`` S x N x C, ``y`` (N,)).
+    """
     flat = full_precision(logits.flatten(0, 1))
-    ce = F.cross_entropy(flat, y.repeat(logits.shape[0]), reduction="none").view(logits.shape[:2])
-    return ce.mean(1) if reduction == "mean" else ce.sum(1)
+    targets = y.repeat(logits.shape[0], *([1] * (y.dim() - 1)))
+    if loss is None:
+        per_sample = F.cross_entropy(flat, targets, reduction="none")
+    else:
+        per_sample = loss(flat, targets)
+    per_sample = per_sample.view(logits.shape[:2])
+    return per_sample.mean(1) if reduction == "mean" else per_sample.sum(1)
 
 
 @contextmanager

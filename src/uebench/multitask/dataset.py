@@ -118,7 +118,7 @@ MULTITASK_DATASETS: Registry[MultiTaskDatasetFn] = Registry("multi-task dataset"
 
 def register_multitask_dataset(
     name: str, *, description: str, splits: tuple[str, ...] = ("train", "test"),
-    files: str = "", how_to_get: str = "",
+    files: str = "", how_to_get: str = "", recipe: dict[str, Any] | None = None,
 ) -> Callable[[MultiTaskDatasetFn], MultiTaskDatasetFn]:
     """Register ``fn(root: Path | None, split: str, **options) -> MultiTaskSet``.
 
@@ -128,9 +128,12 @@ def register_multitask_dataset(
         splits: the split names ``fn`` accepts.
         files: the files the loader expects ("" for generated data).
         how_to_get: how a user obtains the files.
+        recipe: default training settings (a partial ``TrainCfg``) for runs on this data, the
+            layer just above the dataclass defaults (:mod:`uebench.multitask.config`).
     """
     return MULTITASK_DATASETS.register(
-        name, description=description, splits=splits, files=files, how_to_get=how_to_get
+        name, description=description, splits=splits, files=files, how_to_get=how_to_get,
+        recipe=dict(recipe or {}),
     )
 
 

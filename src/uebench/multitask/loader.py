@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import torch
 
+from uebench.errors import UebenchError
 from uebench.multitask.dataset import MultiTaskSet
 
 Batch = tuple[torch.Tensor, dict[str, torch.Tensor]]
@@ -28,12 +29,18 @@ class MultiTaskLoader:
         shuffle: a new order every pass (from the generator given to :meth:`batches`).
         drop_last: drop the last incomplete batch.
         flip: flip each sample horizontally with probability 1/2 (image and dense targets).
+        images: float images in [0, 1] used instead of ``data.x`` (same shape), e.g. a poison
+            search's ``x + delta`` before quantization.
     """
 
     def __init__(self, data: MultiTaskSet, *, batch_size: int, device: torch.device | str = "cpu",
-                 shuffle: bool = False, drop_last: bool = False, flip: bool = False) -> None:
+                 shuffle: bool = False, drop_last: bool = False, flip: bool = False,
+                 images: torch.Tensor | None = None) -> None:
         self.device = torch.device(device)
-        self.x = data.x.to(self.device)
+        if images is not None and tuple(images.shape) != tuple(data.x.shape):
+            raise UebenchError(f"images {tuple(images.shape)} differ from the data's "
+                               f"{tuple(data.x.shape)}")
+        self.x = (data.x if images is None else images).to(self.device)
         self.targets = {t: v.to(self.device) for t, v in data.targets.items()}
         self.dense = {t: spec.dense for t, spec in data.tasks.items()}
         self.batch_size = int(batch_size)

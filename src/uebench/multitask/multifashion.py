@@ -71,11 +71,16 @@ def _load(dataset: str, name: str, root: Path | None, split: str, n: int | None,
     return compose(base, len(base) if n is None else int(n), gen, name)
 
 
+# no flips: a mirrored canvas would swap the left and right items under unchanged labels
+_RECIPE = {"augment": "none"}
+
+
 @register_multitask_dataset(
     "multi-fashion-mnist",
     description="MultiFashion (Sener & Koltun 2018 construction): two overlapped Fashion-MNIST "
     "items, tasks left/right (10 classes), 1x28x28",
     files="the fashion-mnist IDX files", how_to_get=DATASETS.meta("fashion-mnist")["how_to_get"],
+    recipe=_RECIPE,
 )
 def multi_fashion_mnist(root: Path | None, split: str, *, n: int | None = None,
                         data_seed: int = 0) -> MultiTaskSet:
@@ -87,6 +92,7 @@ def multi_fashion_mnist(root: Path | None, split: str, *, n: int | None = None,
     "multi-mnist",
     description="MultiMNIST (Sener & Koltun 2018): two overlapped MNIST digits, tasks left/right",
     files="the mnist IDX files", how_to_get=DATASETS.meta("mnist")["how_to_get"],
+    recipe=_RECIPE,
 )
 def multi_mnist(root: Path | None, split: str, *, n: int | None = None,
                 data_seed: int = 0) -> MultiTaskSet:

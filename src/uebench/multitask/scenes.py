@@ -200,6 +200,10 @@ def render(p: dict[str, torch.Tensor], side: int, gen: torch.Generator) -> dict[
     description="procedural scenes, 3xSxS (S=64): scene class (4), segmentation (6), "
     "depth (m), 3 keypoint heat maps; 2000/500 (no files)",
     splits=_SPLITS,
+    # measured in docs/multitask.md §5 (benchmarks/multitask_scenes.py): flips move the dense
+    # targets with the image, so they are the only augmentation
+    recipe={"batch_size": 64, "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4,
+            "schedule": "cosine", "augment": "flip", "epochs": 10},
 )
 def scenes(root: Path | None, split: str, *, n: int | None = None, image_size: int = 64,
            data_seed: int = 0) -> MultiTaskSet:

@@ -188,6 +188,7 @@ def _building(root: Path, rgb_dir: Path, building: str, tasks: Sequence[str], si
     files="<building>/<task>/point_P_view_V_domain_D.ext or <task>/taskonomy/<building>/..., "
     "plus splits_taskonomy/train_val_test_<partition>.csv (or splits_taskonomy.zip)",
     how_to_get=HOW_TO_GET,
+    recipe={"augment": "flip"},  # every target is per pixel or global: flips keep them aligned
 )
 def taskonomy(root: Path | None, split: str, *, tasks: Sequence[str] = DEFAULT_TASKS,
               partition: str = "tiny", image_size: int = 64,

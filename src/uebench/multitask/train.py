@@ -1,4 +1,4 @@
-"""Minimal multi-task training: ``fit_multitask`` (weighted loss, per-epoch per-task metrics).
+"""Multi-task training: ``fit_multitask`` (weighted loss, per-epoch per-task metrics, resume).
 
 Built on :func:`uebench.train.optim.make_optimizer` / ``make_scheduler`` and a
 :class:`~uebench.config.TrainCfg` (``augment`` must be ``none`` or ``flip``). Randomness follows
@@ -6,7 +6,8 @@ Built on :func:`uebench.train.optim.make_optimizer` / ``make_scheduler`` and a
 seeds dropout with ``derive_seed(rt.seed, 2, e)``, so a run is reproducible on CPU.
 Rows: ``epoch, lr, train_loss, train/<task>/loss, train/<task>/<metric>`` (running, train mode),
 ``test_loss, test/<task>/loss, test/<task>/<metric>`` (eval mode) when a test split is given,
-callback keys, ``seconds``.
+callback keys, ``seconds``. With a ``run_dir`` the rows and checkpoints go to the files of
+:func:`uebench.train.fit` and an interrupted run resumes with the same weights it would have had.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -28,7 +30,9 @@ from uebench.multitask.losses import TASK_LOSSES, multitask_loss
 from uebench.multitask.metrics import TASK_METRICS, MetricAccumulator
 from uebench.multitask.tasks import TaskSpec
 from uebench.runtime import Runtime, derive_seed
-from uebench.train.loop import autocast, resolve_precision
+
+# the run-directory checkpoint of train.fit (same files, same resume rules)
+from uebench.train.loop import FitState, _checkpoint, _resume, autocast, resolve_precision
 from uebench.train.optim import make_optimizer, make_scheduler
 from uebench.utils.progress import bar
 
@@ -86,15 +90,18 @@ class _Running:
 def evaluate_multitask(
     model: nn.Module, data: MultiTaskSet, *, weights: Mapping[str, float] | None = None,
     batch_size: int = 256, device: torch.device | str | None = None, precision: str = "fp32",
+    images: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """Eval-mode ``loss``, ``<task>/loss`` (batch-size-weighted means of batch losses) and
-    ``<task>/<metric>`` (exact over the split) of a multi-task model on ``data``."""
+    ``<task>/<metric>`` (exact over the split) of a multi-task model on ``data`` (or on float
+    ``images`` in [0, 1] with ``data``'s targets)."""
     check_task_specs(data.tasks)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
     model.eval()
     running, metrics = _Running("loss", "{}/loss"), MetricAccumulator(data.tasks)
-    for xb, tb in MultiTaskLoader(data, batch_size=batch_size, device=device).batches():
+    loader = MultiTaskLoader(data, batch_size=batch_size, device=device, images=images)
+    for xb, tb in loader.batches():
         with autocast(device, precision):
             outputs = model(xb)
         total, per_task = multitask_loss(outputs, tb, data.tasks, weights)
@@ -107,7 +114,8 @@ def evaluate_multitask(
 def fit_multitask(
     model: nn.Module, train: MultiTaskSet, *, cfg: TrainCfg, rt: Runtime,
     test: MultiTaskSet | None = None, weights: Mapping[str, float] | None = None,
-    callbacks: Sequence[EpochCallback] = (), desc: str = "train",
+    callbacks: Sequence[EpochCallback] = (), desc: str = "train", run_dir: Path | None = None,
+    run_id: str | None = None, state: FitState | None = None, images: torch.Tensor | None = None,
 ) -> list[dict[str, Any]]:
     """Train a multi-task model in place on ``sum_t w_t L_t``; one metrics row per epoch.
 
@@ -120,20 +128,27 @@ def fit_multitask(
         weights: ``{task: w_t}`` (None = all tasks, weight 1); see :func:`multitask_loss`.
         callbacks: per-epoch hooks; their dicts join the row.
         desc: progress-bar label.
+        run_dir: write ``metrics.jsonl`` and ``checkpoint.pt`` there after every epoch (as
+            :func:`uebench.train.fit`, same files) and resume from an existing checkpoint.
+        run_id: stored in every checkpoint; a checkpoint with another id is never resumed.
+        state: an in-memory continuation (:class:`~uebench.train.loop.FitState`), as in
+            :func:`uebench.train.fit`: optimiser, schedule and epoch carry over between calls
+            (``cfg.epochs`` is then the new total). A poison search uses it.
+        images: float images in [0, 1] replacing ``train.x`` (e.g. ``x + delta`` during a
+            poison search, before quantization).
     """
     if cfg.augment not in ("none", "flip"):
         raise ConfigError(f"multi-task training supports train.augment=none|flip, got "
                           f"'{cfg.augment}' (crops would misalign dense targets)")
     check_task_specs(train.tasks)
     model.to(rt.device)
-    if resolve_precision(cfg, rt.device)[1]:
+    precision, channels_last = resolve_precision(cfg, rt.device)
+    if channels_last:
         model.to(memory_format=torch.channels_last)
-    opt, loader = make_optimizer(model, cfg), MultiTaskLoader(
-        train, batch_size=cfg.batch_size, device=rt.device, shuffle=True,
-        drop_last=cfg.drop_last, flip=cfg.augment == "flip")
-    sched = make_scheduler(opt, cfg)
-    rows: list[dict[str, Any]] = []
-    for epoch in range(1, cfg.epochs + 1):
+    loader = MultiTaskLoader(train, batch_size=cfg.batch_size, device=rt.device, shuffle=True,
+                             drop_last=cfg.drop_last, flip=cfg.augment == "flip", images=images)
+    opt, sched, rows, start = _optimiser(model, cfg, run_dir, run_id, state)
+    for epoch in range(start + 1, cfg.epochs + 1):
         t0, lr = time.perf_counter(), opt.param_groups[0]["lr"]
         torch.manual_seed(derive_seed(rt.seed, 2, epoch))  # dropout etc. in this epoch
         pbar = bar(len(loader), enabled=rt.show_progress, desc=f"{desc} {epoch}/{cfg.epochs}")
@@ -144,8 +159,7 @@ def fit_multitask(
         sched.step()
         if test is not None:
             ev = evaluate_multitask(model, test, weights=weights, batch_size=cfg.eval_batch_size,
-                                    device=rt.device,
-                                    precision=resolve_precision(cfg, rt.device)[0])
+                                    device=rt.device, precision=precision)
             row.update({("test_loss" if k == "loss" else f"test/{k}"): v for k, v in ev.items()})
         for cb in callbacks:
             row.update(cb(MultiTaskEpoch(epoch, model, row, train, cfg, rt)) or {})
@@ -155,7 +169,27 @@ def fit_multitask(
         if rt.show_progress:
             print(f"{desc} epoch {epoch}/{cfg.epochs}  loss {row['train_loss']:.4f}  "
                   f"{row['seconds']:.1f}s", file=sys.stderr, flush=True)
+        if run_dir is not None:
+            _checkpoint(Path(run_dir), model, opt, sched, epoch, rows, snapshot=cfg.snapshots,
+                        run_id=run_id)
+        if state is not None:
+            state.epoch = epoch
     return rows
+
+
+def _optimiser(model: nn.Module, cfg: TrainCfg, run_dir: Path | None, run_id: str | None,
+               state: FitState | None) -> tuple[torch.optim.Optimizer, Any, list, int]:
+    """(optimiser, schedule, rows so far, finished epochs): continued from ``state`` in memory,
+    resumed from ``run_dir/checkpoint.pt`` (train.loop's resume), or fresh."""
+    if state is not None and state.opt is not None:
+        return state.opt, state.sched, state.rows, state.epoch
+    opt = make_optimizer(model, cfg)
+    sched = make_scheduler(opt, cfg)
+    rows, start = _resume(Path(run_dir) if run_dir is not None else None, model, opt, sched,
+                          run_id)
+    if state is not None:
+        state.opt, state.sched, state.rows, state.epoch = opt, sched, rows, start
+    return opt, sched, rows, start
 
 
 def _train_epoch(model: nn.Module, loader: MultiTaskLoader, opt: torch.optim.Optimizer,

@@ -1,0 +1,193 @@
+"""Command line of the multi-task tools (wired into ``uebench`` by :mod:`uebench.cli`).
+
+    uebench train --tasks scene,segment,depth,keypoints [--dataset scenes] --out RUN [k=v ...]
+    uebench multitask train    [--tasks T,...] --out RUN [k=v ...]          (the same)
+    uebench multitask poison   --attack em --param tasks=scene --out DIR [k=v ...]
+    uebench multitask evaluate --poisons DIR [DIR ...] --out OUT [k=v ...]  (per-task UD, Fig. 4)
+    uebench multitask cross    [--poisons DIR ...] [--generate em:scene em:all ops ...]
+                               [--targets T,...] [--seeds 0,1,2] --out OUT [k=v ...]   (Fig. 8)
+    uebench multitask plot     DIR [--out FIGURES]
+
+Run settings resolve as for single-task runs (:func:`~uebench.multitask.config.
+resolve_multitask_cfg`): dataset recipe < ``--config`` YAML < flags < ``key=value``
+(``data.options.image_size=32``, ``model.backbone=resnet10``, ``weights.depth=2``, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from uebench.commands import _parse_params  # key=value items -> {dotted key: YAML value}
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """``--tasks`` for ``uebench train`` (present = a multi-task run)."""
+    p.add_argument("--tasks", default=None,
+                   help="multi-task run on a multi-task dataset (default scenes): the tasks to "
+                        "train, comma-separated, or 'all' (uebench multitask train)")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default=None, help="multi-task dataset (default scenes)")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--train-size", type=int, default=None)
+    p.add_argument("--test-size", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--device", default=None)
+    p.add_argument("--model", default=None, help="backbone: lenet (default), resnet10, resnet18")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--config", default=None, help="YAML file with MultiTaskRunCfg keys")
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("overrides", nargs="*", help="key=value, e.g. data.options.image_size=32")
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Add ``uebench multitask {train,poison,evaluate,cross,plot}`` to ``sub``."""
+    mt = sub.add_parser("multitask", help="multi-task runs, poisons, per-task UD, cross-task")
+    verbs = mt.add_subparsers(dest="verb", required=True, metavar="VERB")
+    p = verbs.add_parser("train", help="train a multi-task model into a run directory")
+    _common(p)
+    add_train_arguments(p)
+    p.add_argument("--poison", default=None, help="train on this poison directory")
+    p.add_argument("--out", required=True)
+    p = verbs.add_parser("poison", help="poison a multi-task training set (multi-task EM, or a "
+                                        "classification attack on the scene labels)")
+    _common(p)
+    p.add_argument("--attack", required=True, help="em (multi-task), or ops, ar, lsp, random ...")
+    p.add_argument("--preset", default="original")
+    p.add_argument("--label-task", default=None, help="classification task giving the labels")
+    p.add_argument("--param", dest="params_", action="append", default=[], metavar="KEY=VALUE",
+                   help="attack parameter, e.g. --param tasks=scene,depth --param steps=10")
+    p.add_argument("--out", required=True)
+    p = verbs.add_parser("evaluate", help="clean vs poisoned with per-task SAL: UD per task")
+    _common(p)
+    add_train_arguments(p)
+    p.add_argument("--poisons", nargs="+", required=True)
+    p.add_argument("--sal-engine", default=None)
+    p.add_argument("--out", required=True)
+    p = verbs.add_parser("cross", help="cross-task matrix: poison for task A, model for task B")
+    _common(p)
+    p.add_argument("--poisons", nargs="*", default=[], help="existing poison directories")
+    p.add_argument("--generate", nargs="*", default=[], metavar="SPEC",
+                   help="poisons to make into OUT/poisons: em:scene, em:segment+depth, em:all, "
+                        "ops, random ...")
+    p.add_argument("--poison-param", dest="poison_params", action="append", default=[],
+                   metavar="KEY=VALUE", help="parameter for every generated poison that has it")
+    p.add_argument("--targets", default=None, help="tasks to train for (default: all)")
+    p.add_argument("--seeds", default=None,
+                   help="several training seeds, e.g. 0,1,2 (same images and poisons): "
+                        "mean ± std of every difference")
+    p.add_argument("--out", required=True)
+    p = verbs.add_parser("plot", help="figures of a multi-task run, evaluation or matrix")
+    p.add_argument("directory")
+    p.add_argument("--out", default=None)
+
+
+def _take_overrides(args: argparse.Namespace, *lists: str) -> None:
+    """Move ``key=value`` items that a list option (``--poisons A B``) swallowed to the
+    overrides, so ``key=value`` may stand anywhere on the command line."""
+    for name in lists:
+        items = getattr(args, name, None) or []
+        setattr(args, name, [i for i in items if "=" not in i])
+        args.overrides = [*(getattr(args, "overrides", None) or []),
+                          *(i for i in items if "=" in i)]
+
+
+def cfg_from_args(args: argparse.Namespace) -> Any:
+    """The :class:`~uebench.multitask.config.MultiTaskRunCfg` of a command's arguments."""
+    from uebench.multitask.config import resolve_multitask_cfg
+
+    _take_overrides(args, "poisons", "generate")
+    tasks = getattr(args, "tasks", None)
+    return resolve_multitask_cfg(
+        config_file=getattr(args, "config", None),
+        overrides=getattr(args, "overrides", []) or [],
+        defense=getattr(args, "defense", None),
+        dataset=getattr(args, "dataset", None), data_dir=getattr(args, "data_dir", None),
+        train_size=getattr(args, "train_size", None), test_size=getattr(args, "test_size", None),
+        model=getattr(args, "model", None), epochs=getattr(args, "epochs", None),
+        seed=getattr(args, "seed", None), device=getattr(args, "device", None),
+        poison=getattr(args, "poison", None), sal_engine=getattr(args, "sal_engine", None),
+        tasks=None if tasks in (None, "all") else tasks)
+
+
+def cmd_multitask_train(args: argparse.Namespace) -> int:
+    """``uebench multitask train`` and ``uebench train --tasks``."""
+    from uebench.multitask.run import train_multitask_run
+    from uebench.train.run import is_complete
+
+    cfg = cfg_from_args(args)
+    out = Path(args.out)
+    reused = is_complete(out)
+    summary = train_multitask_run(cfg, out, progress=not args.quiet)
+    metrics = "  ".join(f"{k.removeprefix('test/')}={v:.4f}" for k, v in summary.items()
+                        if k.startswith("test/") and not k.endswith("/loss") and v is not None)
+    print(f"{'reused complete run' if reused else 'done'}: {out}  {metrics}  "
+          f"epochs={summary['epochs']}  seconds={summary['seconds']:.1f}")
+    return 0
+
+
+cmd_train_tasks = cmd_multitask_train  # what `uebench train` calls when --tasks is given
+
+
+def cmd_multitask_poison(args: argparse.Namespace) -> int:
+    from uebench.multitask.generate import generate_for_run
+
+    manifest = generate_for_run(cfg_from_args(args), args.attack, Path(args.out),
+                                params=_parse_params(args.params_), preset=args.preset,
+                                label_task=args.label_task, progress=not args.quiet)
+    m = manifest["measured"]
+    tasks = manifest["params"].get("tasks", "")
+    print(f"poison written to {args.out}: {manifest['attack']} {tasks} n={manifest['n']}, "
+          f"labels from '{manifest['multitask']['label_task']}', measured "
+          f"linf {m['linf_max']:.4f} l2 {m['l2_max']:.4f}, {manifest['generation_seconds']:.1f}s")
+    return 0
+
+
+def cmd_multitask_evaluate(args: argparse.Namespace) -> int:
+    from uebench.multitask.evaluate import evaluate_poisons
+
+    cfg = cfg_from_args(args)
+    result = evaluate_poisons(cfg, [Path(p) for p in args.poisons],
+                              out=Path(args.out), progress=not args.quiet)
+    print((Path(args.out) / "results.md").read_text())
+    print("figures: " + ", ".join(result.get("files", [])))
+    return 0
+
+
+def cmd_multitask_cross(args: argparse.Namespace) -> int:
+    from uebench.errors import UebenchError
+    from uebench.multitask.cross import cross_task_matrix, generate_poisons
+
+    cfg = cfg_from_args(args)
+    poisons = [Path(p) for p in args.poisons]
+    if args.generate:
+        poisons += generate_poisons(cfg, args.generate, Path(args.out) / "poisons",
+                                    params=_parse_params(args.poison_params),
+                                    progress=not args.quiet)
+    if not poisons:
+        raise UebenchError("give --poisons DIR ... and/or --generate SPEC ...")
+    targets = [t for t in args.targets.split(",") if t] if args.targets else None
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()] if args.seeds else None
+    except ValueError:
+        raise UebenchError(f"--seeds must be comma-separated integers, got {args.seeds!r}") \
+            from None
+    table = cross_task_matrix(cfg, poisons, out=Path(args.out), targets=targets, seeds=seeds,
+                              progress=not args.quiet)
+    print((Path(args.out) / "results.md").read_text())
+    print("figures: " + ", ".join(table.get("files", [])))
+    return 0
+
+
+def cmd_multitask_plot(args: argparse.Namespace) -> int:
+    from uebench.multitask.plots import plot_multitask
+
+    report = plot_multitask(Path(args.directory), out=Path(args.out) if args.out else None)
+    for path in report["files"]:
+        print(path)
+    for figure, why in report["skipped"].items():
+        print(f"skipped {figure}: {why}")
+    return 0

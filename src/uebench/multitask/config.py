@@ -1,0 +1,168 @@
+"""Configuration of a multi-task training run, resolved like a single-task one.
+
+:class:`MultiTaskRunCfg` reuses :class:`~uebench.config.TrainCfg` and
+:class:`~uebench.config.SalCfg` and the strict coercer of :mod:`uebench.config`; only the data
+(a :data:`~uebench.multitask.dataset.MULTITASK_DATASETS` key with loader options), the model (a
+backbone with one head per task) and the task selection are its own. :func:`resolve_multitask_cfg`
+applies the same precedence as :func:`uebench.config.resolve_run_cfg`::
+
+    dataclass defaults < the dataset's recipe < YAML file < CLI flags < key=value
+
+The recipe is registry metadata (``@register_multitask_dataset(..., recipe={...})``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from uebench.config import FLAG_KEYS as RUN_FLAG_KEYS
+from uebench.config import (
+    DataCfg,
+    SalCfg,
+    TrainCfg,
+    _deep_update,
+    _merge,
+    _number,
+    from_dict,
+    load_yaml,
+    parse_override,
+)
+from uebench.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class MultiTaskDataCfg(DataCfg):
+    """The single-task data settings (subsets, subset seed) for a registered multi-task dataset,
+    plus its loader options (``options``, e.g. ``{n: 2000, image_size: 32}``) and test split."""
+
+    name: str = "scenes"
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    test_split: str = "test"
+
+
+@dataclasses.dataclass(frozen=True)
+class MultiTaskModelCfg:
+    """A shared backbone (:data:`~uebench.multitask.backbones.BACKBONES`) with per-task heads."""
+
+    backbone: str = "lenet"
+    width: float = 1.0
+    decoder_channels: int = 64
+    normalize: bool = True  # per-channel train-set mean/std inside the model
+
+    def __post_init__(self) -> None:
+        _number("model.width", self.width, low=0, strict=True)
+        _number("model.decoder_channels", self.decoder_channels, low=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class MultiTaskRunCfg:
+    """Everything that defines one multi-task training run (and its run id).
+
+    ``tasks``: the tasks the model has heads for and is trained on (``()`` = every task of the
+    dataset); ``weights``: loss weights ``{task: w}`` (``{}`` = 1 for each task, the paper's plain
+    sum). ``sal``: per-task SAL after every epoch (each task's loss, its own layers: the shared
+    backbone and its head). ``poison``: a poison directory made for the same images.
+    """
+
+    data: MultiTaskDataCfg = dataclasses.field(default_factory=MultiTaskDataCfg)
+    model: MultiTaskModelCfg = dataclasses.field(default_factory=MultiTaskModelCfg)
+    train: TrainCfg = dataclasses.field(default_factory=lambda: TrainCfg(augment="none"))
+    sal: SalCfg = dataclasses.field(default_factory=SalCfg)
+    tasks: tuple[str, ...] = ()
+    weights: dict[str, float] = dataclasses.field(default_factory=dict)
+    seed: int = 0
+    init_seed: int | None = None
+    poison: str | None = None
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        _number("seed", self.seed, low=0)
+        if self.init_seed is not None:
+            _number("init_seed", self.init_seed, low=0)
+        if len(set(self.tasks)) != len(self.tasks):
+            raise ConfigError(f"tasks must not repeat a task, got {list(self.tasks)}")
+        for task, weight in self.weights.items():
+            if self.tasks and task not in self.tasks:
+                raise ConfigError(f"weights.{task}: '{task}' is not one of tasks "
+                                  f"{list(self.tasks)}")
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+                raise ConfigError(f"weights.{task} must be a number, got {weight!r}")
+            _number(f"weights.{task}", weight, low=0)
+
+
+# CLI flag -> config key path (a layer above the YAML file, below key=value): the single-task
+# flags, with --model naming the backbone, --tasks added and --defense refused
+FLAG_KEYS: dict[str, tuple[str, ...]] = {
+    **{k: v for k, v in RUN_FLAG_KEYS.items() if k != "defense"},
+    "model": ("model", "backbone"), "tasks": ("tasks",),
+}
+
+
+def resolve_multitask_cfg(*, config_file: str | Path | None = None,
+                          overrides: Sequence[str] = (), defense: str | None = None,
+                          **flags: Any) -> MultiTaskRunCfg:
+    """The one way a :class:`MultiTaskRunCfg` is made from user input (module docstring).
+
+    ``flags`` use CLI names (:data:`FLAG_KEYS`; ``None`` = not given); ``tasks`` may be a
+    comma-separated string. ``defense`` is accepted only as ``None``/``"none"``: the defenses
+    act on classification batches and are not defined for dense targets.
+    """
+    from uebench.multitask.dataset import MULTITASK_DATASETS
+
+    if defense not in (None, "none"):
+        raise ConfigError(f"--defense {defense}: defenses are not available for multi-task "
+                          "runs (they transform classification batches); drop --defense")
+    file_data = load_yaml(config_file) if config_file else {}
+    flag_data: dict[str, Any] = {}
+    for key, value in flags.items():
+        if key not in FLAG_KEYS:
+            raise TypeError(f"unknown flag {key}")
+        if value is not None:
+            _merge(flag_data, FLAG_KEYS[key], value)
+    parsed = [parse_override(o) for o in overrides]
+    dataset = MultiTaskDataCfg().name
+    for layer in (file_data, flag_data):
+        dataset = (layer.get("data") or {}).get("name", dataset)
+    for path, value in parsed:
+        if path == ["data", "name"]:
+            dataset = value
+    recipe = MULTITASK_DATASETS.meta(str(dataset)).get("recipe") or {}
+    data: dict[str, Any] = {"train": {"augment": "none", **json.loads(json.dumps(recipe))}}
+    _deep_update(data, file_data)
+    _deep_update(data, flag_data)
+    for path, value in parsed:
+        _merge(data, path, value)
+    return from_dict(MultiTaskRunCfg, data)
+
+
+def load_multitask_config(run_dir: Path | str) -> MultiTaskRunCfg:
+    """The resolved config a multi-task run directory was trained with (``config.yaml``)."""
+    import yaml
+
+    from uebench.errors import UebenchError
+
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise UebenchError(f"{run_dir} is not a run directory (no config.yaml)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError:
+        raise UebenchError(f"{path} is corrupt; delete the run directory and re-run") from None
+    if not isinstance(data, dict):
+        raise UebenchError(f"{path} is corrupt; delete the run directory and re-run")
+    return from_dict(MultiTaskRunCfg, data)
+
+
+def is_multitask_run(run_dir: Path | str) -> bool:
+    """Whether ``run_dir`` holds a multi-task run (its config.yaml reads as one)."""
+    from uebench.errors import UebenchError
+
+    try:
+        load_multitask_config(run_dir)
+    except (UebenchError, TypeError):
+        return False
+    return True
