@@ -24,7 +24,7 @@ from typing import Any
 from uebench.bench import figures
 from uebench.bench.collect import per_seed_values
 from uebench.bench.graph import build_plan
-from uebench.bench.grid import Grid, grid_from_dict
+from uebench.bench.grid import Grid, flatten, grid_from_dict
 from uebench.bench.html import Block, to_html, to_markdown
 from uebench.bench.report import notes
 from uebench.bench.run import run_plan
@@ -43,15 +43,17 @@ CHECK_DEFAULTS: dict[str, Any] = {
 DEFAULT_MODELS = ("resnet18",)
 
 
-def _model_value(spec: str) -> dict[str, Any]:
-    """``resnet18`` or ``resnet18:0.25`` (name:width) -> an axis value."""
+def _model_value(spec: str, base_width: Any) -> dict[str, Any]:
+    """``resnet18`` or ``resnet18:0.25`` (name:width) -> an axis value labelled with its width."""
     name, _, width = spec.partition(":")
-    value: dict[str, Any] = {"name": name, "label": spec}
+    value: dict[str, Any] = {"name": name}
     if width:
         try:
             value["width"] = float(width)
         except ValueError:
             raise UebenchError(f"--models: {spec!r} is not NAME or NAME:WIDTH") from None
+    shown = value.get("width", base_width)
+    value["label"] = name if shown in (None, 1, 1.0) else f"{name}x{float(shown):g}"
     return value
 
 
@@ -92,7 +94,9 @@ def check_grid(clean: str, protected: Sequence[Path], *, models: Sequence[str] =
                zip(poison_names(protected), protected)]
     return grid_from_dict({
         "name": "check", "table": "long", "ci": ci, "base": base,
-        "grid": {"method": methods, "model": [_model_value(m) for m in models],
+        "grid": {"method": methods,
+                 "model": [_model_value(m, dict(flatten(base)).get("model.width"))
+                           for m in models],
                  "defense": list(dict.fromkeys(["none", *defenses])),
                  "seed": list(range(seeds))},
     })
@@ -161,8 +165,9 @@ def _figures(view: Path, records: Sequence[Mapping[str, Any]], store: Store) -> 
             settings.setdefault((r["labels"]["model"], r["labels"]["defense"]), []).append(r)
     for (model, defense), group in settings.items():
         beta_key = group[0]["beta"]
-        runs = [("clean (β)", store.path("train", beta_key))]
-        runs += [(r["method"], store.path("train", r["run"])) for r in group if r["run"] != beta_key]
+        runs = [("clean", store.path("train", beta_key))]
+        runs += [(r["method"], store.path("train", r["run"]))
+                 for r in group if r["run"] != beta_key]
         stem = f"{model}_{defense}".replace(":", "-").replace("/", "-")
         blocks.append(("h2", f"Figures: {model}, defense {defense} (seed {first})"))
         for path, caption in figures.setting_figures(runs, group[0]["beta_value"],

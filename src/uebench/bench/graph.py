@@ -61,11 +61,15 @@ def poison_spec(method: Method, cfg: RunCfg) -> dict[str, Any]:
             "train_size": cfg.data.train_size, "seed": cfg.data.subset_seed}
 
 
-def external_poison_ref(path: Path) -> str:
-    """An existing poison is known by its content (sha256 of its tensors), not by its path."""
+def external_poison_ref(path: Path, store: Store) -> str:
+    """An existing poison is known by its content (sha256 of its tensors), not by its path; one
+    of this store's own poisons by its key, so its runs are the grids' runs (computed once)."""
     from uebench.poisons.store import content_hash, read_manifest
 
     manifest = read_manifest(path)
+    key = store.key_of("poison", path)
+    if key is not None:
+        return f"poison:{key}"
     return "sha256:" + str(manifest.get("sha256") or content_hash(path))
 
 
@@ -94,7 +98,7 @@ class _Builder:
         if method.path is not None:
             path = str(Path(method.path).resolve())
             if path not in self.external:
-                self.external[path] = external_poison_ref(Path(path))
+                self.external[path] = external_poison_ref(Path(path), self.store)
             return None, self.external[path], {"poison_path": path}
         if method.attack is None:
             return None, None, {}

@@ -3,7 +3,7 @@
 A grid YAML (``uebench bench GRID.yaml``; examples in ``experiments/``)::
 
     name: table1-cpu          # the grid's folder under --out (default: the file name)
-    table: table1             # report layout: table1 | table2 | table3 | long (uebench.bench.tables)
+    table: table1             # report layout: table1 | table2 | table3 | long (bench.tables)
     base:                     # fixed settings: RunCfg keys, nested or dotted (or a YAML file path)
       data: {name: fashion-mnist, train_size: 2000, test_size: 2000}
       model: {name: resnet18, width: 0.125}
@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -197,6 +198,22 @@ def _int(data: Mapping[str, Any], key: str, default: int) -> int:
     return value
 
 
+def _resources(data: Any) -> dict[str, dict[str, float]]:
+    """``{poison|train: {cpus, gpus}}`` with non-negative numbers."""
+    if not isinstance(data, Mapping):
+        raise ConfigError("resources must map a job kind (poison, train) to {cpus, gpus}")
+    out: dict[str, dict[str, float]] = {}
+    for kind, request in data.items():
+        if kind not in ("poison", "train") or not isinstance(request, Mapping) \
+                or not set(request) <= {"cpus", "gpus"}:
+            raise ConfigError(f"resources.{kind}: expected poison|train: {{cpus: N, gpus: N}}")
+        for key, value in request.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ConfigError(f"resources.{kind}.{key} must be a number >= 0, got {value!r}")
+        out[str(kind)] = {k: float(v) for k, v in request.items()}
+    return out
+
+
 def grid_from_dict(data: Mapping[str, Any], *, name: str = "grid",
                    source: Path | None = None) -> Grid:
     """A :class:`Grid` from a parsed grid file; unknown keys and bad values raise ConfigError."""
@@ -205,6 +222,10 @@ def grid_from_dict(data: Mapping[str, Any], *, name: str = "grid",
     unknown = sorted(set(data) - TOP_KEYS)
     if unknown:
         raise ConfigError(f"unknown grid key(s) {unknown}; valid: {', '.join(sorted(TOP_KEYS))}")
+    grid_name = str(data.get("name") or name)
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", grid_name) or grid_name.startswith("."):
+        raise ConfigError(f"grid name {grid_name!r} must be letters, digits, '_', '.', '-' "
+                          "(it names the grid's folder)")
     axes_in = data.get("grid") or {}
     if not isinstance(axes_in, Mapping):
         raise ConfigError("grid must be a mapping of axis -> list of values")
@@ -223,17 +244,14 @@ def grid_from_dict(data: Mapping[str, Any], *, name: str = "grid",
     names = [m.name for m in methods]
     if len(set(names)) != len(names):
         raise ConfigError(f"grid.method names must be unique, got {names}; give each a name:")
-    resources = data.get("resources") or {}
-    if not isinstance(resources, Mapping):
-        raise ConfigError("resources must map a job kind (poison, train) to {cpus, gpus}")
     return Grid(
-        name=str(data.get("name") or name), base=_base(data.get("base"), source),
+        name=grid_name, base=_base(data.get("base"), source),
         axes=tuple(axes), methods=tuple(methods), seeds=tuple(dict.fromkeys(seeds)),
         poison_seed=_int(data, "poison_seed", 0),
         beta_from=_choice(data, "beta_from", ("undefended", "defended"), "undefended"),
         table=_choice(data, "table", LAYOUTS.names(), "long"),
         ci=_choice(data, "ci", ("bootstrap", "t"), "bootstrap"),
-        resources={str(k): dict(v) for k, v in resources.items()},
+        resources=_resources(data.get("resources") or {}),
         retries=_int(data, "retries", 2),
     )
 

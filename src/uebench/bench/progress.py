@@ -48,8 +48,9 @@ class GridProgress:
             seconds = detail.get("seconds")
             took = f" {seconds:.1f}s" if isinstance(seconds, (int, float)) else ""
             error = f": {detail['error']}" if detail.get("error") else ""
+            tries = f" (attempt {detail['attempts']})" if detail.get("attempts", 1) > 1 else ""
             self.bar.write(f"[{done}/{len(self.state)}] {status:<7} {self.jobs[key].label}"
-                           f"{took}{error}", file=sys.stderr)
+                           f"{took}{tries}{error}", file=sys.stderr)
         self._refresh()
 
     def _refresh(self) -> None:

@@ -132,7 +132,8 @@ def long_csv(cells: Sequence[Mapping[str, Any]], axes: Sequence[str]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     stats = ("n", "mean", "std", "ci_low", "ci_high")
-    writer.writerow([*axes, "seeds", *(f"{f}_{s}" for f in CSV_FIELDS for s in (*stats, "per_seed"))])
+    columns = [f"{f}_{s}" for f in CSV_FIELDS for s in (*stats, "per_seed")]
+    writer.writerow([*axes, "seeds", *columns])
     for c in cells:
         row: list[Any] = [c["labels"].get(a, "") for a in axes]
         row.append(" ".join(map(str, c["seeds"])))

@@ -71,6 +71,17 @@ class Store:
     def is_complete(self, kind: str, key: str) -> bool:
         return (self.path(kind, key) / MARKERS[kind]).is_file()
 
+    def key_of(self, kind: str, path: Path | str) -> str | None:
+        """The full key of a complete entry of this store at ``path`` (None: not one of ours)."""
+        path = Path(path).resolve()
+        if path.parent != self.root / KINDS[kind] or not path.with_suffix(".spec.json").is_file():
+            return None
+        stored = read_json(path.with_suffix(".spec.json"))
+        key = stored.get("key") if isinstance(stored, dict) else None
+        if not isinstance(key, str) or key[:KEY_CHARS] != path.name:
+            return None
+        return key if self.is_complete(kind, key) else None
+
     def record(self, kind: str, key: str, spec: Mapping[str, Any]) -> None:
         """Write the key's spec file once (atomically); a different full key there is refused."""
         path = self.spec_path(kind, key)

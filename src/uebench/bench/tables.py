@@ -140,5 +140,5 @@ def long_table(cells: Sequence[Mapping[str, Any]]) -> Table:
     axes = _ordered([k for c in cells for k in c["labels"]])
     rows = [(", ".join(f"{k}={c['labels'].get(k, '')}" for k in axes), _entries(c, layout))
             for c in cells]
-    return Table(title="all cells", row_title="cell", groups=[""], metrics=list(layout.metrics),
+    return Table(title="", row_title="cell", groups=[""], metrics=list(layout.metrics),
                  rows=rows)
