@@ -1,8 +1,8 @@
 """Grid throughput (1 vs 2 local workers, local Ray) and the store's overhead per job.
 
-    nice -n 10 .venv/bin/python benchmarks/bench_grid.py [--epochs 4] [--seeds 3] [--no-ray]
+    .venv/bin/python benchmarks/bench_grid.py [--epochs 8] [--train-size 2000] [--seeds 3]
 
-The grid: Fashion-MNIST (1,000 train / 500 test images), LeNet-5, OPS, random noise and LSP
+The grid: Fashion-MNIST (2,000 train / 500 test images), LeNet-5, OPS, random noise and LSP
 poisons plus clean training, seeds 0..S-1, per-epoch SAL (fast engine, 128-image probe). Each
 executor starts from an empty store (everything is computed); wall time is the whole command
 (worker start-up included). The store's overhead is measured separately, without training:
@@ -25,10 +25,10 @@ from uebench.bench.graph import build_plan
 from uebench.bench.jobs import run_job
 
 
-def grid(epochs: int, seeds: int):
+def grid(epochs: int, seeds: int, train_size: int):
     return grid_from_dict({
         "name": "throughput", "table": "table1",
-        "base": {"data": {"name": "fashion-mnist", "train_size": 1000, "test_size": 500},
+        "base": {"data": {"name": "fashion-mnist", "train_size": train_size, "test_size": 500},
                  "model": {"name": "lenet5"},
                  "train": {"epochs": epochs, "optimizer": "sgd", "lr": 0.05, "batch_size": 64,
                            "schedule": "cosine", "augment": "none"},
@@ -77,12 +77,13 @@ def store_overhead(g, store: Path, out: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--train-size", type=int, default=2000)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--no-ray", action="store_true")
     args = parser.parse_args()
     os.environ.setdefault("UEBENCH_NO_PROGRESS", "1")
-    g = grid(args.epochs, args.seeds)
+    g = grid(args.epochs, args.seeds, args.train_size)
     tmp = Path(tempfile.mkdtemp(prefix="bench_grid_"))
     try:
         runs = [timed_grid(tmp, "local, 1 worker", g, "local", workers=1),
@@ -95,7 +96,8 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"grid: {runs[0]['jobs']} jobs (3 poisons + {runs[0]['jobs'] - 3} training runs, "
-          f"LeNet-5, {args.epochs} epochs, 1,000 Fashion-MNIST images); identical tables across "
+          f"LeNet-5, {args.epochs} epochs, {args.train_size} Fashion-MNIST images); identical "
+          "tables across "
           f"executors: {same}; load average at the end {load[0]:.1f} / {load[1]:.1f} / "
           f"{load[2]:.1f} (1 / 5 / 15 min) on {os.cpu_count()} cores\n")
     print("| executor | wall s | jobs/min | sum of job s | speed-up vs 1 worker |")

@@ -92,6 +92,12 @@ def test_check_writes_a_self_contained_report(poisons, tmp_path, capsys):
         clean = next(r for r in report["rows"] if r["vanilla"] and r["defense"] == "none")
         assert row["drop_per_seed"] == pytest.approx(
             [c - p for c, p in zip(clean["test_acc_per_seed"], row["test_acc_per_seed"])])
+    cells = {(c["method"], c["labels"]["defense"]): c
+             for c in json.loads((view / "tables.json").read_text())["cells"]}
+    defended, plain = cells[("ops", "cutout:size=4")], cells[("ops", "none")]
+    assert defended["ud_change_per_seed"] == pytest.approx(  # paper Table 2's subscripts
+        [None if d is None or p is None else d - p
+         for d, p in zip(defended["ud_per_seed"], plain["ud_per_seed"])])
     md = (view / "check.md").read_text()
     assert "Rule: **protected**" in md and "figures/overview.png" in md
     assert (view / "figures" / "overview.png").is_file()

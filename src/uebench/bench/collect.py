@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from uebench.bench.store import Store
-from uebench.learnability.report import RunError, recompute
+from uebench.errors import UebenchError
+from uebench.learnability.report import recompute
 from uebench.learnability.stats import summarize
 
 FIELDS = ("test_acc", "lp", "ud", "ud_change")
@@ -41,7 +42,7 @@ def per_seed_values(index: Mapping[str, Any]) -> tuple[list[dict[str, Any]], lis
         path = {k: store.path("train", k) for k in [beta_key, *others]}
         try:
             table = recompute(path[beta_key], [path[k] for k in others])
-        except RunError as exc:  # an unfinished or failed job: the cell loses this seed
+        except UebenchError as exc:  # unfinished, failed or unreadable: the cell loses this seed
             warnings.append(f"seed {seed}, {entries[0]['labels']}: {exc}")
             records += [{**e, "test_acc": None, "lp": None, "ud": None} for e in entries]
             continue

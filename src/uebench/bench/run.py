@@ -41,14 +41,21 @@ def _link_runs(plan: Plan, view: Path) -> None:
     """Readable names for the cells' run directories (symlinks; the index is the truth)."""
     links = view / "runs"
     links.mkdir(parents=True, exist_ok=True)
+    wanted = {}
     for e in plan.entries:
         name = "__".join([e["method"], *e["setting"].values(), f"seed{e['seed']}"])
-        link = links / re.sub(r"[^A-Za-z0-9_.+=-]+", "-", name)
-        target = plan.store.path("train", e["run"])
-        if link.is_symlink() or link.exists():
-            if link.is_symlink() and os.readlink(link) == str(target):
+        wanted[re.sub(r"[^A-Za-z0-9_.+=-]+", "-", name)] = plan.store.path("train", e["run"])
+    for old in links.iterdir():  # cells of an earlier version of the grid file
+        if old.is_symlink() and old.name not in wanted:
+            old.unlink()
+    for name, target in wanted.items():
+        link = links / name
+        if link.is_symlink():
+            if os.readlink(link) == str(target):
                 continue
             link.unlink()
+        elif link.exists():  # not ours: leave it alone
+            continue
         try:
             link.symlink_to(target, target_is_directory=True)
         except OSError:  # a file system without symlinks: index.json still names every run
