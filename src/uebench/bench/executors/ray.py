@@ -60,8 +60,13 @@ class RayExecutor:
         """Join (or start) Ray unless this process already did; True if we must shut it down."""
         if ray.is_initialized():
             return False
-        ray.init(address=self.address, num_cpus=None if self.address else self.num_cpus,
-                 include_dashboard=False, log_to_driver=False, runtime_env=_runtime_env())
+        try:
+            ray.init(address=self.address, num_cpus=None if self.address else self.num_cpus,
+                     include_dashboard=False, log_to_driver=False, runtime_env=_runtime_env())
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = f"the Ray cluster at {self.address}" if self.address else "a local Ray"
+            raise UebenchError(f"could not start or join {where} ({error_text(exc)}); check "
+                               "--address (auto needs `ray start --head` first)") from None
         return True
 
     def run(self, jobs: Sequence[Job], progress: GridProgress) -> dict[str, dict[str, Any]]:
