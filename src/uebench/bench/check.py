@@ -1,0 +1,226 @@
+"""``uebench check``: how protected is my data? One report with honest error bars.
+
+The data owner gives the clean dataset and one or more protected versions (poison directories
+made for it: ``uebench poison generate`` or ``poison import``). uebench trains every model on the
+clean and on the protected data, under every defense, for several seeds, measuring SAL after every
+epoch (Ye et al., ICLR 2025, arXiv 2509.08058), through the same grid machinery as ``uebench
+bench`` (store, executors, resumable). The report gives, per protected set × model × defense: UD
+with its 95 % interval over seeds, the test-accuracy drop with its interval, and a verdict by the
+rule in :mod:`uebench.bench.verdict`; then the clean references and the figures. Written to
+``OUT/check/check.html`` (self-contained) and ``check.md``.
+
+Default training (no ``--config``): ResNet-18 at width 0.125, SGD lr 0.1, momentum 0.9, weight decay
+5e-4, batch 128, cosine, 10 epochs, no augmentation, fast SAL with a 256-image probe: on 2,000
+Fashion-MNIST images the clean model reaches ~83 % and OPS / EM poisons bite (benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from uebench.bench import figures
+from uebench.bench.collect import per_seed_values
+from uebench.bench.graph import build_plan
+from uebench.bench.grid import Grid, flatten, grid_from_dict
+from uebench.bench.html import Block, to_html, to_markdown
+from uebench.bench.report import notes
+from uebench.bench.run import run_plan
+from uebench.bench.store import Store
+from uebench.bench.tables import Entry, Table
+from uebench.bench.verdict import MAX_UD, MIN_DROP, rule_text, verdict
+from uebench.errors import UebenchError
+from uebench.learnability.stats import summarize
+from uebench.utils.io import atomic_write_text, write_json
+
+CHECK_DEFAULTS: dict[str, Any] = {
+    "model.width": 0.125, "train.epochs": 10, "train.optimizer": "sgd", "train.lr": 0.1,
+    "train.momentum": 0.9, "train.weight_decay": 5e-4, "train.batch_size": 128,
+    "train.schedule": "cosine", "train.augment": "none", "sal.options": {"probe_size": 256},
+}
+DEFAULT_MODELS = ("resnet18",)
+
+
+def _model_value(spec: str, base_width: Any) -> dict[str, Any]:
+    """``resnet18`` or ``resnet18:0.25`` (name:width) -> an axis value labelled with its width."""
+    name, _, width = spec.partition(":")
+    value: dict[str, Any] = {"name": name}
+    if width:
+        try:
+            value["width"] = float(width)
+        except ValueError:
+            raise UebenchError(f"--models: {spec!r} is not NAME or NAME:WIDTH") from None
+    shown = value.get("width", base_width)
+    value["label"] = name if shown in (None, 1, 1.0) else f"{name}x{float(shown):g}"
+    return value
+
+
+def poison_names(protected: Sequence[Path]) -> list[str]:
+    from uebench.evaluation import run_name
+
+    taken: set[str] = set()
+    return [run_name(Path(p), taken) for p in protected]
+
+
+def check_grid(clean: str, protected: Sequence[Path], *, models: Sequence[str] = DEFAULT_MODELS,
+               defenses: Sequence[str] = ("none",), seeds: int = 2, data_dir: str | None = None,
+               test_size: int | None = 2000, config_file: str | None = None,
+               overrides: Sequence[str] = (), ci: str = "bootstrap") -> Grid:
+    """The grid of a check: vanilla + each protected set × models × defenses × seeds."""
+    from uebench.config import load_yaml, parse_override
+    from uebench.poisons.store import read_manifest
+
+    if not protected:
+        raise UebenchError("check needs at least one --protected POISON directory")
+    manifests = [read_manifest(p) for p in protected]
+    subsets = {(m["dataset"], m["n"], m.get("seed")) for m in manifests}
+    if len(subsets) != 1 or next(iter(subsets))[0] != clean:
+        raise UebenchError(f"the protected sets were made for {sorted(subsets)} (dataset, n, "
+                           f"seed), not all for --clean {clean}: check each subset separately")
+    _, n, seed = next(iter(subsets))
+    base: dict[str, Any] = dict(load_yaml(config_file)) if config_file else dict(CHECK_DEFAULTS)
+    base.update({"data.name": clean, "data.data_dir": data_dir, "data.train_size": n,
+                 "data.subset_seed": seed or 0})
+    if test_size is not None:
+        base["data.test_size"] = test_size
+    for item in overrides:
+        path, value = parse_override(item)
+        base[".".join(path)] = value
+    if seeds < 1:
+        raise UebenchError(f"--seeds must be >= 1, got {seeds}")
+    methods = [{"name": name, "path": str(p)} for name, p in
+               zip(poison_names(protected), protected)]
+    return grid_from_dict({
+        "name": "check", "table": "long", "ci": ci, "base": base,
+        "grid": {"method": methods,
+                 "model": [_model_value(m, dict(flatten(base)).get("model.width"))
+                           for m in models],
+                 "defense": list(dict.fromkeys(["none", *defenses])),
+                 "seed": list(range(seeds))},
+    })
+
+
+def _validate(grid: Grid, protected: Sequence[Path]) -> None:
+    """Every protected set fits the clean data (fails before any training)."""
+    from uebench.bench.grid import expand
+    from uebench.poisons.store import load_poisoned
+    from uebench.train.run import load_splits
+
+    splits = load_splits(expand(dataclasses.replace(grid, methods=grid.methods[:1]))[0].cfg)
+    for p in protected:
+        load_poisoned(Path(p), splits.train)
+
+
+def check_rows(records: Sequence[Mapping[str, Any]], *, ci: str, min_drop: float,
+               max_ud: float) -> list[dict[str, Any]]:
+    """Per (protected set, model, defense): UD, #LP, accuracy, paired drop and the verdict."""
+    def _key(r: Mapping[str, Any], method: str, defense: str) -> tuple[Any, ...]:
+        return method, r["labels"]["model"], defense, r["seed"]
+
+    at = {_key(r, r["method"], r["labels"]["defense"]): r for r in records}
+    cells: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
+    for r in records:
+        cells.setdefault((r["method"], r["labels"]["model"], r["labels"]["defense"]), []).append(r)
+    rows = []
+    for (method, model, defense), group in cells.items():
+        drops = []
+        for r in group:
+            ref = at.get(_key(r, "vanilla", "none"))
+            ok = ref and ref["test_acc"] is not None and r["test_acc"] is not None
+            drops.append(ref["test_acc"] - r["test_acc"] if ok else None)
+        row: dict[str, Any] = {"method": method, "model": model, "defense": defense,
+                               "vanilla": group[0]["vanilla"],
+                               "label": f"{method} · {model} · {defense}",
+                               "seeds": [r["seed"] for r in group], "drop_per_seed": drops,
+                               "drop": summarize(drops, method=ci)}  # type: ignore[arg-type]
+        for field in ("ud", "lp", "test_acc"):
+            values = [r[field] for r in group]
+            row[field], row[f"{field}_per_seed"] = summarize(values, method=ci), values
+        if not row["vanilla"]:
+            row["verdict"] = verdict(row["ud"], row["drop"], min_drop=min_drop, max_ud=max_ud)
+        rows.append(row)
+    return rows
+
+
+def _table(rows: Sequence[Mapping[str, Any]], title: str, metrics: Sequence[str]) -> Table:
+    entries = []
+    for r in rows:
+        line = [Entry(m, r[m] if r[m].get("mean") is not None else None) for m in metrics]
+        if "verdict" in r:
+            line.append(Entry("verdict", None, text=r["verdict"]))
+        entries.append((r["label"], line))
+    shown = [*metrics, *(["verdict"] if rows and "verdict" in rows[0] else [])]
+    return Table(title=title, row_title="cell", groups=[""], metrics=list(shown), rows=entries)
+
+
+def _figures(view: Path, records: Sequence[Mapping[str, Any]], store: Store) -> list[Block]:
+    """Per (model, defense): SAL heat maps and learnable counts of the first seed."""
+    blocks: list[Block] = []
+    first = min(r["seed"] for r in records)
+    settings: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for r in records:
+        if r["seed"] == first and r.get("beta_value") is not None:
+            settings.setdefault((r["labels"]["model"], r["labels"]["defense"]), []).append(r)
+    for (model, defense), group in settings.items():
+        beta_key = group[0]["beta"]
+        runs = [("clean", store.path("train", beta_key))]
+        runs += [(r["method"], store.path("train", r["run"]))
+                 for r in group if r["run"] != beta_key]
+        stem = f"{model}_{defense}".replace(":", "-").replace("/", "-")
+        blocks.append(("h2", f"Figures: {model}, defense {defense} (seed {first})"))
+        for path, caption in figures.setting_figures(runs, group[0]["beta_value"],
+                                                     view / "figures", stem):
+            blocks.append(("img", path, caption))
+    return blocks
+
+
+def write_check_report(view: Path, rows: Sequence[Mapping[str, Any]], records: Sequence[Any],
+                       collected: Mapping[str, Any], *, min_drop: float, max_ud: float,
+                       store: Store) -> dict[str, Path]:
+    checked = [r for r in rows if not r["vanilla"]]
+    overview = figures.plot_overview(checked, view / "figures" / "overview.png",
+                                     min_drop=min_drop, max_ud=max_ud)
+    counts = {v: sum(r["verdict"] == v for r in checked) for v in dict.fromkeys(
+        r["verdict"] for r in checked)}
+    blocks: list[Block] = [
+        ("h1", "How protected is this data?"),
+        ("p", "Verdicts: " + ", ".join(f"**{v}** {n}" for v, n in counts.items())
+         + f" (of {len(checked)} cells)."),
+        ("p", "Rule: " + rule_text(min_drop, max_ud)),
+        ("table", _table(checked, "protected data", ("ud", "lp", "test_acc", "drop"))),
+        ("img", overview, "UD and accuracy drop per cell with 95 % intervals; dashed: thresholds"),
+        ("h2", "Clean references"),
+        ("p", "The clean model per model and defense; its UD is the defense's own effect on "
+              "learnability (1 for the undefended clean run, by definition: it sets β)."),
+        ("table", _table([r for r in rows if r["vanilla"]], "clean data",
+                         ("ud", "lp", "test_acc"))),
+        *_figures(view, records, store),
+        ("h2", "Notes"), ("ul", notes(collected)),
+    ]
+    files = {"html": view / "check.html", "md": view / "check.md", "json": view / "check.json"}
+    atomic_write_text(files["html"], to_html("uebench check", blocks))
+    atomic_write_text(files["md"], to_markdown(blocks, relative_to=view))
+    write_json(files["json"], {"rule": rule_text(min_drop, max_ud), "min_drop": min_drop,
+                               "max_ud": max_ud, "rows": list(rows)})
+    return files
+
+
+def run_check(clean: str, protected: Sequence[Path], *, store: Path | str, out: Path | str,
+              executor: Any, min_drop: float = MIN_DROP, max_ud: float = MAX_UD,
+              progress: bool = True, **grid_options: Any) -> dict[str, Any]:
+    """Plan, run (or reuse) and report a check; ``grid_options`` go to :func:`check_grid`."""
+    protected = [Path(p) for p in protected]
+    grid = check_grid(clean, protected, **grid_options)
+    _validate(grid, protected)
+    plan = build_plan(grid, Store(store))
+    result = run_plan(plan, out, executor, progress=progress)
+    view = Path(result["view"])
+    from uebench.utils.io import read_json
+
+    records, _ = per_seed_values(read_json(view / "index.json"))
+    rows = check_rows(records, ci=grid.ci, min_drop=min_drop, max_ud=max_ud)
+    files = write_check_report(view, rows, records, result["tables"], min_drop=min_drop,
+                               max_ud=max_ud, store=plan.store)
+    return {**result, "rows": rows, "files": {k: str(v) for k, v in files.items()}}

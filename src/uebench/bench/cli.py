@@ -1,0 +1,116 @@
+"""Command-line entry points of ``uebench bench`` and ``uebench check`` (wired into uebench.cli).
+
+    uebench bench GRID.yaml [--executor local|ray] [--workers N] [--devices cuda:0,cuda:1]
+                  [--address auto|HOST:PORT] [--store DIR] [--out DIR] [--dry-run] [--quiet]
+    uebench check --clean DATASET --protected POISON [POISON ...] [--models resnet18 lenet5:1]
+                  [--defenses jpeg cutout] [--seeds N] [--executor ...] [--out DIR] [k=v ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+DEFAULT_STORE = "runs/store"
+DEFAULT_OUT = "runs/bench"
+
+
+def _executor_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--executor", default="local", help="local (default) or ray")
+    p.add_argument("--workers", type=int, default=1, help="local: worker processes (default 1)")
+    p.add_argument("--devices", default=None,
+                   help="local: devices dealt to workers in turn, e.g. cuda:0,cuda:1 or cpu")
+    p.add_argument("--address", default=None,
+                   help="ray: auto (a running cluster) or HOST:PORT; none = start a local Ray")
+    p.add_argument("--store", default=DEFAULT_STORE,
+                   help=f"content-addressed store of poisons and runs (default {DEFAULT_STORE})")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def executor_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Constructor options of the chosen executor from the common flags."""
+    if args.executor == "ray":
+        return {"address": args.address}
+    devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else None
+    return {"workers": args.workers, "devices": devices}
+
+
+def add_bench_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("bench", help="run a grid of poisons x defenses x models x seeds")
+    p.add_argument("grid", help="grid YAML (experiments/*.yaml); run again to resume, or to "
+                                "rewrite the tables from the run directories")
+    _executor_args(p)
+    p.add_argument("--out", default=DEFAULT_OUT, help=f"grid views (default {DEFAULT_OUT})")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and a cost estimate")
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from uebench.bench.grid import load_grid
+    from uebench.bench.run import run_grid
+
+    grid = load_grid(args.grid)
+    options = executor_options(args)
+    result = run_grid(grid, store=args.store, out=args.out, executor=args.executor,
+                      dry_run=args.dry_run, progress=not args.quiet, **options)
+    if args.dry_run:
+        print(result["text"])
+        return 0
+    view = Path(result["view"])
+    print((view / "tables.md").read_text())
+    print(f"tables: {view}/tables.{{md,tex,csv,json}}; runs: {view}/runs -> {args.store}")
+    return _report_failures(result["failures"])
+
+
+def _report_failures(failures: dict[str, str]) -> int:
+    if not failures:
+        return 0
+    print(f"{len(failures)} job(s) did not finish (their cells lack those seeds); re-run the "
+          "same command to retry them:", file=sys.stderr)
+    for key, error in list(failures.items())[:20]:
+        print(f"  {key[:16]}: {error}", file=sys.stderr)
+    return 1
+
+
+def add_check_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("check", help="how protected is my data? UD + accuracy with "
+                                            "intervals, verdicts, one HTML report")
+    p.add_argument("--clean", required=True, help="the clean dataset (uebench datasets)")
+    p.add_argument("--protected", nargs="+", required=True,
+                   help="poison directories made for it (uebench poison generate | import)")
+    p.add_argument("--models", nargs="+", default=["resnet18"],
+                   help="models, NAME or NAME:WIDTH (default resnet18 at width 0.125)")
+    p.add_argument("--defenses", nargs="+", default=["none"],
+                   help="defense specs (uebench defenses), e.g. jpeg cutout at:eps=4/255")
+    p.add_argument("--seeds", type=int, default=2, help="seeds 0..N-1 (default 2)")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--test-size", type=int, default=None, help="test subset (default: all)")
+    p.add_argument("--config", default=None,
+                   help="YAML of RunCfg keys replacing the default training settings")
+    p.add_argument("--ci", default="bootstrap", choices=["bootstrap", "t"])
+    p.add_argument("--min-drop", type=float, default=None,
+                   help="accuracy drop (fraction) that counts as biting (default 0.10)")
+    p.add_argument("--max-ud", type=float, default=None,
+                   help="UD below which the data counts as unlearnable (default 1.0)")
+    _executor_args(p)
+    p.add_argument("--out", default="runs/check", help="report folder parent (default runs/check)")
+    p.add_argument("overrides", nargs="*", help="key=value, e.g. train.epochs=20")
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from uebench.bench.check import run_check
+    from uebench.bench.executors import get_executor
+    from uebench.bench.verdict import MAX_UD, MIN_DROP
+
+    executor = get_executor(args.executor, **executor_options(args))
+    result = run_check(
+        args.clean, [Path(p) for p in args.protected], store=args.store, out=args.out,
+        executor=executor, progress=not args.quiet,
+        min_drop=MIN_DROP if args.min_drop is None else args.min_drop,
+        max_ud=MAX_UD if args.max_ud is None else args.max_ud,
+        models=args.models, defenses=args.defenses, seeds=args.seeds, data_dir=args.data_dir,
+        test_size=args.test_size, config_file=args.config, overrides=args.overrides, ci=args.ci)
+    print(Path(result["files"]["md"]).read_text())
+    print(f"report: {result['files']['html']} (self-contained) and {result['files']['md']}")
+    return _report_failures(result["failures"])

@@ -1,0 +1,120 @@
+"""``uebench check`` end to end on synthetic data (poisons made with the real generators), the
+verdict rule on constructed intervals, the table renderers and the CLI entry points."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from uebench.attacks.generate import generate_poison
+from uebench.bench.cli import add_bench_parser, add_check_parser, cmd_bench, cmd_check
+from uebench.bench.render import latex, markdown
+from uebench.bench.tables import build_tables
+from uebench.bench.verdict import verdict
+from uebench.errors import UebenchError
+
+
+def cli(argv):
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    add_bench_parser(sub)
+    add_check_parser(sub)
+    args = parser.parse_args(argv)
+    return {"bench": cmd_bench, "check": cmd_check}[args.command](args)
+
+
+def s(mean, low=None, high=None):
+    return {"n": 2, "mean": mean, "std": None, "ci_low": low, "ci_high": high}
+
+
+@pytest.mark.parametrize("ud, drop, expected", [
+    (s(0.2, 0.1, 0.3), s(0.4, 0.3, 0.5), "protected"),
+    (s(1.5, 1.2, 1.8), s(0.4, 0.3, 0.5), "accuracy only"),
+    (s(0.2, 0.1, 0.3), s(0.02, 0.0, 0.05), "not protected"),
+    (s(0.2, 0.1, 0.3), s(0.12, 0.05, 0.2), "inconclusive"),  # the drop straddles 10 points
+    (s(0.9, 0.6, 1.2), s(0.4, 0.3, 0.5), "inconclusive"),  # UD straddles 1
+    (s(0.2), s(0.4), "protected"),  # one seed: the value is its own interval
+])
+def test_verdict_rule(ud, drop, expected):
+    assert verdict(ud, drop) == expected
+
+
+def test_table_layouts_pivot_bold_and_change():
+    def cell(method, defense, ud, change=None):
+        return {"method": method, "labels": {"method": method, "dataset": "d", "model": "m",
+                                             "defense": defense},
+                "test_acc": s(0.5), "lp": s(1.0), "ud": s(ud), "ud_change": s(change)}
+    cells = [cell("vanilla", "none", None), cell("em", "none", 0.4), cell("ops", "none", 0.2),
+             cell("vanilla", "jpeg", 0.8), cell("em", "jpeg", 0.6, 0.2),
+             cell("ops", "jpeg", 0.7, 0.5)]
+    (table,) = build_tables(cells, "table2")
+    assert table.groups == ["none", "jpeg"] and [r for r, _ in table.rows] == ["vanilla", "em",
+                                                                                "ops"]
+    md = markdown(table)
+    assert "| ops | 1.00 | **0.200** | 1.00 | 0.700 (+0.500) |" in md
+    assert "| em | 1.00 | 0.400 | 1.00 | **0.600 (+0.200)** |" in md
+    tex = latex(table)
+    assert r"\multicolumn{2}{c}{jpeg}" in tex and r"\textbf{0.200}" in tex
+    (t1,) = build_tables(cells[:3], "table1")
+    assert t1.metrics == ["test_acc", "lp", "ud"] and t1.title == "model m · defense none"
+
+
+@pytest.fixture(scope="module")
+def poisons(tmp_path_factory):
+    root = tmp_path_factory.mktemp("poisons")
+    generate_poison("ops", dataset="synthetic", out=root / "ops", train_size=128,
+                    progress=False)
+    return root
+
+
+def test_check_writes_a_self_contained_report(poisons, tmp_path, capsys):
+    argv = ["check", "--clean", "synthetic", "--protected", str(poisons / "ops"),
+            "--models", "tiny:2", "--defenses", "cutout:size=4",
+            "--seeds", "2", "--test-size", "64", "--workers", "2", "--quiet",
+            "--store", str(tmp_path / "store"), "--out", str(tmp_path / "out"),
+            "train.epochs=3", "train.batch_size=32", "train.lr=0.05",
+            "sal.options.probe_size=32"]
+    assert cli(argv) == 0
+    view = tmp_path / "out" / "check"
+    page = (view / "check.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "data:image/png;base64," in page
+    assert "src=\"http" not in page and "<link" not in page  # nothing outside the file
+    report = json.loads((view / "check.json").read_text())
+    checked = [r for r in report["rows"] if not r["vanilla"]]
+    assert {(r["method"], r["defense"]) for r in checked} == {
+        ("ops", "none"), ("ops", "cutout:size=4")}
+    for row in checked:
+        assert row["verdict"] in ("protected", "accuracy only", "not protected", "inconclusive")
+        assert row["ud"]["n"] == 2 and row["drop"]["n"] == 2
+        # the drop is paired by seed against the clean, undefended model
+        clean = next(r for r in report["rows"] if r["vanilla"] and r["defense"] == "none")
+        assert row["drop_per_seed"] == pytest.approx(
+            [c - p for c, p in zip(clean["test_acc_per_seed"], row["test_acc_per_seed"])])
+    cells = {(c["method"], c["labels"]["defense"]): c
+             for c in json.loads((view / "tables.json").read_text())["cells"]}
+    defended, plain = cells[("ops", "cutout:size=4")], cells[("ops", "none")]
+    assert defended["ud_change_per_seed"] == pytest.approx(  # paper Table 2's subscripts
+        [None if d is None or p is None else d - p
+         for d, p in zip(defended["ud_per_seed"], plain["ud_per_seed"])])
+    md = (view / "check.md").read_text()
+    assert "Rule: **protected**" in md and "figures/overview.png" in md
+    assert (view / "figures" / "overview.png").is_file()
+    assert "report:" in capsys.readouterr().out
+
+
+def test_check_refuses_a_poison_of_other_data(poisons, tmp_path):
+    with pytest.raises(UebenchError, match="not all for --clean digits"):
+        cli(["check", "--clean", "digits", "--protected", str(poisons / "ops"),
+             "--store", str(tmp_path / "s"), "--out", str(tmp_path / "o"), "--quiet"])
+
+
+def test_bench_dry_run_prints_the_plan(tmp_path, capsys):
+    from pathlib import Path
+
+    grid = Path(__file__).parents[1] / "experiments" / "table1-cpu.yaml"
+    assert cli(["bench", str(grid), "--dry-run", "--store", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "4 jobs: 0 in the store, 4 to run" in text and "train em / seed 1" in text
+    assert not any(tmp_path.iterdir())  # a dry run writes nothing

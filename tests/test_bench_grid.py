@@ -1,0 +1,111 @@
+"""Grid files -> cells -> keyed jobs: expansion, keys that change exactly when settings do, shared
+poisons, the undefended β run of a defended cell, and refusals of bad grids (no training here)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from uebench.bench.graph import build_plan
+from uebench.bench.grid import VANILLA, expand, grid_from_dict, load_grid
+from uebench.bench.store import Store, job_key
+from uebench.errors import UebenchError
+
+BASE = {"data": {"name": "synthetic", "train_size": 64, "test_size": 32},
+        "model.name": "tiny", "train": {"epochs": 2, "batch_size": 32}}
+
+
+def grid(**extra):
+    return grid_from_dict({"name": "g", "base": BASE, **extra})
+
+
+def test_expansion_resolves_every_cell_through_the_config_path():
+    g = grid(grid={"method": ["ops", "em:classwise"], "defense": ["none", "cutout"],
+                   "train.lr": [0.01, 0.02], "seed": [0, 1]})
+    cells = expand(g)
+    assert [m.name for m in g.methods] == ["vanilla", "ops", "em-classwise"]
+    assert g.methods[2].attack == "em" and g.methods[2].preset == "classwise"
+    assert len(cells) == 3 * 2 * 2 * 2
+    assert {c.cfg.train.lr for c in cells} == {0.01, 0.02}
+    assert {c.cfg.defense for c in cells} == {"none", "cutout"}
+    for c in cells:  # recipe < base < axes; SAL on; every seed on the poisons' images
+        assert c.cfg.train.epochs == 2 and c.cfg.train.optimizer == "adam"  # synthetic recipe
+        assert c.cfg.sal.enabled and c.cfg.data.subset_seed == 0 and c.cfg.device == "auto"
+    assert {c.seed for c in cells} == {0, 1} == {c.cfg.seed for c in cells}
+
+
+def test_mapping_axis_values_set_several_keys_with_a_label():
+    g = grid(grid={"model": ["tiny", {"label": "wide", "name": "tiny", "width": 2.0}]})
+    cells = expand(g)
+    assert [dict(c.setting)["model"] for c in cells] == ["tiny", "wide"]
+    assert [c.cfg.model.width for c in cells] == [1.0, 2.0]
+
+
+def test_keys_change_exactly_when_a_setting_that_matters_does(tmp_path):
+    store = Store(tmp_path)
+    plan = build_plan(grid(grid={"method": ["ops"]}), store)
+    again = build_plan(grid(grid={"method": ["ops"]}), Store(tmp_path / "elsewhere"))
+    assert list(plan.jobs) == list(again.jobs)  # keys do not depend on where the store is
+    lr = build_plan(grid(grid={"method": ["ops"], "train.lr": [0.5]}), store)
+    poison = [k for k, j in plan.jobs.items() if j.kind == "poison"]
+    assert poison == [k for k, j in lr.jobs.items() if j.kind == "poison"]  # lr: runs only
+    assert not set(plan.jobs) - set(poison) & set(lr.jobs)
+    assert job_key("train", {"a": 1, "b": [1, 2]}) == job_key("train", {"b": [1, 2], "a": 1})
+    assert job_key("train", {"a": 1}) != job_key("poison", {"a": 1})
+
+
+def test_one_poison_serves_every_model_defense_and_seed(tmp_path):
+    g = grid(grid={"method": ["ops"], "model": ["tiny", "linear"], "defense": ["none", "cutout"],
+                   "seed": [0, 1, 2]})
+    plan = build_plan(g, Store(tmp_path))
+    kinds = [j.kind for j in plan.jobs.values()]
+    assert kinds.count("poison") == 1 and kinds.count("train") == 2 * 2 * 2 * 3
+    assert kinds.index("poison") == 0  # poisons first: their work starts first
+    runs = [j for j in plan.jobs.values() if j.kind == "train" and j.spec["poison"]]
+    assert {j.deps for j in runs} == {(next(iter(plan.jobs)),)}
+
+
+def test_defended_cells_take_beta_from_the_undefended_clean_run(tmp_path):
+    plan = build_plan(grid(grid={"method": ["ops"], "defense": ["cutout"]}), Store(tmp_path))
+    # vanilla+cutout, ops+cutout and the added undefended vanilla run
+    assert sum(j.kind == "train" for j in plan.jobs.values()) == 3
+    beta = {e["beta"] for e in plan.entries}
+    assert len(beta) == 1 and plan.jobs[beta.pop()].spec["cfg"]["defense"] == "none"
+    defended = build_plan(grid(grid={"method": ["ops"], "defense": ["cutout"]},
+                               beta_from="defended"), Store(tmp_path))
+    assert sum(j.kind == "train" for j in defended.jobs.values()) == 2
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"grid": {"device": ["cpu"]}}, "executor assigns devices"),
+    ({"base": {"device": "cuda"}}, "executor assigns devices"),
+    ({"grid": {"train.lrr": [0.1]}}, "unknown config key"),
+    ({"grid": {"method": ["nosuchattack"]}}, "unknown attack"),
+    ({"grid": {"method": [{"attack": "ops", "params": {"eps": 1}}]}}, "no parameter"),
+    ({"grid": {"seed": []}}, "non-empty list"),
+    ({"table": "table9"}, "table must be one of"),
+    ({"grids": {}}, "unknown grid key"),
+    ({"name": "../x"}, "grid name"),
+    ({"resources": {"train": {"gpu": 1}}}, "resources.train"),
+    ({"grid": {"method": ["ops", {"attack": "ops"}]}}, "must be unique"),
+])
+def test_bad_grids_are_refused_before_any_work(tmp_path, bad, message):
+    with pytest.raises(UebenchError, match=message):
+        build_plan(grid(**bad), Store(tmp_path))
+
+
+def test_experiment_files_expand(tmp_path):
+    files = sorted(Path(__file__).parents[1].glob("experiments/*.yaml"))
+    assert len(files) >= 7  # tables 1-3 at paper scale and CPU scale, and the test grid
+    for path in files:
+        plan = build_plan(load_grid(path), Store(tmp_path))
+        assert plan.entries and plan.grid.methods[0] == VANILLA
+        assert path.read_text().startswith("#"), f"{path.name} lacks its header comment"
+
+
+def test_vanilla_is_first_and_only_once():
+    g = grid(grid={"method": ["clean", "ops", "vanilla"]})
+    assert [m.name for m in g.methods] == ["vanilla", "ops"]
+    assert dataclasses.replace(g.methods[1], attack=None).vanilla
