@@ -9,6 +9,9 @@
     uebench sal      RUN [RUN ...] --tag T [--engine E] [--every K]
     uebench ud       --clean RUN --poisoned RUN [RUN ...] [--out OUT]
     uebench demo     [--out runs/demo]    (the main job)
+    uebench bench    GRID.yaml [--executor local|ray] [--workers N] [--dry-run]
+    uebench check    --clean DATASET --protected POISON [POISON ...] [--seeds N]
+    uebench multitask train|poison|evaluate|cross|plot ...   (uebench train --tasks ...)
     uebench download NAME [--data-dir DIR]
 
 Bad input prints one message (what is wrong and how to fix it) and exits with status 2; set
@@ -23,7 +26,9 @@ import sys
 import warnings
 from collections.abc import Sequence
 
+from uebench.bench import cli as bench_cli
 from uebench.errors import UebenchError
+from uebench.multitask import cli as multitask_cli
 
 
 def _data_args(p: argparse.ArgumentParser, *, dataset_required: bool = True) -> None:
@@ -157,9 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
     _run_args(p)
     p.add_argument("--poison", default=None, help="train on this poison directory")
     p.add_argument("--out", required=True, help="run directory")
+    multitask_cli.add_train_arguments(p)
     _add_poison(sub)
     _add_learnability(sub)
     _add_explain(sub)
+    bench_cli.add_bench_parser(sub)
+    bench_cli.add_check_parser(sub)
+    multitask_cli.add_parsers(sub)
     p = sub.add_parser("demo", help="the main job: UD of EM/OPS/LSP/TAP vs clean")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--train-size", type=int, default=None)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from uebench.config import parse_params
 from uebench.errors import UebenchError
 
 
@@ -165,6 +166,8 @@ def _run_cfg_from_args(args: argparse.Namespace, **extra: Any) -> Any:
 def cmd_train(args: argparse.Namespace) -> int:
     from uebench.train.run import is_complete, train_run
 
+    if getattr(args, "tasks", None):
+        return cmd_train_tasks(args)
     cfg = _run_cfg_from_args(args)
     out = Path(args.out)
     reused = is_complete(out)
@@ -177,16 +180,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_params(items: list[str]) -> dict[str, Any]:
-    from uebench.config import parse_override
-
-    params: dict[str, Any] = {}
-    for item in items:
-        path, value = parse_override(item)
-        params[".".join(path)] = value
-    return params
-
-
 def cmd_poison_generate(args: argparse.Namespace) -> int:
     from uebench.attacks.generate import generate_poison
 
@@ -197,7 +190,7 @@ def cmd_poison_generate(args: argparse.Namespace) -> int:
         train_size=args.train_size,
         seed=args.seed or 0,
         preset=args.preset,
-        params=_parse_params(args.params),
+        params=parse_params(args.params),
         out=Path(args.out),
         device=args.device,
         progress=not args.quiet,
@@ -302,7 +295,7 @@ def cmd_sal(args: argparse.Namespace) -> int:
             raise UebenchError(
                 f"--epochs must be comma-separated integers, got {args.epochs!r}"
             ) from None
-    options = _parse_params(args.options)
+    options = parse_params(args.options)
     for run in args.runs:
         rows = measure_run(Path(run), tag=args.tag, engine=args.engine, eps=args.eps,
                            origin=args.origin, every=args.every, epochs=epochs, options=options,
@@ -377,3 +370,16 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         print(path)
     print(f"the same paths on the clean training loss: {result['clean_data_figures']}")
     return 0
+
+
+# Commands whose parsers live beside their packages (uebench.bench.cli, uebench.multitask.cli);
+# imported last so that this module is the one dispatch table of uebench.cli.
+from uebench.bench.cli import cmd_bench, cmd_check  # noqa: E402, F401
+from uebench.multitask.cli import (  # noqa: E402, F401
+    cmd_multitask_cross,
+    cmd_multitask_evaluate,
+    cmd_multitask_plot,
+    cmd_multitask_poison,
+    cmd_multitask_train,
+    cmd_train_tasks,
+)

@@ -318,6 +318,15 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
+def parse_params(items: list[str]) -> dict[str, Any]:
+    """``["a.b=1", "c=x"]`` -> ``{"a.b": 1, "c": "x"}`` (attack parameters, engine options)."""
+    params: dict[str, Any] = {}
+    for item in items:
+        path, value = parse_override(item)
+        params[".".join(path)] = value
+    return params
+
+
 def _merge(base: dict[str, Any], path: Sequence[str], value: Any) -> None:
     node = base
     for part in path[:-1]:

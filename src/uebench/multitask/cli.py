@@ -19,7 +19,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from uebench.commands import _parse_params  # key=value items -> {dotted key: YAML value}
+from uebench.config import parse_params  # key=value items -> {dotted key: YAML value}
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -136,7 +136,7 @@ def cmd_multitask_poison(args: argparse.Namespace) -> int:
     from uebench.multitask.generate import generate_for_run
 
     manifest = generate_for_run(cfg_from_args(args), args.attack, Path(args.out),
-                                params=_parse_params(args.params_), preset=args.preset,
+                                params=parse_params(args.params_), preset=args.preset,
                                 label_task=args.label_task, progress=not args.quiet)
     m = manifest["measured"]
     tasks = manifest["params"].get("tasks", "")
@@ -165,7 +165,7 @@ def cmd_multitask_cross(args: argparse.Namespace) -> int:
     poisons = [Path(p) for p in args.poisons]
     if args.generate:
         poisons += generate_poisons(cfg, args.generate, Path(args.out) / "poisons",
-                                    params=_parse_params(args.poison_params),
+                                    params=parse_params(args.poison_params),
                                     progress=not args.quiet)
     if not poisons:
         raise UebenchError("give --poisons DIR ... and/or --generate SPEC ...")
