@@ -4,6 +4,7 @@ and key=value items may stand anywhere."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
@@ -44,3 +45,19 @@ def test_key_value_items_anywhere():
     assert args.overrides == ["train.lr=0.5", "train.epochs=2"]
     with pytest.raises(SystemExit):  # an unknown option is still an argparse error
         parse(["train", "--out", "x", "--bogus", "1"])
+
+
+def test_packages_commands_run_through_main(tmp_path, capsys):
+    """`uebench train --tasks`, `uebench multitask`, `uebench bench` and `uebench check` are
+    reached through the one entry point (parsers beside their packages, one dispatch table)."""
+    tiny = ["data.options.n=32", "data.options.image_size=16", "data.test_size=16",
+            "train.batch_size=16", "model.decoder_channels=8", "--epochs", "1", "--quiet"]
+    assert main(["train", "--tasks", "scene,depth", "--out", str(tmp_path / "mt"), *tiny]) == 0
+    assert "scene/accuracy=" in capsys.readouterr().out
+    assert (tmp_path / "mt" / "summary.json").exists()
+    assert main(["multitask", "plot", str(tmp_path / "mt"), "--out", str(tmp_path / "f")]) == 0
+    grid = str(Path(__file__).resolve().parents[1] / "experiments" / "smoke.yaml")
+    assert main(["bench", grid, "--dry-run", "--store", str(tmp_path / "s"),
+                 "--out", str(tmp_path / "b")]) == 0
+    assert "estimate" in capsys.readouterr().out
+    assert main(["check", "--clean", "synthetic", "--protected", str(tmp_path / "none")]) == 2
