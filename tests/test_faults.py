@@ -677,6 +677,56 @@ def test_attack_param_type(tmp_path, capsys):
                                                                   "eps=big"])
 
 
+# ----------------------------------------------------------------------------- grids
+
+
+@kind("Grid", "a grid file with an unknown axis, before any work")
+def test_grid_unknown_axis(tmp_path, capsys):
+    grid = tmp_path / "g.yaml"
+    grid.write_text("name: g\nbase: {data: {name: synthetic}}\ngrid: {method: [ops], bogus: [1]}\n")
+    msg = cli(capsys, ["bench", grid, "--store", tmp_path / "s", "--out", tmp_path / "o"])
+    assert "bogus" in msg
+    assert not (tmp_path / "s").exists() or not any((tmp_path / "s").rglob("summary.json"))
+
+
+WORKER = """
+import multiprocessing, os, sys, time
+from uebench.bench.executors.local import watch_parent
+
+def child(parent):
+    watch_parent(parent, interval=0.1)
+    time.sleep(120)
+
+if __name__ == "__main__":
+    p = multiprocessing.get_context("spawn").Process(target=child, args=(os.getpid(),))
+    p.start()
+    print(p.pid, flush=True)
+    time.sleep(120)
+"""
+
+
+@kind("Grid", "the grid process is killed: its workers exit instead of building on")
+def test_grid_worker_dies_with_parent(tmp_path):
+    import signal
+    import time
+
+    script = tmp_path / "grid_parent.py"
+    script.write_text(WORKER)
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    for _ in range(300):  # a bounded wait for the watchdog, not a speed assertion
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail("the worker outlived its grid process")
+
+
 # ----------------------------------------------------------------------------- the page
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -40,7 +42,25 @@ def visible_devices(device: str) -> str | None:
     return index
 
 
-def _init_worker(devices: Sequence[str], counter: Any) -> None:
+def watch_parent(parent: int, interval: float = 1.0) -> None:
+    """Exit this process when its parent (pid ``parent``, the grid process) is gone.
+
+    A worker whose grid process was killed would otherwise go on building its job into the
+    store while a re-run of the grid builds the same key again beside it. The pid is passed in
+    rather than read here, because the parent may already be dead when the worker starts.
+    """
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:  # re-parented: the grid process is gone
+                os._exit(1)
+            time.sleep(interval)
+
+    threading.Thread(target=watch, name="uebench-parent-watch", daemon=True).start()
+
+
+def _init_worker(devices: Sequence[str], counter: Any, parent: int) -> None:
+    watch_parent(parent)
     with counter.get_lock():
         slot = counter.value
         counter.value += 1
@@ -66,7 +86,7 @@ class LocalExecutor:
     def _pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self.workers, mp_context=self._ctx,
                                    initializer=_init_worker,
-                                   initargs=(self.devices, self._counter))
+                                   initargs=(self.devices, self._counter, os.getpid()))
 
     def run(self, jobs: Sequence[Job], progress: GridProgress) -> dict[str, dict[str, Any]]:
         keys = {j.key for j in jobs}
