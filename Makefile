@@ -29,7 +29,8 @@ data: setup
 	  $(VENV)/bin/uebench download fashion-mnist; \
 	fi
 
-# The main job: clean vs EM/OPS/LSP/TAP on a Fashion-MNIST subset with LeNet-5 -> UD table + figures.
+# The main job: clean vs EM/OPS/LSP and the random-noise control on a Fashion-MNIST subset with a
+# small ResNet (ResNet-18 x1/8, SGD) -> UD table + figures.
 demo: data
 	$(VENV)/bin/uebench demo --out $(DEMO_OUT)
 

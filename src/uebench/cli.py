@@ -169,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench_cli.add_bench_parser(sub)
     bench_cli.add_check_parser(sub)
     multitask_cli.add_parsers(sub)
-    p = sub.add_parser("demo", help="the main job: UD of EM/OPS/LSP/TAP vs clean")
+    p = sub.add_parser("demo", help="the main job: UD of EM/OPS/LSP and random noise vs clean")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--train-size", type=int, default=None)
     p.add_argument("--test-size", type=int, default=None)

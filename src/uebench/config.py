@@ -379,6 +379,24 @@ FLAG_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
+def input_layers(
+    config_file: str | Path | None, flags: Mapping[str, Any], overrides: Sequence[str],
+    flag_keys: Mapping[str, tuple[str, ...]] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any], list[tuple[list[str], Any]]]:
+    """The user's three layers, parsed: YAML file, flags (CLI names, ``None`` = not given) as
+    nested config data via ``flag_keys`` (default :data:`FLAG_KEYS`), and ``key=value``
+    overrides as (path, value) pairs."""
+    keys = FLAG_KEYS if flag_keys is None else flag_keys
+    file_data = load_yaml(config_file) if config_file else {}
+    flag_data: dict[str, Any] = {}
+    for key, value in flags.items():
+        if key not in keys:
+            raise TypeError(f"unknown flag {key}")
+        if value is not None:
+            _merge(flag_data, keys[key], value)
+    return file_data, flag_data, [parse_override(o) for o in overrides]
+
+
 def resolve_run_cfg(
     *,
     config_file: str | Path | None = None,
@@ -391,14 +409,7 @@ def resolve_run_cfg(
     """
     from uebench.data import DATASETS
 
-    file_data = load_yaml(config_file) if config_file else {}
-    flag_data: dict[str, Any] = {}
-    for key, value in flags.items():
-        if key not in FLAG_KEYS:
-            raise TypeError(f"unknown flag {key}")
-        if value is not None:
-            _merge(flag_data, FLAG_KEYS[key], value)
-    parsed = [parse_override(o) for o in overrides]
+    file_data, flag_data, parsed = input_layers(config_file, flags, overrides)
     # the recipe belongs to the dataset named by the highest layer that names one
     dataset = RunCfg().data.name
     for layer in (file_data, flag_data):

@@ -39,7 +39,13 @@ def run_name(poison_dir: Path, taken: set[str]) -> str:
         base = manifest_attack(read_manifest(poison_dir))
     except UebenchError:
         base = poison_dir.name
-    base = re.sub(r"[^A-Za-z0-9_.-]+", "-", base) or "poison"
+    return unique_name(base, taken)
+
+
+def unique_name(base: str, taken: set[str], allowed: str = "A-Za-z0-9_.-") -> str:
+    """``base`` made path-safe (other characters -> ``-``) and unique among ``taken`` (which it
+    joins); never ``clean``, the clean run's name."""
+    base = re.sub(f"[^{allowed}]+", "-", base) or "poison"
     name, i = base, 2
     while name in taken or name == "clean":
         name, i = f"{base}-{i}", i + 1

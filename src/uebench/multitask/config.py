@@ -28,8 +28,7 @@ from uebench.config import (
     _merge,
     _number,
     from_dict,
-    load_yaml,
-    parse_override,
+    input_layers,
 )
 from uebench.errors import ConfigError
 
@@ -116,14 +115,7 @@ def resolve_multitask_cfg(*, config_file: str | Path | None = None,
     if defense not in (None, "none"):
         raise ConfigError(f"--defense {defense}: defenses are not available for multi-task "
                           "runs (they transform classification batches); drop --defense")
-    file_data = load_yaml(config_file) if config_file else {}
-    flag_data: dict[str, Any] = {}
-    for key, value in flags.items():
-        if key not in FLAG_KEYS:
-            raise TypeError(f"unknown flag {key}")
-        if value is not None:
-            _merge(flag_data, FLAG_KEYS[key], value)
-    parsed = [parse_override(o) for o in overrides]
+    file_data, flag_data, parsed = input_layers(config_file, flags, overrides, FLAG_KEYS)
     dataset = MultiTaskDataCfg().name
     for layer in (file_data, flag_data):
         dataset = (layer.get("data") or {}).get("name", dataset)
@@ -141,20 +133,9 @@ def resolve_multitask_cfg(*, config_file: str | Path | None = None,
 
 def load_multitask_config(run_dir: Path | str) -> MultiTaskRunCfg:
     """The resolved config a multi-task run directory was trained with (``config.yaml``)."""
-    import yaml
+    from uebench.train.run import load_run_config
 
-    from uebench.errors import UebenchError
-
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        raise UebenchError(f"{run_dir} is not a run directory (no config.yaml)")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError:
-        raise UebenchError(f"{path} is corrupt; delete the run directory and re-run") from None
-    if not isinstance(data, dict):
-        raise UebenchError(f"{path} is corrupt; delete the run directory and re-run")
-    return from_dict(MultiTaskRunCfg, data)
+    return load_run_config(run_dir, MultiTaskRunCfg)
 
 
 def is_multitask_run(run_dir: Path | str) -> bool:

@@ -15,12 +15,12 @@ paper's Fig. 4 (:mod:`.plots`)::
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from uebench.errors import UebenchError
+from uebench.evaluation import unique_name
 from uebench.multitask.config import MultiTaskRunCfg
 from uebench.multitask.poisons import load_poisoned_multitask
 from uebench.multitask.run import load_multitask_splits, train_multitask_run
@@ -42,12 +42,7 @@ def poison_name(poison_dir: Path, taken: set[str]) -> str:
         params = manifest.get("params") or {}
         if "tasks" in params:
             base += "-" + ("+".join(params["tasks"]) or "all")
-    base = re.sub(r"[^A-Za-z0-9_.+-]+", "-", base) or "poison"
-    name, i = base, 2
-    while name in taken or name == "clean":
-        name, i = f"{base}-{i}", i + 1
-    taken.add(name)
-    return name
+    return unique_name(base, taken, allowed="A-Za-z0-9_.+-")  # '+' joins task names
 
 
 def shared_base(cfg: MultiTaskRunCfg) -> MultiTaskRunCfg:

@@ -154,8 +154,9 @@ def sal_callbacks(cfg: RunCfg) -> list[Callback]:
     return [SALCallback(engine=cfg.sal.engine, eps=cfg.sal.eps, **kwargs)]
 
 
-def load_run_config(run_dir: Path | str) -> RunCfg:
-    """The resolved config a run directory was trained with (``config.yaml``)."""
+def load_run_config(run_dir: Path | str, cls: type[Any] = RunCfg) -> Any:
+    """The resolved config a run directory was trained with (``config.yaml``), as ``cls``
+    (:class:`RunCfg`; a multi-task run passes its own config class)."""
     path = Path(run_dir) / "config.yaml"
     if not path.is_file():
         raise UebenchError(f"{run_dir} is not a run directory (no config.yaml)")
@@ -165,7 +166,7 @@ def load_run_config(run_dir: Path | str) -> RunCfg:
         raise UebenchError(f"{path} is corrupt; delete the run directory and re-run") from None
     if not isinstance(data, dict):
         raise UebenchError(f"{path} is corrupt; delete the run directory and re-run")
-    return from_dict(RunCfg, data)
+    return from_dict(cls, data)
 
 
 def is_complete(out: Path) -> bool:
