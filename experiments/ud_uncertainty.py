@@ -30,7 +30,7 @@ TAGS = {
 }
 
 
-def evaluate(root: Path) -> None:
+def evaluate(root: Path, seeds: list[int]) -> None:
     from uebench.attacks import generate_poison
     from uebench.config import resolve_run_cfg
     from uebench.demo import DEMO_ATTACKS, DEMO_RECIPE, DEMO_SAL_OPTIONS, demo_poisons
@@ -46,15 +46,15 @@ def evaluate(root: Path) -> None:
                  *(f"sal.options.{k}={v}" for k, v in DEMO_SAL_OPTIONS["fast"].items())]
     cfg = resolve_run_cfg(dataset="fashion-mnist", model="resnet18", train_size=2000,
                           test_size=2000, epochs=10, seed=0, overrides=overrides)
-    result = run_evaluation(cfg, poisons, out=root / "eval", seeds=SEEDS, progress=False)
+    result = run_evaluation(cfg, poisons, out=root / "eval", seeds=seeds, progress=False)
     print((root / "eval" / "results.md").read_text() if result else "")
 
 
-def sal(root: Path) -> None:
+def sal(root: Path, seeds: list[int]) -> None:
     from uebench.learnability.posthoc import measure_run
 
     for tag, job in TAGS.items():
-        for seed in SEEDS:
+        for seed in seeds:
             for run in sorted((root / "eval" / f"seed{seed}" / "runs").iterdir()):
                 rows = measure_run(run, tag=tag, progress=False, **job)
                 print(tag, seed, run.name, len(rows), flush=True)
@@ -64,18 +64,21 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("step", choices=["evaluate", "sal", "report"])
     p.add_argument("--root", default="runs/ud-uncertainty")
+    p.add_argument("--seeds", default=",".join(map(str, SEEDS)),
+                   help="comma-separated training seeds (default 0-4); more can be added later")
     args = p.parse_args(argv)
+    seeds = [int(v) for v in args.seeds.split(",")]
     torch.set_num_threads(1)
     root = Path(args.root)
     if args.step == "evaluate":
-        evaluate(root)
+        evaluate(root, seeds)
     elif args.step == "sal":
-        sal(root)
+        sal(root, seeds)
     else:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from ud_uncertainty_report import report
 
-        print(report(root))
+        print(report(root, seeds))
 
 
 if __name__ == "__main__":
