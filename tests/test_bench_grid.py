@@ -43,6 +43,17 @@ def test_mapping_axis_values_set_several_keys_with_a_label():
     assert [c.cfg.model.width for c in cells] == [1.0, 2.0]
 
 
+def test_a_section_axis_sets_only_its_keys():
+    """``train: [{label: sgd, optimizer: sgd, lr: 0.05}, ...]`` changes those keys and keeps the
+    rest of the base's (and the recipe's) train section."""
+    g = grid(grid={"train": [{"label": "sgd", "optimizer": "sgd", "lr": 0.05},
+                             {"label": "adam", "optimizer": "adam", "lr": 0.002, "epochs": 3}]})
+    sgd, adam = (c.cfg.train for c in expand(g))
+    assert [dict(c.setting)["train"] for c in expand(g)] == ["sgd", "adam"]
+    assert (sgd.optimizer, sgd.lr, sgd.epochs, sgd.batch_size) == ("sgd", 0.05, 2, 32)
+    assert (adam.optimizer, adam.lr, adam.epochs, adam.batch_size) == ("adam", 0.002, 3, 32)
+
+
 def test_keys_change_exactly_when_a_setting_that_matters_does(tmp_path):
     store = Store(tmp_path)
     plan = build_plan(grid(grid={"method": ["ops"]}), store)

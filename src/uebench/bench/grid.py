@@ -33,6 +33,7 @@ import dataclasses
 import itertools
 import json
 import re
+import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,19 @@ def axis_name(key: str) -> str:
     return key
 
 
+def _is_section(path: str) -> bool:
+    """Whether a dotted key names a section of :class:`RunCfg` (``train``, ``sal``), not a value."""
+    node: Any = RunCfg
+    for part in path.split("."):
+        if not dataclasses.is_dataclass(node):
+            return False
+        hints = typing.get_type_hints(node)
+        if part not in hints:
+            return False
+        node = hints[part]
+    return dataclasses.is_dataclass(node)
+
+
 def parse_axis_value(axis: str, value: Any) -> AxisValue:
     path = axis_path(axis)
     if not isinstance(value, Mapping):
@@ -162,6 +176,9 @@ def parse_axis_value(axis: str, value: Any) -> AxisValue:
         section = path.rsplit(".", 1)[0]
         overrides = tuple((f"{section}.{k}", v) for k, v in flatten(fields))
         default = fields.get(path.rsplit(".", 1)[1], json.dumps(fields, sort_keys=True))
+    elif _is_section(path):  # train: {optimizer, lr} sets those keys, the rest stays as in base
+        overrides = tuple((f"{path}.{k}", v) for k, v in flatten(fields))
+        default = json.dumps(fields, sort_keys=True)
     else:  # a mapping-valued key (e.g. sal.options)
         overrides = ((path, fields),)
         default = json.dumps(fields, sort_keys=True)
