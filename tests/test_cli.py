@@ -52,10 +52,15 @@ def test_packages_commands_run_through_main(tmp_path, capsys):
     reached through the one entry point (parsers beside their packages, one dispatch table)."""
     tiny = ["data.options.n=32", "data.options.image_size=16", "data.test_size=16",
             "train.batch_size=16", "model.decoder_channels=8", "--epochs", "1", "--quiet"]
-    assert main(["train", "--tasks", "scene,depth", "--out", str(tmp_path / "mt"), *tiny]) == 0
+    sal = ["sal.enabled=true", "sal.options.probe_size=8", "sal.options.eval_size=8",
+           "sal.options.steps=1"]
+    assert main(["train", "--tasks", "scene,depth", "--out", str(tmp_path / "mt"), *tiny,
+                 *sal]) == 0
     assert "scene/accuracy=" in capsys.readouterr().out
     assert (tmp_path / "mt" / "summary.json").exists()
     assert main(["multitask", "plot", str(tmp_path / "mt"), "--out", str(tmp_path / "f")]) == 0
+    assert main(["plot", str(tmp_path / "mt"), "--out", str(tmp_path / "g")]) == 0  # Fig. 4 too
+    assert (tmp_path / "g" / "task_similarity.png").is_file()
     grid = str(Path(__file__).resolve().parents[1] / "experiments" / "smoke.yaml")
     assert main(["bench", grid, "--dry-run", "--store", str(tmp_path / "s"),
                  "--out", str(tmp_path / "b")]) == 0

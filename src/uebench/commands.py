@@ -347,10 +347,14 @@ def cmd_landscape(args: argparse.Namespace) -> int:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     from uebench.landscape import plot_all
+    from uebench.multitask.plots import plot_multitask, supports
 
-    report = plot_all(Path(args.directory), out=Path(args.out) if args.out else None,
-                      compute_landscape=not args.no_compute,
-                      landscape_options={"grid": args.grid, "n_samples": args.samples})
+    out = Path(args.out) if args.out else None
+    if supports(args.directory):  # a multi-task run, evaluation (Fig. 4) or matrix (Fig. 8)
+        report = plot_multitask(args.directory, out=out)
+    else:
+        report = plot_all(Path(args.directory), out=out, compute_landscape=not args.no_compute,
+                          landscape_options={"grid": args.grid, "n_samples": args.samples})
     for path in report["files"]:
         print(path)
     for figure, why in report["skipped"].items():
