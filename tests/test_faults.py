@@ -252,6 +252,18 @@ def test_corrupt_sal_tag(made, tmp_path, capsys):
                                                 "--sal-tag", "t"])
 
 
+@kind("corrupt resume file", "a post-hoc SAL tag still being measured in one of the runs")
+def test_partial_sal_tag(tmp_path, capsys):
+    run, other = tmp_path / "run", tmp_path / "other"
+    for out in (run, other):  # two epochs, so that one run can lack one
+        assert main([*TRAIN, "--epochs", "2", "--out", str(out), "train.snapshots=true"]) == 0
+    cli(capsys, ["sal", run, "--tag", "t", "--quiet", "--option", "probe_size=16"], code=0)
+    cli(capsys, ["sal", other, "--tag", "t", "--epochs", "1", "--quiet", "--option",
+                 "probe_size=16"], code=0)
+    err = cli(capsys, ["ud", "--clean", run, "--poisoned", other, "--sal-tag", "t"])
+    assert "covers epochs" in err and "uebench sal" in err
+
+
 # ----------------------------------------------------------------------------- poison files
 
 

@@ -119,3 +119,18 @@ def test_subset_measurement_is_recorded_and_repeatable(run_dir):
     assert a == again
     with pytest.raises(UebenchError, match="different settings"):
         measure_run(run_dir, tag="sub64", options=FAST, epochs=[3], subset=32, progress=False)
+
+
+def test_tag_measured_on_different_epochs_is_refused(run_dir, tmp_path):
+    """A tag still being measured (or interrupted) in one run would compare #LP over other
+    epochs: recompute refuses instead of printing a UD."""
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(run_dir, other)
+    measure_run(run_dir, tag="part", options=FAST, progress=False)
+    measure_run(other, tag="part", options=FAST, epochs=[3], progress=False)
+    with pytest.raises(UebenchError, match="covers epochs"):
+        recompute(run_dir, [other], sal_tag="part")
+    measure_run(other, tag="part", options=FAST, progress=False)  # finish it
+    assert recompute(run_dir, [other], sal_tag="part")["runs"][1]["epochs"] == 3

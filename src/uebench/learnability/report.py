@@ -132,6 +132,19 @@ def load_run(
     return RunRecord(name=label, rows=rows, summary=summary, config=config, path=run_dir)
 
 
+def _same_measured_epochs(runs: Sequence[RunRecord], tag: str) -> None:
+    """A post-hoc tag measured on different epochs in different runs (one still being measured,
+    or an interrupted `uebench sal`) would compare #LP over different epochs: refuse it."""
+    measured = [sorted(int(r["epoch"]) for r in run.rows if r.get("sal")) for run in runs]
+    if all(m == measured[0] for m in measured[1:]):
+        return
+    first, other = runs[0], next(r for r, m in zip(runs, measured) if m != measured[0])
+    raise RunError(
+        f"SAL tag {tag!r} covers epochs {measured[0]} in {first.path} but "
+        f"{measured[runs.index(other)]} in {other.path}: finish or re-run `uebench sal` with the "
+        "same --every/--epochs on every run (a measurement may still be running)")
+
+
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -361,6 +374,8 @@ def recompute(
         with ``out_dir``, ``files`` (name → path).
     """
     runs = [load_run(d, sal_tag=sal_tag) for d in (clean_dir, *poisoned_dirs)]
+    if sal_tag is not None:
+        _same_measured_epochs(runs, sal_tag)
     table = ud_table(runs[0], runs[1:], beta=beta, decimals=decimals, skip_missing=skip_missing)
     meta = run_metadata(runs)
     table["warnings"] = list(table["warnings"]) + meta.pop("warnings")
