@@ -46,7 +46,10 @@ def _table(study: Study, seed: int, tag: str | None,
     if len(runs) < 2 or runs[0] != study.path(seed, study.methods[0]):
         return None
     if epochs is None:
-        return recompute(runs[0], runs[1:], sal_tag=tag)
+        try:
+            return recompute(runs[0], runs[1:], sal_tag=tag)
+        except UebenchError:  # a tag still being measured in some run: no table yet
+            return None
     from uebench.learnability.distance import ud_table
 
     records = [load_run(r, sal_tag=tag, name=m) for r, m in zip(runs, _names(study, runs))]
