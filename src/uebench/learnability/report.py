@@ -136,13 +136,12 @@ def _same_measured_epochs(runs: Sequence[RunRecord], tag: str) -> None:
     """A post-hoc tag measured on different epochs in different runs (one still being measured,
     or an interrupted `uebench sal`) would compare #LP over different epochs: refuse it."""
     measured = [sorted(int(r["epoch"]) for r in run.rows if r.get("sal")) for run in runs]
-    if all(m == measured[0] for m in measured[1:]):
-        return
-    first, other = runs[0], next(r for r, m in zip(runs, measured) if m != measured[0])
-    raise RunError(
-        f"SAL tag {tag!r} covers epochs {measured[0]} in {first.path} but "
-        f"{measured[runs.index(other)]} in {other.path}: finish or re-run `uebench sal` with the "
-        "same --every/--epochs on every run (a measurement may still be running)")
+    for run, epochs in zip(runs[1:], measured[1:]):
+        if epochs != measured[0]:
+            raise RunError(
+                f"SAL tag {tag!r} covers epochs {measured[0]} in {runs[0].path} but {epochs} in "
+                f"{run.path}: finish or re-run `uebench sal` with the same --every/--epochs on "
+                "every run (a measurement may still be running)")
 
 
 def _str(value: Any) -> str | None:

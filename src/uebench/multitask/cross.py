@@ -101,11 +101,6 @@ def cross_task_matrix(cfg: MultiTaskRunCfg, poisons: Sequence[Path], *, out: Pat
     return table
 
 
-def _mean(values: Sequence[float | None]) -> float | None:
-    kept = [v for v in values if v is not None and math.isfinite(v)]
-    return sum(kept) / len(kept) if kept else None
-
-
 def _cell(pairs: Sequence[tuple[dict, dict]], key: str, higher: bool) -> dict[str, Any]:
     """Mean clean / poisoned values over seeds, the per-seed differences and their summary."""
     from uebench.learnability.stats import summarize
@@ -113,11 +108,12 @@ def _cell(pairs: Sequence[tuple[dict, dict]], key: str, higher: bool) -> dict[st
     clean = [c.get(key) for c, _ in pairs]
     poisoned = [p.get(key) for _, p in pairs]
     diffs = [p - c if c is not None and p is not None else None for c, p in zip(clean, poisoned)]
-    diff = _mean(diffs)
+    summary = summarize(diffs)  # means over the finite values, as for clean and poisoned
+    diff = summary["mean"]
     # harm > 0: the poison made the model worse, whatever the metric's direction
-    return {"clean": _mean(clean), "poisoned": _mean(poisoned), "diff": diff,
-            "harm": None if diff is None else (-diff if higher else diff),
-            "diff_per_seed": diffs, "diff_summary": summarize(diffs)}
+    return {"clean": summarize(clean)["mean"], "poisoned": summarize(poisoned)["mean"],
+            "diff": diff, "harm": None if diff is None else (-diff if higher else diff),
+            "diff_per_seed": diffs, "diff_summary": summary}
 
 
 def _table(results: Mapping[tuple[str, str], Sequence[tuple[dict, dict]]],

@@ -18,26 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
-from uebench.config import to_dict
-from uebench.multitask.config import MultiTaskRunCfg, load_multitask_config
+from uebench.multitask.config import MultiTaskRunCfg
 from uebench.multitask.dataset import MultiTaskSet, load_multitask
 from uebench.multitask.model import MultiTaskNet, build_multitask_model
 from uebench.multitask.poisons import load_poisoned_multitask
 from uebench.multitask.sal import sal_callbacks
 from uebench.multitask.train import EpochCallback, check_task_specs, fit_multitask
-from uebench.train.run import RUN_FILES, _check_identity, identity, is_complete, make_runtime
-from uebench.utils.env import environment
-from uebench.utils.io import (
-    DirectoryLock,
-    atomic_write_text,
-    check_output_dir,
-    corrupt,
-    read_json,
-    refuse_if_different,
-    write_json,
-)
+from uebench.train.run import run_directory, write_run_files
+from uebench.utils.io import write_json
 
 
 @dataclass(frozen=True)
@@ -99,34 +88,23 @@ def train_multitask_run(
 
     ``out`` must be new, empty or this run's directory; one process at a time works in it.
     """
-    out = check_output_dir(out, marker=RUN_FILES, what="a uebench run")
-    cfg_dict = to_dict(cfg)
-    rt = make_runtime(cfg, progress)  # a bad device fails before anything is written
-    with DirectoryLock(out):
-        if (out / "config.yaml").exists():
-            refuse_if_different(out, to_dict(load_multitask_config(out)), cfg_dict, what="a run")
-        ident = identity(cfg)
-        _check_identity(out, ident)
-        if is_complete(out):
-            summary = read_json(out / "summary.json")
-            if not isinstance(summary, dict):
-                raise corrupt(out / "summary.json", "not a JSON object")
-            return summary
+    def train(out: Path, rt: Any, ident: dict[str, Any]) -> dict[str, Any]:
+        nonlocal splits
         splits = splits or load_multitask_splits(cfg)
-        train = training_set(cfg, splits.train)
+        data = training_set(cfg, splits.train)
         model = build_run_model(cfg, splits.train)
-        atomic_write_text(out / "config.yaml", yaml.safe_dump(cfg_dict, sort_keys=False))
-        write_json(out / "identity.json", ident)
-        write_json(out / "env.json", environment(rt.device))
+        write_run_files(out, cfg, ident, rt)
         t0 = time.perf_counter()
-        rows = fit_multitask(model, train, cfg=cfg.train, rt=rt,
+        rows = fit_multitask(model, data, cfg=cfg.train, rt=rt,
                              test=select_tasks(cfg, splits.test),
                              weights=dict(cfg.weights) or None,
                              callbacks=[*callbacks, *sal_callbacks(cfg)], desc=out.name or "train",
                              run_dir=out, run_id=ident["run_id"])
-        summary = _summary(cfg, rows, train, splits, time.perf_counter() - t0)
+        summary = _summary(cfg, rows, data, splits, time.perf_counter() - t0)
         write_json(out / "summary.json", summary)
         return summary
+
+    return run_directory(cfg, out, progress, train)
 
 
 def _summary(cfg: MultiTaskRunCfg, rows: list[dict[str, Any]], train: MultiTaskSet,

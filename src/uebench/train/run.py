@@ -15,7 +15,7 @@ reused, not retrained. A directory that holds a run with a different config is r
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -173,13 +173,13 @@ def is_complete(out: Path) -> bool:
     return (Path(out) / "summary.json").exists()
 
 
-def _check_existing(out: Path, cfg_dict: dict[str, Any]) -> None:
+def _check_existing(out: Path, cfg: Any) -> None:
     if not (out / "config.yaml").exists():
         return
-    # the stored config read back through RunCfg, so keys added since (with their defaults)
-    # do not make an old run look different
-    old = to_dict(load_run_config(out))
-    refuse_if_different(out, old, cfg_dict, what="a run")
+    # the stored config read back through the config class, so keys added since (with their
+    # defaults) do not make an old run look different
+    old = to_dict(load_run_config(out, type(cfg)))
+    refuse_if_different(out, old, to_dict(cfg), what="a run")
 
 
 def identity(cfg: RunCfg) -> dict[str, Any]:
@@ -220,12 +220,23 @@ def train_run(
 
     ``out`` must be new, empty or this run's directory; one process at a time works in it.
     """
-    out = check_output_dir(out, marker=RUN_FILES, what="a uebench run")
     cfg = canonical(cfg)
-    cfg_dict = to_dict(cfg)
+    return run_directory(cfg, out, progress, lambda out, rt, ident: _train(
+        cfg, out, rt, ident, callbacks=callbacks, splits=splits, extra_summary=extra_summary))
+
+
+def run_directory(cfg: Any, out: Path | str, progress: bool,
+                  train: Callable[[Path, Runtime, dict[str, Any]], dict[str, Any]]
+                  ) -> dict[str, Any]:
+    """The run-directory protocol of every kind of run (single- and multi-task).
+
+    Checks ``out`` (new, empty or this run's), locks it, refuses a directory of other settings or
+    of another poison, returns the summary of a complete run, else ``train(out, rt, identity)``.
+    """
+    out = check_output_dir(out, marker=RUN_FILES, what="a uebench run")
     rt = make_runtime(cfg, progress)  # a bad device fails before anything is written
     with DirectoryLock(out):
-        _check_existing(out, cfg_dict)
+        _check_existing(out, cfg)
         ident = identity(cfg)
         _check_identity(out, ident)
         if is_complete(out):
@@ -233,8 +244,14 @@ def train_run(
             if not isinstance(summary, dict):
                 raise corrupt(out / "summary.json", "not a JSON object")
             return summary
-        return _train(cfg, out, rt, ident, callbacks=callbacks, splits=splits,
-                      extra_summary=extra_summary)
+        return train(out, rt, ident)
+
+
+def write_run_files(out: Path, cfg: Any, ident: dict[str, Any], rt: Runtime) -> None:
+    """config.yaml, identity.json and env.json, written once the run's inputs have loaded."""
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    write_json(out / "identity.json", ident)
+    write_json(out / "env.json", environment(rt.device))
 
 
 def _train(cfg: RunCfg, out: Path, rt: Runtime, ident: dict[str, Any], *,
@@ -245,9 +262,7 @@ def _train(cfg: RunCfg, out: Path, rt: Runtime, ident: dict[str, Any], *,
     train_set = training_set(cfg, splits)
     model = build_model(cfg, splits.train)
     hooks = _trajectory_hooks(cfg, out, len(train_set), model)
-    atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    write_json(out / "identity.json", ident)
-    write_json(out / "env.json", environment(rt.device))
+    write_run_files(out, cfg, ident, rt)
     t0 = time.perf_counter()
     rows = fit(
         model,
