@@ -8,8 +8,9 @@ EM's budget as the control (``uebench demo``'s poisons and recipe).
 
 Seeds vary the initial weights and the data order; the images and the poisons stay the same. The
 in-training measurement (fast engine, K=3, 384-image probe + 384 held-out, ε 0.05) is the main one;
-post-hoc tags re-measure the same per-epoch snapshots with ε 0.02 and 0.1 and with the engine's
-default settings (K=3, 1024 + 1024), so only the measurement changes between them. Epoch-count
+post-hoc tags re-measure the same per-epoch snapshots with ε 0.02 and 0.1, with the engine's
+default settings (K=3, 1024 + 1024) and with a 256 + 256 probe (the demo's setting), so only the
+measurement changes between them. Epoch-count
 sensitivity truncates the same runs. The report gives UD mean ± std and a 95 % t-interval per
 poison, beside the random-noise control.
 """
@@ -27,13 +28,16 @@ TAGS = {
     "eps0.02": dict(engine="fast", eps=0.02, options={"probe_size": 384, "eval_size": 384}),
     "eps0.1": dict(engine="fast", eps=0.1, options={"probe_size": 384, "eval_size": 384}),
     "fast-default": dict(engine="fast"),
+    "probe256": dict(engine="fast", options={"probe_size": 256, "eval_size": 256}),
 }
+# the in-training measurement of this study (the demo used it until it moved to 256 + 256)
+IN_TRAINING_SAL = {"probe_size": 384, "eval_size": 384}
 
 
 def evaluate(root: Path, seeds: list[int]) -> None:
     from uebench.attacks import generate_poison
     from uebench.config import resolve_run_cfg
-    from uebench.demo import DEMO_ATTACKS, DEMO_RECIPE, DEMO_SAL_OPTIONS, demo_poisons
+    from uebench.demo import DEMO_ATTACKS, DEMO_RECIPE, demo_poisons
     from uebench.evaluation import evaluate as run_evaluation
 
     params = demo_poisons((1, 28, 28))
@@ -43,17 +47,17 @@ def evaluate(root: Path, seeds: list[int]) -> None:
         generate_poison(attack, dataset="fashion-mnist", out=poisons[-1], train_size=2000,
                         seed=0, params=params[attack], progress=False)
     overrides = [*DEMO_RECIPE, "train.snapshots=true",
-                 *(f"sal.options.{k}={v}" for k, v in DEMO_SAL_OPTIONS["fast"].items())]
+                 *(f"sal.options.{k}={v}" for k, v in IN_TRAINING_SAL.items())]
     cfg = resolve_run_cfg(dataset="fashion-mnist", model="resnet18", train_size=2000,
                           test_size=2000, epochs=10, seed=0, overrides=overrides)
     result = run_evaluation(cfg, poisons, out=root / "eval", seeds=seeds, progress=False)
     print((root / "eval" / "results.md").read_text() if result else "")
 
 
-def sal(root: Path, seeds: list[int]) -> None:
+def sal(root: Path, seeds: list[int], tags: list[str]) -> None:
     from uebench.learnability.posthoc import measure_run
 
-    for tag, job in TAGS.items():
+    for tag, job in ((t, TAGS[t]) for t in tags):
         for seed in seeds:
             for run in sorted((root / "eval" / f"seed{seed}" / "runs").iterdir()):
                 rows = measure_run(run, tag=tag, progress=False, **job)
@@ -66,6 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--root", default="runs/ud-uncertainty")
     p.add_argument("--seeds", default=",".join(map(str, SEEDS)),
                    help="comma-separated training seeds (default 0-4); more can be added later")
+    p.add_argument("--tags", default=",".join(TAGS), help="sal: which post-hoc tags (default all)")
     args = p.parse_args(argv)
     seeds = [int(v) for v in args.seeds.split(",")]
     torch.set_num_threads(1)
@@ -73,7 +78,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.step == "evaluate":
         evaluate(root, seeds)
     elif args.step == "sal":
-        sal(root, seeds)
+        tags = args.tags.split(",")
+        if unknown := sorted(set(tags) - set(TAGS)):
+            p.error(f"unknown tag(s) {unknown}; choose from {sorted(TAGS)}")
+        sal(root, seeds, tags)
     else:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         from ud_uncertainty_report import report

@@ -18,7 +18,8 @@ def report(root: Path, seeds: list[int] | None = None) -> str:
              "## As measured in training (fast, ε 0.05, 384 + 384 images)\n",
              t.main_table(study, None)]
     for tag, what in (("eps0.02", "ε 0.02"), ("eps0.1", "ε 0.1"),
-                      ("fast-default", "the engine's default settings (1024 + 1024 images)")):
+                      ("fast-default", "the engine's default settings (1024 + 1024 images)"),
+                      ("probe256", "a 256 + 256-image probe (the demo's setting)")):
         parts += [f"## Re-measured on the same snapshots: {what}\n", t.main_table(study, tag)]
     parts += ["## UD vs the number of epochs trained (as measured in training)\n",
               t.epochs_sensitivity(study, None, (4, 6, 8, 10)),

@@ -203,6 +203,8 @@ def cmd_poison_generate(args: argparse.Namespace) -> int:
         f"budget {b['norm']} {b['eps']}, measured linf {m['linf_max']:.4f} l2 {m['l2_max']:.4f} "
         f"l0 {m['l0_max']:.0f}, {manifest['generation_seconds']:.1f}s"
     )
+    if manifest.get("diagnostics"):
+        print("diagnostics: " + ", ".join(f"{k} {v}" for k, v in manifest["diagnostics"].items()))
     return 0
 
 
@@ -325,6 +327,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
                       data_dir=args.data_dir, progress=not args.quiet)
     out = Path(args.out)
     print((out / "eval" / "results.md").read_text())
+    from uebench.demo import accuracy_costs
+
+    print(accuracy_costs(result))
     figures = result.get("files", {})
     print("figures: " + ", ".join(v for k, v in figures.items() if k.endswith(".png")))
     print(f"run directories: {out / 'eval' / 'runs'}; poisons (with preview.png): "

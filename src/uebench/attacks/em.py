@@ -34,6 +34,7 @@ accuracy, accuracy on the noisy set) and resume from ``workdir`` after an interr
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,7 @@ from uebench.config import TrainCfg
 from uebench.data.base import stratified_subset
 from uebench.runtime import Runtime, derive_seed
 from uebench.train.loop import FitState, evaluate, fit
+from uebench.utils.io import atomic_write_text
 from uebench.utils.progress import bar
 
 STREAM = 8100
@@ -166,6 +168,7 @@ def run_min_min(
             state.remove("surrogate")  # a round-1 crash may have left a surrogate checkpoint
             saved = _initial_state(x, spec, num_classes, rt)
         noise, seed, rnd, done = saved["noise"], saved["seed"], saved["round"], saved["done"]
+        acc = saved.get("acc", 0.0)
         model = build_surrogate(surrogate, x, num_classes, width=width, rt=rt, stream=(STREAM, 0))
         # the surrogate's optimiser continues in memory between rounds (FitState); its
         # checkpoint file is only written when a workdir makes the run resumable
@@ -193,6 +196,10 @@ def run_min_min(
             pbar.update(1)
             pbar.set_postfix(surrogate_acc=f"{rows[-1]['train_acc']:.3f}", noisy_acc=f"{acc:.3f}")
         pbar.close()
+        if workdir is not None:
+            atomic_write_text(Path(workdir) / "diagnostics.json", json.dumps(
+                {"rounds": rnd, "converged": bool(done), "stop_acc": spec.stop_acc,
+                 "surrogate_acc_on_poison": round(float(acc), 4)}))
     delta = noise[y] if spec.classwise else noise
     return clamp_to_image(x, delta)
 
@@ -246,7 +253,8 @@ def em(
         class_subset: fraction of the data the class-wise search uses.
         train_steps: surrogate SGD batches per round.
         batch_size: surrogate and noise-update batch size.
-        stop_acc: stop once the surrogate's accuracy on ``x + delta`` exceeds this.
+        stop_acc: stop once the surrogate's accuracy on ``x + delta`` exceeds this; 1.0 never
+            stops early (always ``max_rounds`` rounds: the min-min objective optimised further).
         max_rounds: cap on rounds (EM has none; 20 rounds of 10 batches + a full noise pass).
         random_start: start from uniform(-eps, eps) instead of zero noise.
         surrogate, surrogate_width: zoo model of the surrogate and its width multiplier.

@@ -89,8 +89,12 @@ def _generate(attack: str, info: Any, clean: Any, out: Path, rt: Runtime, *, pre
         if workdir.exists():
             atomic_write_text(clock, f"{seconds:.3f}")
     eps = resolved.get(info.eps_param) if info.eps_param else None
+    # an attack may leave what a reader needs to judge the poison (EM: rounds run, whether its
+    # surrogate reached stop_acc) in .work/diagnostics.json; it goes into the manifest
+    diag = workdir / "diagnostics.json"
+    extra = {"diagnostics": json.loads(diag.read_text())} if diag.exists() else None
     manifest = save_poison(out, clean=clean, delta=delta.cpu(), attack=attack, preset=preset,
                            params=json_ready(resolved), norm=info.norm_for(resolved), eps=eps,
-                           seed=seed, dataset=dataset, seconds=seconds)
+                           seed=seed, dataset=dataset, seconds=seconds, extra=extra)
     shutil.rmtree(workdir, ignore_errors=True)
     return manifest
