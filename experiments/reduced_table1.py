@@ -137,6 +137,10 @@ def report(root: Path) -> str:
         "## Threshold-free: mean log10 SAL ratio to the clean run (compat)\n",
         t.log_sal_ratio(study, "compat1k"),
     ]
+    pngs = [f for tag in ("fast4", "compat1k") for seed in SEEDS
+            for f in t.figures(study, seed, tag, root / "figures" / f"{tag}-seed{seed}")]
+    parts += ["## Figures (SAL heat maps, learnable layers per epoch)\n",
+              "\n".join(f"- {f}" for f in pngs) + "\n"]
     text = "\n".join(parts)
     (root / "report.md").write_text(text)
     return text

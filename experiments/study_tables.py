@@ -58,6 +58,18 @@ def _table(study: Study, seed: int, tag: str | None,
     return ud_table(cut[0], cut[1:])
 
 
+def figures(study: Study, seed: int, tag: str | None, out: Path) -> list[str]:
+    """SAL heat maps and learnable-layer curves of one seed's runs (``recompute`` writes them)."""
+    runs = _runs(study, seed, tag)
+    if len(runs) < 2 or runs[0] != study.path(seed, study.methods[0]):
+        return []
+    try:
+        result = recompute(runs[0], runs[1:], out_dir=out, sal_tag=tag)
+    except UebenchError:  # still being measured
+        return []
+    return [v for k, v in result.get("files", {}).items() if str(v).endswith(".png")]
+
+
 def _names(study: Study, runs: Sequence[Path]) -> list[str]:
     by_path = {study.path(0, m).name: m for m in study.methods}
     return [by_path.get(r.name, r.name) for r in runs]

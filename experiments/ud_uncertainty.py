@@ -29,6 +29,9 @@ TAGS = {
     "eps0.1": dict(engine="fast", eps=0.1, options={"probe_size": 384, "eval_size": 384}),
     "fast-default": dict(engine="fast"),
     "probe256": dict(engine="fast", options={"probe_size": 256, "eval_size": 256}),
+    # the paper's protocol on the same snapshots (every training image, official origin) at
+    # the end of training: how each engine reads near-zero-loss models
+    "compat": dict(engine="compat", origin="official", epochs=[10]),
 }
 # the in-training measurement of this study (the demo used it until it moved to 256 + 256)
 IN_TRAINING_SAL = {"probe_size": 384, "eval_size": 384}

@@ -21,7 +21,9 @@ def report(root: Path, seeds: list[int] | None = None) -> str:
                       ("fast-default", "the engine's default settings (1024 + 1024 images)"),
                       ("probe256", "a 256 + 256-image probe (the demo's setting)")):
         parts += [f"## Re-measured on the same snapshots: {what}\n", t.main_table(study, tag)]
-    parts += ["## UD vs the number of epochs trained (as measured in training)\n",
+    parts += ["## Engines on the same snapshots (fast in training vs compat, official origin)\n",
+              t.engines_on_late_epochs(study, None, "compat"),
+              "## UD vs the number of epochs trained (as measured in training)\n",
               t.epochs_sensitivity(study, None, (4, 6, 8, 10)),
               "## UD with β pooled over the clean seeds\n", t.pooled_beta(study, None),
               "## Threshold-free: mean log10 SAL ratio to the clean run\n",
