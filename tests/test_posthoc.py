@@ -134,3 +134,21 @@ def test_tag_measured_on_different_epochs_is_refused(run_dir, tmp_path):
         recompute(run_dir, [other], sal_tag="part")
     measure_run(other, tag="part", options=FAST, progress=False)  # finish it
     assert recompute(run_dir, [other], sal_tag="part")["runs"][1]["epochs"] == 3
+
+
+def test_official_origin_can_be_read_from_another_metrics_field(run_dir):
+    """A run trained without drop_last has a short last batch, which the paper code's running-
+    loss formula scales down; ``origin_from="train_loss"`` takes the per-image running mean (what
+    that formula gives under the paper's drop_last=True) and records the choice."""
+    from uebench.utils.io import read_jsonl
+
+    metrics = {r["epoch"]: r for r in read_jsonl(run_dir / "metrics.jsonl")}
+    rows = measure_run(run_dir, tag="o-mean", options=FAST, origin="official", epochs=[3],
+                       origin_from="train_loss", progress=False)
+    assert rows[0]["sal_origin"] == pytest.approx(metrics[3]["train_loss"])
+    assert rows[0]["sal_origin_kind"] == "official"
+    assert "origin_from: train_loss" in (run_dir / "sal" / "o-mean.yaml").read_text()
+    with pytest.raises(UebenchError, match="origin_from='nope'.*loss fields there"):
+        measure_run(run_dir, tag="o-bad", options=FAST, origin="official", epochs=[3],
+                    origin_from="nope", progress=False)
+    assert not (run_dir / "sal" / "o-bad.yaml").exists()  # the typo did not claim the tag

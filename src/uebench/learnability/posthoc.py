@@ -96,6 +96,7 @@ def measure_run(run_dir: Path | str, *, tag: str, engine: str = "fast", eps: flo
                 origin: str | None = None, every: int = 1, epochs: Iterable[int] | None = None,
                 options: Mapping[str, Any] | None = None, device: str | None = None,
                 recalibrate_bn: bool = False, subset: int | None = None,
+                origin_from: str | None = None,
                 progress: bool = True) -> list[dict[str, Any]]:
     """Measure SAL of a run's stored epochs into ``RUN/sal/<tag>.jsonl`` (resumable).
 
@@ -112,6 +113,12 @@ def measure_run(run_dir: Path | str, *, tag: str, engine: str = "fast", eps: flo
             same subset for every epoch) instead of all of them: the compat engine's cost is 10
             passes over its data per measurement, which a CPU study cannot afford on every image.
             Recorded in the tag's settings; the SAL estimates the same loss, with more noise.
+        origin_from: the ``metrics.jsonl`` field the official origin is read from; default
+            ``train_loss_official`` (the paper code's formula for this run's batches). A run
+            trained without ``drop_last`` has a short last batch, which that formula scales by
+            (batches × last-batch size / images), e.g. 0.54 at 5,000 images and batch 256;
+            ``train_loss`` (the per-image running mean) is what the formula gives under the paper's
+            ``drop_last=True``. Recorded in the tag's settings.
     Returns:
         All rows of the tag, epoch order.
     """
@@ -137,16 +144,25 @@ def measure_run(run_dir: Path | str, *, tag: str, engine: str = "fast", eps: flo
                 "options": dict(options or {}), "recalibrate_bn": bool(recalibrate_bn)}
     if subset is not None:
         settings["subset"] = int(subset)  # only when used: older tags stay valid
-    rows_path, settings_path = tag_paths(run_dir, tag)
-    _check_settings(settings_path, settings, tag)
+    if origin_from is not None:
+        settings["origin_from"] = str(origin_from)
     available = snapshot_epochs(run_dir)
     if not available:
         raise UebenchError(
             f"{run_dir} has no per-epoch snapshots: train it with train.snapshots=true "
             "(uebench train ... train.snapshots=true) to measure SAL after training")
     todo_epochs = select_epochs(available, every=every, epochs=epochs)
-    done = {int(r["epoch"]): r for r in (read_tag(run_dir, tag) if rows_path.exists() else [])}
     metrics = {int(r["epoch"]): r for r in read_jsonl(run_dir / "metrics.jsonl")}
+    # checked before the tag's settings are written, so a typo does not claim the tag
+    if origin_from is not None and (missing := [e for e in todo_epochs
+                                                if origin_from not in metrics.get(e, {})]):
+        fields = sorted(k for k, v in metrics.get(missing[0], {}).items()
+                        if isinstance(v, float) and "loss" in k)
+        raise UebenchError(f"origin_from={origin_from!r}: {run_dir}/metrics.jsonl has no such "
+                           f"field for epoch(s) {missing}; loss fields there: {fields}")
+    rows_path, settings_path = tag_paths(run_dir, tag)
+    _check_settings(settings_path, settings, tag)
+    done = {int(r["epoch"]): r for r in (read_tag(run_dir, tag) if rows_path.exists() else [])}
     todo = [e for e in todo_epochs if e not in done]
     if todo:
         rt = make_runtime(cfg, progress)
@@ -165,7 +181,8 @@ def measure_run(run_dir: Path | str, *, tag: str, engine: str = "fast", eps: flo
             if recalibrate_bn:
                 recalibrate_batchnorm(model, data.x, batch_size=cfg.train.batch_size)
             row = metrics.get(epoch, {})
-            origin_loss = row.get("train_loss_official", row.get("train_loss"))
+            origin_loss = (row.get(origin_from) if origin_from is not None
+                           else row.get("train_loss_official", row.get("train_loss")))
             if eval_origin:  # MixUp/CutMix: the official origin is an eval pass (= exact)
                 origin_loss = None
             res = run_sal(model, data.x, data.y, rt=rt, data=cfg.train, engine=engine, eps=eps,
