@@ -152,3 +152,9 @@ def test_official_origin_can_be_read_from_another_metrics_field(run_dir):
         measure_run(run_dir, tag="o-bad", options=FAST, origin="official", epochs=[3],
                     origin_from="nope", progress=False)
     assert not (run_dir / "sal" / "o-bad.yaml").exists()  # the typo did not claim the tag
+    from uebench.cli import main  # the CLI mirrors it
+
+    assert main(["sal", str(run_dir), "--tag", "o-mean", "--origin", "official", "--epochs", "3",
+                 "--origin-from", "train_loss", "--option", "probe_size=64", "--quiet"]) == 0
+    assert main(["sal", str(run_dir), "--tag", "o-cli", "--origin", "official", "--epochs", "3",
+                 "--origin-from", "nope", "--quiet"]) == 2

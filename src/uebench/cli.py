@@ -110,6 +110,9 @@ def _add_learnability(sub: argparse._SubParsersAction) -> None:
                    help="re-estimate BatchNorm statistics for each snapshot first")
     p.add_argument("--subset", type=int, default=None,
                    help="measure on a seeded stratified subset of N training images")
+    p.add_argument("--origin-from", default=None, metavar="FIELD",
+                   help="metrics.jsonl field for the official origin (default "
+                        "train_loss_official; train_loss = the paper's formula under drop_last)")
     p.add_argument("--device", default=None)
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--option", dest="options", action="append", default=[], metavar="KEY=VALUE",

@@ -302,7 +302,8 @@ def cmd_sal(args: argparse.Namespace) -> int:
         rows = measure_run(Path(run), tag=args.tag, engine=args.engine, eps=args.eps,
                            origin=args.origin, every=args.every, epochs=epochs, options=options,
                            device=args.device, recalibrate_bn=args.recalibrate_bn,
-                           subset=args.subset, progress=not args.quiet)
+                           subset=args.subset, origin_from=args.origin_from,
+                           progress=not args.quiet)
         print(f"{run}: SAL '{args.tag}' for epochs {[r['epoch'] for r in rows]}")
     return 0
 
