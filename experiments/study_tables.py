@@ -40,14 +40,16 @@ def _runs(study: Study, seed: int, tag: str | None) -> list[Path]:
     return [study.path(seed, m) for m in study.methods if _measured(study.path(seed, m), tag)]
 
 
-def _table(study: Study, seed: int, tag: str | None,
-           epochs: int | None = None) -> dict[str, Any] | None:
+def _table(study: Study, seed: int, tag: str | None, epochs: int | None = None,
+           out: Path | None = None) -> dict[str, Any] | None:
+    """One seed's UD table (``out``: also its result files and figures), or None while the
+    clean run or the tag is missing; ``epochs`` truncates the runs (no files then)."""
     runs = _runs(study, seed, tag)
     if len(runs) < 2 or runs[0] != study.path(seed, study.methods[0]):
         return None
     if epochs is None:
         try:
-            return recompute(runs[0], runs[1:], sal_tag=tag)
+            return recompute(runs[0], runs[1:], out_dir=out, sal_tag=tag)
         except UebenchError:  # a tag still being measured in some run: no table yet
             return None
     from uebench.learnability.distance import ud_table
@@ -60,14 +62,8 @@ def _table(study: Study, seed: int, tag: str | None,
 
 def figures(study: Study, seed: int, tag: str | None, out: Path) -> list[str]:
     """SAL heat maps and learnable-layer curves of one seed's runs (``recompute`` writes them)."""
-    runs = _runs(study, seed, tag)
-    if len(runs) < 2 or runs[0] != study.path(seed, study.methods[0]):
-        return []
-    try:
-        result = recompute(runs[0], runs[1:], out_dir=out, sal_tag=tag)
-    except UebenchError:  # still being measured
-        return []
-    return [v for k, v in result.get("files", {}).items() if str(v).endswith(".png")]
+    result = _table(study, seed, tag, out=out) or {}
+    return [v for v in result.get("files", {}).values() if str(v).endswith(".png")]
 
 
 def _names(study: Study, runs: Sequence[Path]) -> list[str]:

@@ -689,6 +689,15 @@ def test_attack_param_type(tmp_path, capsys):
                                                                   "eps=big"])
 
 
+@kind("config", "uebench sal --origin-from names a field metrics.jsonl does not have")
+def test_unknown_origin_field(made, tmp_path, capsys):
+    run = copy(made / "run", tmp_path / "run")
+    err = cli(capsys, ["sal", run, "--tag", "o", "--origin", "official", "--origin-from", "nope",
+                       "--quiet", "--option", "probe_size=16"])
+    assert "origin_from='nope'" in err and "loss fields there" in err
+    assert not (run / "sal" / "o.yaml").exists()  # the typo did not claim the tag
+
+
 # ----------------------------------------------------------------------------- grids
 
 

@@ -156,5 +156,3 @@ def test_official_origin_can_be_read_from_another_metrics_field(run_dir):
 
     assert main(["sal", str(run_dir), "--tag", "o-mean", "--origin", "official", "--epochs", "3",
                  "--origin-from", "train_loss", "--option", "probe_size=64", "--quiet"]) == 0
-    assert main(["sal", str(run_dir), "--tag", "o-cli", "--origin", "official", "--epochs", "3",
-                 "--origin-from", "nope", "--quiet"]) == 2

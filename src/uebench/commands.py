@@ -319,7 +319,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     import time
 
-    from uebench.demo import run_demo
+    from uebench.demo import accuracy_costs, run_demo
 
     t0 = time.perf_counter()
     sizes = {k: v for k, v in (("train_size", args.train_size), ("test_size", args.test_size),
@@ -328,8 +328,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
                       data_dir=args.data_dir, progress=not args.quiet)
     out = Path(args.out)
     print((out / "eval" / "results.md").read_text())
-    from uebench.demo import accuracy_costs
-
     print(accuracy_costs(result))
     figures = result.get("files", {})
     print("figures: " + ", ".join(v for k, v in figures.items() if k.endswith(".png")))
