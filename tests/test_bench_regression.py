@@ -46,6 +46,7 @@ def test_expected_values_belong_to_their_grid(path, tmp_path):
 
 @pytest.mark.skipif(not os.environ.get("UEBENCH_REGRESSION_GRIDS"),
                     reason="reruns a CPU-scale grid (~30 min): set UEBENCH_REGRESSION_GRIDS=1")
+@pytest.mark.timeout(3600)  # a grid takes 10-30 min on 2 cores, past the suite's 600 s limit
 @pytest.mark.parametrize("path", [p for p in EXPECTED if p.stem != "smoke"],
                          ids=[p.stem for p in EXPECTED if p.stem != "smoke"])
 def test_cpu_grid_reproduces_its_expected_values(path, tmp_path):
