@@ -32,6 +32,8 @@ from pathlib import Path
 
 import torch
 
+# the demo's recipe and EM until it moved to batch 64 / wd 5e-3 / EM batch 32; ud_uncertainty.py's
+# study ran with them too
 BASE = ("model.width=0.125", "train.optimizer=sgd", "train.lr=0.1", "train.momentum=0.9",
         "train.weight_decay=5e-4", "train.batch_size=128", "train.schedule=cosine",
         "train.augment=none")

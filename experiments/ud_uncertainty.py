@@ -1,7 +1,8 @@
 """How much to trust a UD (issue #7.3), in the main job's setting: Fashion-MNIST 2000/2000,
 ResNet-18 at width 1/8, SGD, 10 epochs, EM / OPS / LSP at published budgets and random noise at
 EM's budget as the control: ``uebench demo``'s poisons and recipe as they were when this study
-ran (batch 128, weight decay 5e-4, EM's surrogate on batches of 256; pinned below).
+ran (batch 128, weight decay 5e-4, EM's surrogate on batches of 256; pinned in
+demo_recipes.py).
 
     .venv/bin/python experiments/ud_uncertainty.py evaluate   # 5 seeds, SAL in training (~25 min)
     .venv/bin/python experiments/ud_uncertainty.py sal        # post-hoc tags (ε, engine settings)
@@ -36,28 +37,25 @@ TAGS = {
 }
 # the in-training measurement of this study (the demo used it until it moved to 256 + 256)
 IN_TRAINING_SAL = {"probe_size": 384, "eval_size": 384}
-# the main job's recipe and EM as they were when this study ran (the demo has since moved to
-# batch 64 and EM's surrogate batch 32, docs/findings.md §1): pinned so the numbers reproduce
-RECIPE = ("model.width=0.125", "train.optimizer=sgd", "train.lr=0.1", "train.momentum=0.9",
-          "train.weight_decay=5e-4", "train.batch_size=128", "train.schedule=cosine",
-          "train.augment=none")
-EM_PARAMS = {"surrogate": "resnet18", "surrogate_width": 0.125, "max_rounds": 10,
-             "batch_size": 256}
+
 
 
 def evaluate(root: Path, seeds: list[int]) -> None:
+    # the main job's recipe and EM as they were when this study ran (the demo has since moved to
+    # batch 64 and EM's surrogate batch 32, docs/findings.md §1), pinned in demo_recipes.py
+    from demo_recipes import BASE, EM_OLD
     from uebench.attacks import generate_poison
     from uebench.config import resolve_run_cfg
     from uebench.demo import DEMO_ATTACKS, demo_poisons
     from uebench.evaluation import evaluate as run_evaluation
 
-    params = {**demo_poisons((1, 28, 28)), "em": EM_PARAMS}
+    params = {**demo_poisons((1, 28, 28)), "em": EM_OLD}
     poisons = []
     for attack in DEMO_ATTACKS:
         poisons.append(root / "poisons" / attack)
         generate_poison(attack, dataset="fashion-mnist", out=poisons[-1], train_size=2000,
                         seed=0, params=params[attack], progress=False)
-    overrides = [*RECIPE, "train.snapshots=true",
+    overrides = [*BASE, "train.snapshots=true",
                  *(f"sal.options.{k}={v}" for k, v in IN_TRAINING_SAL.items())]
     cfg = resolve_run_cfg(dataset="fashion-mnist", model="resnet18", train_size=2000,
                           test_size=2000, epochs=10, seed=0, overrides=overrides)

@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 import torch
 
+from uebench.cli import main
 from uebench.config import resolve_run_cfg
 from uebench.errors import UebenchError
 from uebench.learnability.posthoc import (
@@ -152,7 +153,5 @@ def test_official_origin_can_be_read_from_another_metrics_field(run_dir):
         measure_run(run_dir, tag="o-bad", options=FAST, origin="official", epochs=[3],
                     origin_from="nope", progress=False)
     assert not (run_dir / "sal" / "o-bad.yaml").exists()  # the typo did not claim the tag
-    from uebench.cli import main  # the CLI mirrors it
-
     assert main(["sal", str(run_dir), "--tag", "o-mean", "--origin", "official", "--epochs", "3",
                  "--origin-from", "train_loss", "--option", "probe_size=64", "--quiet"]) == 0

@@ -11,7 +11,7 @@ accuracy. A ResNet with BatchNorm under SGD fits shortcuts the way ResNet-18 doe
 with the paper's batch 128 and weight decay 5e-4 sample-wise EM's cost was a lottery (11-41
 points over EM draws and victim seeds, < 20 in a third of them). Batch 64 with weight decay 5e-3
 (the best clean accuracy of the recipes tried on these 2,000 images) makes every EM draw cost
-≥ 20 points in every victim seed measured (22-48), LSP 37-41 and OPS 45-74, while random noise
+≥ 20 points in every victim seed measured (22-48), LSP 37-51 and OPS 37-74, while random noise
 at EM's budget costs none (the control). Everything is cached: re-running reuses finished poisons
 and runs.
 """
