@@ -44,6 +44,7 @@ def evaluate(root: Path, seeds: list[int]) -> None:
     # the main job's recipe and EM as they were when this study ran (the demo has since moved to
     # batch 64 and EM's surrogate batch 32, docs/findings.md §1), pinned in demo_recipes.py
     from demo_recipes import BASE, EM_OLD
+
     from uebench.attacks import generate_poison
     from uebench.config import resolve_run_cfg
     from uebench.demo import DEMO_ATTACKS, demo_poisons
