@@ -29,16 +29,26 @@ def s(mean, low=None, high=None):
     return {"n": 2, "mean": mean, "std": None, "ci_low": low, "ci_high": high}
 
 
-@pytest.mark.parametrize("ud, drop, expected", [
-    (s(0.2, 0.1, 0.3), s(0.4, 0.3, 0.5), "protected"),
-    (s(1.5, 1.2, 1.8), s(0.4, 0.3, 0.5), "accuracy only"),
-    (s(0.2, 0.1, 0.3), s(0.02, 0.0, 0.05), "not protected"),
-    (s(0.2, 0.1, 0.3), s(0.12, 0.05, 0.2), "inconclusive"),  # the drop straddles 10 points
-    (s(0.9, 0.6, 1.2), s(0.4, 0.3, 0.5), "inconclusive"),  # UD straddles 1
-    (s(0.2), s(0.4), "protected"),  # one seed: the value is its own interval
+def p(mean, low=None, high=None, less="lower"):
+    """A paired difference (poison - control) as paired_difference returns it."""
+    separated = None if low is None else (high < 0 if less == "lower" else low > 0)
+    direction = "less" if (mean < 0) == (less == "lower") else "more"
+    return {"n": 3, "mean": mean, "ci_low": low, "ci_high": high, "separated": separated,
+            "direction": direction}
+
+
+@pytest.mark.parametrize("drop, headline, expected", [
+    (s(0.4, 0.3, 0.5), p(-0.2, -0.3, -0.1), "protected"),
+    (s(0.4, 0.3, 0.5), p(0.2, 0.1, 0.3), "accuracy only"),  # separated, more learnable
+    (s(0.02, 0.0, 0.05), p(-0.2, -0.3, -0.1), "not protected"),
+    (s(0.12, 0.05, 0.2), p(-0.2, -0.3, -0.1), "inconclusive"),  # the drop straddles 10 points
+    (s(0.4, 0.3, 0.5), p(-0.1, -0.3, 0.1), "inconclusive"),  # the difference straddles 0
+    (s(0.4), p(-0.2), "inconclusive"),  # one seed: no interval against the control
+    (s(0.4, 0.3, 0.5), None, "inconclusive"),  # no control
+    (s(0.4, 0.3, 0.5), p(0.2, 0.1, 0.3, less="higher"), "protected"),
 ])
-def test_verdict_rule(ud, drop, expected):
-    assert verdict(ud, drop) == expected
+def test_verdict_rule(drop, headline, expected):
+    assert verdict(drop, headline) == expected
 
 
 def test_table_layouts_pivot_bold_and_change():
@@ -82,12 +92,23 @@ def test_check_writes_a_self_contained_report(poisons, tmp_path, capsys):
     assert page.startswith("<!DOCTYPE html>") and "data:image/png;base64," in page
     assert "src=\"http" not in page and "<link" not in page  # nothing outside the file
     report = json.loads((view / "check.json").read_text())
-    checked = [r for r in report["rows"] if not r["vanilla"]]
+    checked = [r for r in report["rows"] if r["role"] == "poisoned"]
     assert {(r["method"], r["defense"]) for r in checked} == {
         ("ops", "none"), ("ops", "cutout:size=4")}
+    # the random-noise control at OPS's budget (one random pixel), in every setting, no verdict
+    controls = [r for r in report["rows"] if r["role"] == "control"]
+    assert {(r["method"], r["defense"]) for r in controls} == {
+        ("random-l0", "none"), ("random-l0", "cutout:size=4")}
+    assert all("verdict" not in r for r in controls)
     for row in checked:
         assert row["verdict"] in ("protected", "accuracy only", "not protected", "inconclusive")
         assert row["ud"]["n"] == 2 and row["drop"]["n"] == 2
+        assert row["control"] == "random-l0"
+        control = next(r for r in controls if r["defense"] == row["defense"])
+        for name, paired in row["paired"].items():  # poison - control, seed by seed
+            expected = [None if a is None or b is None else a - b for a, b in zip(
+                row["statistics_per_seed"][name], control["statistics_per_seed"][name])]
+            assert paired["per_seed"] == pytest.approx(expected)
         # the drop is paired by seed against the clean, undefended model
         clean = next(r for r in report["rows"] if r["vanilla"] and r["defense"] == "none")
         assert row["drop_per_seed"] == pytest.approx(
@@ -100,6 +121,7 @@ def test_check_writes_a_self_contained_report(poisons, tmp_path, capsys):
          for d, p in zip(defended["ud_per_seed"], plain["ud_per_seed"])])
     md = (view / "check.md").read_text()
     assert "Rule: **protected**" in md and "figures/overview.png" in md
+    assert "ops − random-l0" in md and "Statistics: tiny" in md
     assert (view / "figures" / "overview.png").is_file()
     assert "report:" in capsys.readouterr().out
 

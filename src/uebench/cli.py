@@ -96,6 +96,10 @@ def _add_learnability(sub: argparse._SubParsersAction) -> None:
                    help="with --defense: the clean run that sets β and the UD denominator")
     p.add_argument("--sal-engine", default=None, help="SAL engine (default: sal.engine, fast)")
     p.add_argument("--sal-origin", default=None, help="official or exact (engine default)")
+    p.add_argument("--no-control", action="store_true",
+                   help="do not train the random-noise control at each poison's budget")
+    p.add_argument("--recalibrate-bn", action="store_true",
+                   help="also measure SAL with BatchNorm statistics re-estimated (ud_bn)")
     p.add_argument("--out", required=True)
 
     p = sub.add_parser("sal", help="measure SAL after training from a run's per-epoch snapshots")

@@ -259,7 +259,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise UebenchError(f"--seeds must be comma-separated integers, got {args.seeds!r}") \
                 from None
     evaluate(cfg, [Path(p) for p in args.poisons], out=Path(args.out), seeds=seeds,
-             beta_from=args.beta_from, progress=not args.quiet)
+             beta_from=args.beta_from, controls=not args.no_control,
+             recalibrate_bn=args.recalibrate_bn, progress=not args.quiet)
     print((Path(args.out) / "results.md").read_text())
     print(
         f"figures: {Path(args.out) / 'sal_heatmaps.png'}, {Path(args.out) / 'learnable_counts.png'}"

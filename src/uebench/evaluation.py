@@ -69,6 +69,8 @@ def evaluate(
     beta_from: BetaFrom = "undefended",
     sal_engine: str | None = None,
     sal_origin: str | None = None,
+    controls: bool = True,
+    recalibrate_bn: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Run Algorithm 1 and write the results table and figures into ``out``.
@@ -81,6 +83,12 @@ def evaluate(
         beta_from: with a defense, where β and the UD denominator come from.
         sal_engine: a registered SAL engine; ``None`` keeps ``cfg.sal.engine``.
         sal_origin: ``official`` or ``exact``; ``None`` keeps ``cfg.sal.origin``.
+        controls: train a random-noise control at each poison's budget next to the poisons
+            (generated into ``out/controls``; :mod:`uebench.controls`), read against which
+            every statistic of a poison is reported (docs/ud.md).
+        recalibrate_bn: keep per-epoch snapshots and, after training, re-measure SAL with
+            BatchNorm statistics re-estimated for every epoch's weights (SAL tag ``bn``), which
+            the ``ud_bn`` statistic reads; doubles the SAL cost.
     Returns:
         The results table (as written to ``results.json``).
     """
@@ -95,7 +103,8 @@ def evaluate(
     )
     subset = cfg.seed if cfg.data.subset_seed is None else cfg.data.subset_seed
     data = dataclasses.replace(cfg.data, subset_seed=subset) if len(seeds) > 1 else cfg.data
-    base = canonical(dataclasses.replace(cfg, sal=sal, poison=None, data=data))
+    train = dataclasses.replace(cfg.train, snapshots=True) if recalibrate_bn else cfg.train
+    base = canonical(dataclasses.replace(cfg, sal=sal, poison=None, data=data, train=train))
     _check_sal(base)
     splits = load_splits(base)
     taken: set[str] = set()
@@ -103,14 +112,40 @@ def evaluate(
     for p in poisons:  # validate every poison before spending any compute on training
         load_poisoned(Path(p), splits.train)
         named.append((run_name(Path(p), taken), Path(p).resolve()))
-    out = check_output_dir(out, marker=("runs", f"seed{seeds[0]}"), what="a uebench evaluation")
+    out = check_output_dir(out, marker=("runs", f"seed{seeds[0]}", "controls"),
+                           what="a uebench evaluation")
+    notes: list[str] = []
+    if controls:
+        from uebench.controls import make_controls
+
+        made, notes = make_controls([p for _, p in named], out / "controls",
+                                    data_dir=base.data.data_dir, progress=progress)
+        for p in made:
+            load_poisoned(p, splits.train)
+            named.append((unique_name(p.name, taken), p.resolve()))
+    else:
+        notes.append("no random-noise control (--no-control): the statistics below are not "
+                     "read against one")
     if len(seeds) == 1:
-        return _one_seed(base, seeds[0], named, out, splits, beta_from, progress)
+        return _one_seed(base, seeds[0], named, out, splits, beta_from, progress, notes,
+                         recalibrate_bn)
     from uebench.learnability.aggregate import aggregate_seeds
 
-    per_seed = [_one_seed(base, s, named, out / f"seed{s}", splits, beta_from, progress)
-                for s in seeds]
+    per_seed = [_one_seed(base, s, named, out / f"seed{s}", splits, beta_from, progress, notes,
+                          recalibrate_bn) for s in seeds]
     return aggregate_seeds(per_seed, seeds, out)
+
+
+def _measure_recalibrated(cfg: RunCfg, runs_dir: Path, progress: bool) -> None:
+    """SAL tag ``bn`` of every run of one seed: the run's own engine and options, BatchNorm
+    statistics re-estimated per snapshot (resumable; a finished tag is reused)."""
+    from uebench.learnability.posthoc import measure_run
+    from uebench.learnability.statistics.ud_bn import BN_TAG
+
+    for run in sorted(p for p in runs_dir.iterdir() if (p / "summary.json").is_file()):
+        measure_run(run, tag=BN_TAG, engine=cfg.sal.engine, eps=cfg.sal.eps,
+                    origin=cfg.sal.origin, options=cfg.sal.options, recalibrate_bn=True,
+                    progress=progress)
 
 
 def _check_sal(cfg: RunCfg) -> None:
@@ -122,7 +157,8 @@ def _check_sal(cfg: RunCfg) -> None:
 
 
 def _one_seed(base: RunCfg, seed: int, named: list[tuple[str, Path]], out: Path, splits: Any,
-              beta_from: BetaFrom, progress: bool) -> dict[str, Any]:
+              beta_from: BetaFrom, progress: bool, extra_notes: Sequence[str] = (),
+              recalibrate_bn: bool = False) -> dict[str, Any]:
     from uebench.learnability.report import recompute
     from uebench.train.run import defense_pipeline
 
@@ -138,7 +174,9 @@ def _one_seed(base: RunCfg, seed: int, named: list[tuple[str, Path]], out: Path,
         dirs.append(runs_dir / f"{name}{suffix}")
         train_run(dataclasses.replace(cfg, poison=str(path)), dirs[-1], progress=progress,
                   splits=splits)
-    notes = [f"seed {seed} (init and data order)"]
+    notes = [f"seed {seed} (init and data order)", *extra_notes]
+    if recalibrate_bn:
+        _measure_recalibrated(cfg, runs_dir, progress)
     if suffix:
         label = defense_pipeline(cfg).describe()
         notes.append(f"defense: {label} (every run below except the β run is defended)")

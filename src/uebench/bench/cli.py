@@ -83,16 +83,20 @@ def add_check_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="models, NAME or NAME:WIDTH (default resnet18 at width 0.125)")
     p.add_argument("--defenses", nargs="+", default=["none"],
                    help="defense specs (uebench defenses), e.g. jpeg cutout at:eps=4/255")
-    p.add_argument("--seeds", type=int, default=2, help="seeds 0..N-1 (default 2)")
+    p.add_argument("--seeds", type=int, default=3,
+                   help="seeds 0..N-1 (default 3: paired t-intervals against the control)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--test-size", type=int, default=None, help="test subset (default: all)")
     p.add_argument("--config", default=None,
                    help="YAML of RunCfg keys replacing the default training settings")
-    p.add_argument("--ci", default="bootstrap", choices=["bootstrap", "t"])
+    p.add_argument("--ci", default="t", choices=["bootstrap", "t"],
+                   help="interval of UD, #LP and accuracy over seeds (the paired statistics "
+                        "always use Student's t; a bootstrap needs more seeds than a check has)")
+    p.add_argument("--no-control", action="store_true",
+                   help="do not train random noise at each protected set's budget (no verdict "
+                        "can then say more than the accuracy drop)")
     p.add_argument("--min-drop", type=float, default=None,
                    help="accuracy drop (fraction) that counts as biting (default 0.10)")
-    p.add_argument("--max-ud", type=float, default=None,
-                   help="UD below which the data counts as unlearnable (default 1.0)")
     _executor_args(p)
     p.add_argument("--out", default="runs/check", help="report folder parent (default runs/check)")
     p.add_argument("overrides", nargs="*", help="key=value, e.g. train.epochs=20")
@@ -101,16 +105,16 @@ def add_check_parser(subparsers: argparse._SubParsersAction) -> None:
 def cmd_check(args: argparse.Namespace) -> int:
     from uebench.bench.check import run_check
     from uebench.bench.executors import get_executor
-    from uebench.bench.verdict import MAX_UD, MIN_DROP
+    from uebench.bench.verdict import MIN_DROP
 
     executor = get_executor(args.executor, **executor_options(args))
     result = run_check(
         args.clean, [Path(p) for p in args.protected], store=args.store, out=args.out,
         executor=executor, progress=not args.quiet,
         min_drop=MIN_DROP if args.min_drop is None else args.min_drop,
-        max_ud=MAX_UD if args.max_ud is None else args.max_ud,
         models=args.models, defenses=args.defenses, seeds=args.seeds, data_dir=args.data_dir,
-        test_size=args.test_size, config_file=args.config, overrides=args.overrides, ci=args.ci)
+        test_size=args.test_size, config_file=args.config, overrides=args.overrides, ci=args.ci,
+        controls=not args.no_control)
     print(Path(result["files"]["md"]).read_text())
     print(f"report: {result['files']['html']} (self-contained) and {result['files']['md']}")
     return _report_failures(result["failures"])

@@ -44,14 +44,20 @@ def per_seed_values(index: Mapping[str, Any]) -> tuple[list[dict[str, Any]], lis
             table = recompute(path[beta_key], [path[k] for k in others])
         except UebenchError as exc:  # unfinished, failed or unreadable: the cell loses this seed
             warnings.append(f"seed {seed}, {entries[0]['labels']}: {exc}")
-            records += [{**e, "test_acc": None, "lp": None, "ud": None} for e in entries]
+            records += [{**e, "test_acc": None, "lp": None, "ud": None, "statistics": {},
+                         "control_method": None, "role": None} for e in entries]
             continue
-        by_key = {beta_key: table["runs"][0]}
-        by_key.update(zip(others, table["runs"][1:]))
+        keys = [beta_key, *others]
+        by_key = dict(zip(keys, table["runs"]))
+        method_of = {e["run"]: e["method"] for e in entries}
         for e in entries:
             run = by_key[e["run"]]
+            j = run.get("control_index")
             records.append({**e, "test_acc": run["test_acc"], "lp": run["lp"], "ud": run["ud"],
-                            "beta_value": table["beta"], "ud_label": table["ud_label"]})
+                            "beta_value": table["beta"], "ud_label": table["ud_label"],
+                            "role": run["role"] if not e["vanilla"] else "clean",
+                            "control_method": None if j is None else method_of.get(keys[j]),
+                            "statistics": run.get("statistics") or {}})
         warnings += [f"seed {seed}: {w}" for w in table.get("warnings", [])]
     _add_changes(records)
     return records, list(dict.fromkeys(warnings))
@@ -97,8 +103,32 @@ def cell_stats(records: Sequence[Mapping[str, Any]], *, ci: str = "bootstrap"
             values = [r.get(field) for r in rows]
             stats[field] = summarize(values, method=ci)  # type: ignore[arg-type]
             stats[f"{field}_per_seed"] = values
+        stats["role"] = next((r["role"] for r in rows if r.get("role")), None)
+        stats["control"] = next((r["control_method"] for r in rows if r.get("control_method")),
+                                None)
+        names = list(dict.fromkeys(k for r in rows for k in r.get("statistics") or {}))
+        stats["statistics_by_seed"] = {
+            k: {r["seed"]: (r.get("statistics") or {}).get(k) for r in rows} for k in names}
         out.append(stats)
+    _add_paired(out)
     return out
+
+
+def _add_paired(cells: list[dict[str, Any]]) -> None:
+    """Statistics over seeds and each cell's paired difference from its control cell (the
+    control method in the same setting), seeds matched by number."""
+    from uebench.learnability.stat_report import add_statistics_by_seed
+
+    settings: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for c in cells:
+        settings.setdefault(tuple(sorted(c["setting"].items())), []).append(c)
+    for group in settings.values():
+        rows = [{"name": c["method"], "role": c["role"] or "clean", "control": c["control"],
+                 "statistics_by_seed": c.pop("statistics_by_seed")} for c in group]
+        add_statistics_by_seed(rows)
+        for c, row in zip(group, rows):
+            for key in ("statistics_seeds", "statistics_per_seed", "statistics", "paired"):
+                c[key] = row[key]
 
 
 def collect(view: Path | str, index: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -1,6 +1,6 @@
-"""Figures of a check: UD and accuracy drop per cell with their 95 % intervals, and per setting
-the SAL heat maps and learnable-layer counts of the paper (Figs. 3 and 5, via
-:mod:`uebench.learnability.plots`)."""
+"""Figures of a check: the headline statistic against the control and the accuracy drop per cell,
+with their 95 % intervals, and per setting the SAL heat maps and learnable-layer counts of the
+paper (Figs. 3 and 5, via :mod:`uebench.learnability.plots`)."""
 
 from __future__ import annotations
 
@@ -28,26 +28,33 @@ def _errors(summaries: Sequence[Mapping[str, Any]], scale: float) -> tuple[list[
 
 
 def plot_overview(rows: Sequence[Mapping[str, Any]], path: Path, *, min_drop: float,
-                  max_ud: float) -> Path:
-    """Two panels of horizontal bars, one bar per checked cell, coloured by verdict."""
+                  headline: str) -> Path:
+    """Two panels of horizontal bars, one bar per checked cell, coloured by verdict: the headline
+    statistic's paired difference from the control, and the accuracy drop."""
     from matplotlib.figure import Figure
 
+    from uebench.learnability.statistics import STATISTICS
+
+    info = STATISTICS.get(headline)
     labels = [r["label"] for r in rows]
     colours = [VERDICT_COLOURS[r["verdict"]] for r in rows]
     fig = Figure(figsize=(11, 0.45 * len(rows) + 1.6))
-    ax_ud, ax_drop = fig.subplots(1, 2, sharey=True, gridspec_kw={"wspace": 0.08})
+    ax_stat, ax_drop = fig.subplots(1, 2, sharey=True, gridspec_kw={"wspace": 0.08})
     ys = list(range(len(rows)))
-    for ax, key, scale, line, title in (
-        (ax_ud, "ud", 1.0, max_ud, "UD (lower = less learnable)"),
-        (ax_drop, "drop", 100.0, 100 * min_drop, "test-accuracy drop (points)"),
+    side = "lower" if info.less == "lower" else "higher"
+    for ax, summaries, scale, line, title in (
+        (ax_stat, [r.get("paired", {}).get(headline) or {} for r in rows], info.scale, 0.0,
+         f"{info.label}: protected − control ({side} = less learnable)"),
+        (ax_drop, [r["drop"] for r in rows], 100.0, 100 * min_drop,
+         "test-accuracy drop (points)"),
     ):
-        means, err = _errors([r[key] for r in rows], scale)
+        means, err = _errors(summaries, scale)
         ax.barh(ys, means, xerr=err, color=colours, capsize=3, alpha=0.85)
         ax.axvline(line, color="black", linestyle="--", linewidth=1)
         ax.set_title(title, fontsize=10)
-    ax_ud.set_yticks(ys)
-    ax_ud.set_yticklabels(labels, fontsize=8)
-    ax_ud.invert_yaxis()
+    ax_stat.set_yticks(ys)
+    ax_stat.set_yticklabels(labels, fontsize=8)
+    ax_stat.invert_yaxis()
     handles = [_patch(c, v) for v, c in VERDICT_COLOURS.items()]
     ax_drop.legend(handles=handles, fontsize=7, loc="lower right")
     buf = io.BytesIO()

@@ -1,8 +1,9 @@
 """Reports as documents: a list of blocks rendered to one self-contained HTML file (figures
 embedded as base64 PNG, no external CSS or scripts) or to Markdown (figures as files).
 
-A block is ``("h1" | "h2" | "p", text)``, ``("ul", [text, ...])``, ``("table", Table)`` or
-``("img", path, caption)``. Text may use ``**bold**`` and ``code`` spans, as Markdown does.
+A block is ``("h1" | "h2" | "p", text)``, ``("ul", [text, ...])``, ``("table", Table)``,
+``("grid", header, rows)`` (a plain table of strings) or ``("img", path, caption)``. Text may
+use ``**bold**`` and ``code`` spans, as Markdown does.
 """
 
 from __future__ import annotations
@@ -44,7 +45,21 @@ def _img_html(path: Path, caption: str) -> str:
             f"<figcaption>{inline_html(caption)}</figcaption></figure>")
 
 
+def _grid_html(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    head = "".join(f"<th>{inline_html(h)}</th>" for h in header)
+    body = "".join("<tr>" + f"<th>{inline_html(r[0])}</th>"
+                   + "".join(f"<td>{inline_html(c)}</td>" for c in r[1:]) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _grid_markdown(header: Sequence[str], rows: Sequence[Sequence[str]], _: Any) -> list[str]:
+    from uebench.learnability.stat_report import grid_lines
+
+    return [*grid_lines((list(header), [list(r) for r in rows])), ""]
+
+
 _HTML: dict[str, Callable[..., str]] = {
+    "grid": _grid_html,
     "h1": lambda text: f"<h1>{inline_html(text)}</h1>",
     "h2": lambda text: f"<h2>{inline_html(text)}</h2>",
     "p": lambda text: f"<p>{inline_html(text)}</p>",
@@ -54,6 +69,7 @@ _HTML: dict[str, Callable[..., str]] = {
 }
 
 _MARKDOWN: dict[str, Callable[..., list[str]]] = {
+    "grid": _grid_markdown,
     "h1": lambda text, _: [f"# {text}", ""],
     "h2": lambda text, _: [f"## {text}", ""],
     "p": lambda text, _: [text, ""],

@@ -14,7 +14,7 @@ No number is typed by hand and nothing is retrained: deleting these files and ru
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,30 @@ def markdown(result: Mapping[str, Any]) -> str:
         lines += [f"## {layout}: {LAYOUTS.meta(layout)['description']}", ""]
         lines += [render.markdown(t) for t in build_tables(result["cells"], layout)]
     lines += ["## all cells", "", render.markdown(long_table(result["cells"]))]
+    lines += statistics_markdown(result["cells"])
     return "\n".join(lines)
+
+
+def statistics_markdown(cells: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Per setting: every statistic over seeds, and each cell against its control."""
+    from uebench.learnability.stat_report import PAIRED_NOTE, markdown_paired, markdown_statistics
+
+    settings: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+    for c in cells:
+        settings.setdefault(tuple(sorted(c["setting"].items())), []).append(c)
+    lines: list[str] = []
+    for setting, group in settings.items():
+        rows = [{**c, "name": c["method"], "role": c.get("role") or "clean"} for c in group]
+        stats = markdown_statistics(rows)
+        if not stats:
+            continue
+        where = ", ".join(f"{k} {v}" for k, v in setting) or "all cells"
+        lines += ["", f"## statistics ({where}; mean ± std [95 % t-interval] over seeds)", "",
+                  *stats]
+        paired = markdown_paired(rows)
+        if paired:
+            lines += ["", f"## against the control ({where})", "", PAIRED_NOTE, "", *paired]
+    return lines
 
 
 def latex(result: Mapping[str, Any]) -> str:

@@ -1,6 +1,17 @@
-"""The data owner's verdict per cell of ``uebench check``: does the protection hold, and is it
-*unlearnability* (few learnable layers, Ye et al., ICLR 2025, arXiv 2509.08058) or only a drop
-in accuracy? Decided from 95 % intervals over seeds, never from a mean alone.
+"""The data owner's verdict per cell of ``uebench check``, read against the random-noise control.
+
+Two questions, each answered from a 95 % interval over seeds, never from a mean alone:
+
+1. *Does the protection bite?* The test-accuracy drop against the clean, undefended model,
+   paired by seed, must lie at or above ``min_drop`` (10 points by default).
+2. *Is it more than noise?* The headline statistic (:data:`HEADLINE`, chosen by the validation
+   study in docs/findings.md §10 as the statistic that separates working poisons from random
+   noise at the budget without flagging one noise draw against another) of the protected data,
+   minus that of the random-noise control at the same budget, paired by seed, must lie on the
+   less-learnable side of 0.
+
+The paper's UD is reported beside the verdict but does not decide it: at every scale we can run
+it does not tell a working poison from random noise (docs/findings.md §1, §5, §10).
 """
 
 from __future__ import annotations
@@ -9,23 +20,25 @@ from collections.abc import Mapping
 from typing import Any
 
 MIN_DROP = 0.10  # accuracy drop (fraction) that counts as "the poison bites"
-MAX_UD = 1.0  # UD below which the protected model learns less than the clean model
+HEADLINE = "probe_linear"  # the statistic the verdict reads against the control (findings §10)
 
 VERDICTS = ("protected", "accuracy only", "not protected", "inconclusive")
 
 
-def rule_text(min_drop: float = MIN_DROP, max_ud: float = MAX_UD) -> str:
+def rule_text(min_drop: float = MIN_DROP, headline: str = HEADLINE) -> str:
     """The rule, as printed in every report."""
     return (
-        f"**protected**: the accuracy drop's interval lies at or above {100 * min_drop:.0f} "
-        f"points AND UD's interval lies below {max_ud:g} (fewer learnable layers than clean "
-        f"training); **accuracy only**: the drop is at or above {100 * min_drop:.0f} points but "
-        f"UD's interval lies at or above {max_ud:g} — the model keeps learning (the paper's "
-        "reading of adversarial poisons such as TAP), so longer training or a defense may undo "
-        f"it; **not protected**: the drop's interval lies below {100 * min_drop:.0f} points; "
-        "**inconclusive**: an interval straddles a threshold (add seeds). Drop = test accuracy of "
-        "the clean, undefended model − that of the model trained on the protected data (with the "
-        "cell's defense), paired by seed. With one seed the interval is the value itself."
+        f"**protected**: the test-accuracy drop's 95 % interval lies at or above "
+        f"{100 * min_drop:.0f} points AND the paired difference of `{headline}` from the "
+        "random-noise control at the same budget lies entirely on the less-learnable side of 0; "
+        f"**accuracy only**: the drop holds but `{headline}` is separated from the control on "
+        "the *more*-learnable side (the data still teaches what noise does not take away); "
+        f"**not protected**: the drop's interval lies below {100 * min_drop:.0f} points; "
+        "**inconclusive**: an interval straddles its threshold, or there is no control or only "
+        "one seed (add seeds). Drop = test accuracy of the clean, undefended model − that of "
+        "the model trained on the protected data (with the cell's defense), paired by seed. "
+        f"Why `{headline}`: docs/findings.md §10 (the validation study); every statistic and "
+        "its paired difference are in the tables below."
     )
 
 
@@ -38,18 +51,21 @@ def _interval(summary: Mapping[str, Any] | None) -> tuple[float, float] | None:
     return float(low), float(high)
 
 
-def verdict(ud: Mapping[str, Any] | None, drop: Mapping[str, Any] | None, *,
-            min_drop: float = MIN_DROP, max_ud: float = MAX_UD) -> str:
-    """One of :data:`VERDICTS` from the summaries (``summarize`` dicts) of UD and the drop."""
-    d, u = _interval(drop), _interval(ud)
+def verdict(drop: Mapping[str, Any] | None, headline: Mapping[str, Any] | None, *,
+            min_drop: float = MIN_DROP) -> str:
+    """One of :data:`VERDICTS` from the drop's summary (``summarize`` dict) and the headline
+    statistic's paired difference from the control (``paired_difference`` dict)."""
+    d = _interval(drop)
     if d is None:
         return "inconclusive"
     if d[1] < min_drop:
         return "not protected"
-    if d[0] < min_drop or u is None:
+    if d[0] < min_drop or not headline or headline.get("separated") is None:
         return "inconclusive"
-    if u[1] < max_ud:
+    if headline["separated"]:
         return "protected"
-    if u[0] >= max_ud:
-        return "accuracy only"
+    if headline.get("direction") == "more" and _interval(headline) is not None:
+        low, high = _interval(headline)  # type: ignore[misc]
+        if low > 0 or high < 0:  # separated, on the more-learnable side
+            return "accuracy only"
     return "inconclusive"

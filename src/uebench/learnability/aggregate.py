@@ -14,6 +14,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from uebench.learnability.stat_report import (
+    PAIRED_NOTE,
+    add_statistics,
+    markdown_paired,
+    markdown_statistics,
+)
 from uebench.learnability.stats import format_summary, summarize
 from uebench.utils.io import atomic_write_text, write_json
 
@@ -22,7 +28,9 @@ FIELDS = ("test_acc", "lp", "ud")
 
 def aggregate_seeds(per_seed: Sequence[Mapping[str, Any]], seeds: Sequence[int],
                     out: Path | None = None) -> dict[str, Any]:
-    """Combine per-seed result tables (``recompute`` outputs) run by run name."""
+    """Combine per-seed result tables (``recompute`` outputs) run by run name: UD, #LP and
+    accuracy as before, plus every statistic over seeds and paired against the run's control
+    (:mod:`uebench.learnability.stat_report`)."""
     names: list[str] = []
     for table in per_seed:
         for run in table["runs"]:
@@ -35,7 +43,12 @@ def aggregate_seeds(per_seed: Sequence[Mapping[str, Any]], seeds: Sequence[int],
         for field in FIELDS:
             row[field] = summarize([e.get(field) if e else None for e in entries])
             row[f"{field}_per_seed"] = [e.get(field) if e else None for e in entries]
+        row["control"] = next((e.get("control") for e in entries if e), None)
+        stats = list(dict.fromkeys(k for e in entries if e for k in e.get("statistics") or {}))
+        row["statistics_per_seed"] = {
+            k: [(e.get("statistics") or {}).get(k) if e else None for e in entries] for k in stats}
         rows.append(row)
+    add_statistics(rows)
     first = per_seed[0]
     result = {
         "seeds": list(seeds),
@@ -70,6 +83,13 @@ def markdown(result: Mapping[str, Any]) -> str:
         ud = format_summary(r["ud"]) if r["role"] != "clean" else "–"
         lines.append(f"| {r['name']} ({r['role']}) | {format_summary(r['test_acc'], 2, 100)} | "
                      f"{format_summary(r['lp'], 2)} | {ud} |")
+    stats = markdown_statistics(result["runs"])
+    if stats:
+        lines += ["", "## Statistics (mean ± std [95 % t-interval] over seeds; docs/ud.md)", "",
+                  *stats]
+    paired = markdown_paired(result["runs"])
+    if paired:
+        lines += ["", "## Against the control", "", PAIRED_NOTE, "", *paired]
     lines += [""] + [f"- {n}" for n in result.get("notes", [])]
     lines += [f"- warning: {w}" for w in result.get("warnings", [])]
     return "\n".join(lines).rstrip() + "\n"

@@ -144,6 +144,33 @@ def _same_measured_epochs(runs: Sequence[RunRecord], tag: str) -> None:
                 "every run (a measurement may still be running)")
 
 
+def _annotate(table: dict[str, Any], runs: Sequence[RunRecord]) -> None:
+    """Each table entry gains its role (``control`` for random noise), the control it is read
+    against (``control``: its name, ``control_index``: its position in ``runs``) and every
+    registered statistic (:mod:`uebench.learnability.statistics`)."""
+    from uebench.learnability.paired import match_controls, poison_identity, role_of
+    from uebench.learnability.statistics import compute_statistics
+    from uebench.learnability.threshold import SalDataError
+
+    entries = table["runs"]
+    idents = {str(i): (poison_identity(r.config) if i else None) for i, r in enumerate(runs)}
+    controls = match_controls(idents)
+    for i, entry in enumerate(entries):
+        ident = idents[str(i)]
+        if i and ident is not None and ident["control"]:
+            entry["role"] = role_of(ident)
+        j = controls.get(str(i)) if i else None
+        entry["control_index"] = None if j is None else int(j)
+        entry["control"] = None if j is None else entries[int(j)]["name"]
+    try:
+        values = compute_statistics(runs[0], runs[1:])
+    except SalDataError as exc:  # e.g. epochs without SAL under skip_missing
+        table["warnings"] = [*table["warnings"], f"statistics not computed: {exc}"]
+        values = [{} for _ in entries]
+    for entry, stats in zip(entries, values):
+        entry["statistics"] = stats
+
+
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -258,6 +285,7 @@ def _markdown(result: Mapping[str, Any]) -> str:
         ud = "–" if run["ud"] is None else f"{run['ud']:.3f}"
         name = run["name"] + (" (clean)" if run["role"] == "clean" else "")
         lines.append(f"| {name} | {_pct(run['test_acc'])} | {run['lp']:.2f} | {ud} |")
+    lines += _statistics_lines(result["runs"])
     for title, items in (
         ("Warnings", result.get("warnings") or []),
         ("Notes", result.get("notes") or []),
@@ -265,6 +293,30 @@ def _markdown(result: Mapping[str, Any]) -> str:
         if items:
             lines += ["", f"{title}:", ""] + [f"- {item}" for item in items]
     return "\n".join(lines) + "\n"
+
+
+def _statistics_lines(entries: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One seed's statistics, and each run's difference from its control (no interval: that
+    needs seeds, ``uebench evaluate --seeds 0,1,2``)."""
+    from uebench.learnability.stat_report import (
+        add_statistics,
+        markdown_paired,
+        markdown_statistics,
+    )
+
+    rows = [{"name": e["name"], "role": e["role"], "control": e.get("control"),
+             "statistics_per_seed": {k: [v] for k, v in (e.get("statistics") or {}).items()}}
+            for e in entries]
+    add_statistics(rows)
+    lines = markdown_statistics(rows)
+    if not lines:
+        return []
+    out = ["", "Statistics (docs/ud.md):", "", *lines]
+    paired = markdown_paired(rows)
+    if paired:
+        out += ["", "Against the control (run − control; one seed gives no interval: use "
+                    "several seeds before reading a difference):", "", *paired]
+    return out
 
 
 def _csv(result: Mapping[str, Any]) -> str:
@@ -376,6 +428,7 @@ def recompute(
     if sal_tag is not None:
         _same_measured_epochs(runs, sal_tag)
     table = ud_table(runs[0], runs[1:], beta=beta, decimals=decimals, skip_missing=skip_missing)
+    _annotate(table, runs)
     meta = run_metadata(runs)
     table["warnings"] = list(table["warnings"]) + meta.pop("warnings")
     if out_dir is None:
