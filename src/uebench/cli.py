@@ -11,6 +11,7 @@
     uebench demo     [--out runs/demo]    (the main job)
     uebench bench    GRID.yaml [--executor local|ray] [--workers N] [--dry-run]
     uebench check    --clean DATASET --protected POISON [POISON ...] [--seeds N]
+    uebench validate VIEW [VIEW ...] [--save NAME]   (which statistic separates poisons from noise)
     uebench multitask train|poison|evaluate|cross|plot ...   (uebench train --tasks ...)
     uebench download NAME [--data-dir DIR]
 
@@ -175,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_explain(sub)
     bench_cli.add_bench_parser(sub)
     bench_cli.add_check_parser(sub)
+    bench_cli.add_validate_parser(sub)
     multitask_cli.add_parsers(sub)
     p = sub.add_parser("demo", help="the main job: UD of EM/OPS/LSP and random noise vs clean")
     p.add_argument("--out", default="runs/demo")

@@ -383,7 +383,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 # Commands whose parsers live beside their packages (uebench.bench.cli, uebench.multitask.cli);
 # imported last so that this module is the one dispatch table of uebench.cli.
-from uebench.bench.cli import cmd_bench, cmd_check  # noqa: E402, F401
+from uebench.bench.cli import cmd_bench, cmd_check, cmd_validate  # noqa: E402, F401
 from uebench.multitask.cli import (  # noqa: E402, F401
     cmd_multitask_cross,
     cmd_multitask_evaluate,

@@ -4,6 +4,7 @@
                   [--address auto|HOST:PORT] [--store DIR] [--out DIR] [--dry-run] [--quiet]
     uebench check --clean DATASET --protected POISON [POISON ...] [--models resnet18 lenet5:1]
                   [--defenses jpeg cutout] [--seeds N] [--executor ...] [--out DIR] [k=v ...]
+    uebench validate VIEW [VIEW ...] [--k 3] [--save NAME]
 """
 
 from __future__ import annotations
@@ -118,3 +119,45 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(Path(result["files"]["md"]).read_text())
     print(f"report: {result['files']['html']} (self-contained) and {result['files']['md']}")
     return _report_failures(result["failures"])
+
+
+def add_validate_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("validate", help="which statistic tells poisons from random noise? "
+                                               "(the validation study over grid views)")
+    p.add_argument("views", nargs="+", help="grid views (OUT/<grid>) holding poisons, their "
+                                            "controls and a second control draw")
+    p.add_argument("--k", type=int, default=3, help="seed-subset size for power and false "
+                                                    "positives (default 3, check's default)")
+    p.add_argument("--save", default=None, metavar="NAME",
+                   help="store the result as results/NAME.json (values, command, commit)")
+    p.add_argument("--results", default=None, help="where --save writes (default results/)")
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from uebench.bench.validation import effects_table, summary_table, validate
+    from uebench.errors import UebenchError
+    from uebench.learnability.stat_report import PAIRED_NOTE, grid_lines
+
+    for view in args.views:
+        if not (Path(view) / "index.json").is_file():
+            raise UebenchError(f"{view} is not a grid view (no index.json): pass OUT/<grid> of a "
+                               "`uebench bench` run")
+    if args.k < 2:
+        raise UebenchError(f"--k must be >= 2 (a t-interval needs two seeds), got {args.k}")
+    result = validate([Path(v) for v in args.views], k=args.k)
+    tables = {"summary": summary_table(result)}
+    tables.update({f"effects-{s}": effects_table(result, s) for s in result["settings"]})
+    print("## Which statistic separates poisons from random noise?\n")
+    print("\n".join(grid_lines(tables["summary"])) + "\n")
+    print(PAIRED_NOTE + "\n")
+    for setting in result["settings"]:
+        print(f"### {setting}\n")
+        print("\n".join(grid_lines(tables[f"effects-{setting}"])) + "\n")
+    if args.save:
+        from uebench.utils.stored import save_result
+
+        command = "uebench validate " + " ".join(args.views) + f" --k {args.k}"
+        path = save_result(args.save, result, command=command, tables=tables,
+                           root=Path(args.results) if args.results else None)
+        print(f"stored: {path}")
+    return 0

@@ -1,0 +1,103 @@
+"""Stored results: the numbers that README and docs quote, as small JSON files in the repository,
+and the docs tables generated from them.
+
+A stored result (``results/<name>.json``) holds the values, the command that produced them, the
+commit and the machine::
+
+    {"name": ..., "command": ..., "commit": ..., "machine": {...}, "created": ...,
+     "values": {...}, "tables": {"<table>": {"header": [...], "rows": [[...], ...]}}}
+
+A docs page includes a stored table between two markers, and :func:`render_docs` rewrites what
+is between them from the JSON (``tests/test_stored_results.py`` fails if a page disagrees)::
+
+    <!-- stored: study/validation summary -->
+    | ... generated ... |
+    <!-- /stored -->
+"""
+
+from __future__ import annotations
+
+import platform
+import re
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from uebench.errors import UebenchError
+from uebench.utils.io import atomic_write_text, read_json, write_json
+
+RESULTS_DIR = Path(__file__).resolve().parents[3] / "results"
+BLOCK = re.compile(r"(<!-- stored: (\S+) (\S+) -->\n)(.*?)(<!-- /stored -->)", re.S)
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on (cores and processor; no host name)."""
+    import os
+
+    import torch
+
+    return {"platform": platform.platform(), "processor": platform.processor() or None,
+            "cpus": os.cpu_count(), "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads()}
+
+
+def save_result(name: str, values: Mapping[str, Any], *, command: str,
+                tables: Mapping[str, tuple[Sequence[str], Sequence[Sequence[str]]]] | None = None,
+                root: Path | None = None) -> Path:
+    """Write ``results/<name>.json`` (atomically) with the values, the command, the commit and
+    the machine; ``tables`` are (header, rows) pairs the docs include by name."""
+    from uebench.utils.env import git_info
+
+    path = (root or RESULTS_DIR) / f"{name}.json"
+    write_json(path, {
+        "name": name, "command": command, "commit": git_info()["commit"], "machine": machine(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "values": dict(values),
+        "tables": {k: {"header": list(h), "rows": [list(r) for r in rows]}
+                   for k, (h, rows) in (tables or {}).items()}})
+    return path
+
+
+def load_result(name: str, root: Path | None = None) -> dict[str, Any]:
+    path = (root or RESULTS_DIR) / f"{name}.json"
+    if not path.is_file():
+        raise UebenchError(f"no stored result {name!r} ({path}): run the command that makes it")
+    return dict(read_json(path))
+
+
+def table_markdown(result: Mapping[str, Any], table: str) -> str:
+    """One stored table as Markdown."""
+    try:
+        t = result["tables"][table]
+    except KeyError:
+        raise UebenchError(f"stored result {result.get('name')!r} has no table {table!r}; "
+                           f"tables: {sorted(result.get('tables', {}))}") from None
+    lines = ["| " + " | ".join(t["header"]) + " |",
+             "|---|" + "---:|" * (len(t["header"]) - 1),
+             *("| " + " | ".join(map(str, r)) + " |" for r in t["rows"])]
+    return "\n".join(lines) + "\n"
+
+
+def render_text(text: str, root: Path | None = None) -> str:
+    """``text`` with every stored block regenerated from its JSON."""
+    def _sub(m: re.Match[str]) -> str:
+        return m.group(1) + table_markdown(load_result(m.group(2), root), m.group(3)) + m.group(5)
+
+    return BLOCK.sub(_sub, text)
+
+
+def stored_blocks(text: str) -> list[tuple[str, str]]:
+    """(result name, table name) of every stored block in ``text``."""
+    return [(m.group(2), m.group(3)) for m in BLOCK.finditer(text)]
+
+
+def render_docs(paths: Sequence[Path], root: Path | None = None) -> list[Path]:
+    """Rewrite the stored blocks of ``paths`` in place; the pages that changed."""
+    changed = []
+    for path in paths:
+        old = path.read_text(encoding="utf-8")
+        new = render_text(old, root)
+        if new != old:
+            atomic_write_text(path, new)
+            changed.append(path)
+    return changed
