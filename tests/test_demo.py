@@ -9,7 +9,7 @@ import pytest
 
 from uebench.attacks.base import resolve_params
 from uebench.cli import main
-from uebench.demo import DEMO_RECIPE, accuracy_costs, demo_poisons, run_demo
+from uebench.demo import DEMO_RECIPE, accuracy_costs, demo_poisons, demo_tables, run_demo
 
 from .conftest import has_dataset
 
@@ -42,7 +42,18 @@ def test_demo_end_to_end_tiny(tmp_path, capsys) -> None:
     assert main(args) == 0
     text = capsys.readouterr().out
     results = json.loads((out / "eval" / "results.json").read_text())
-    assert [r["name"] for r in results["runs"]] == ["clean", "em", "ops", "lsp", "random"]
+    # the controls of OPS's and LSP's budgets are added (EM's is the demo's own random noise)
+    assert [r["name"] for r in results["runs"]] == ["clean", "em", "ops", "lsp", "random",
+                                                    "random-l0", "random-l2"]
+    assert {r["name"]: r["control"] for r in results["runs"]} == {
+        "clean": None, "em": "random", "ops": "random-l0", "lsp": "random-l2", "random": None,
+        "random-l0": None, "random-l2": None}
+    assert "Against the control" in text
+    tables = demo_tables(results)  # what README includes from the stored result
+    assert [r[0] for r in tables["runs"][1]][-3:] == ["random (control)", "random-l0 (control)",
+                                                       "random-l2 (control)"]
+    assert [r[0] for r in tables["paired"][1]] == ["em − random", "ops − random-l0",
+                                                   "lsp − random-l2"]
     assert all(len(r["learnable_per_epoch"]) == 2 for r in results["runs"])  # SAL every epoch
     assert "test-accuracy cost vs clean (points): em " in text and "figures: " in text
     for attack in ("em", "ops", "lsp", "random"):

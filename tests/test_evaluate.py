@@ -57,14 +57,17 @@ def test_defended_evaluations_write_ud_for_each_poison(poison, tmp_path, defense
     assert main(["evaluate", *RUN, "--poisons", str(poison), "--defense", defense,
                  "--out", str(out)]) == 0
     result = json.loads((out / "results.json").read_text())
-    assert [r["name"] for r in result["runs"]] == ["clean", f"clean+{suffix}", f"ops+{suffix}"]
+    # the control at OPS's budget is trained under the same defense and read against OPS
+    assert [r["name"] for r in result["runs"]] == ["clean", f"clean+{suffix}", f"ops+{suffix}",
+                                                   f"random-l0+{suffix}"]
     assert all(r["ud"] is not None for r in result["runs"][1:])
+    assert result["runs"][2]["control"] == f"random-l0+{suffix}"
 
 
 def test_defended_evaluation_beta_from_undefended(poison, tmp_path):
     out = tmp_path / "d"
     assert main(["evaluate", *RUN, "--poisons", str(poison), "--defense", "cutout:size=4",
-                 "--out", str(out)]) == 0
+                 "--no-control", "--out", str(out)]) == 0
     result = json.loads((out / "results.json").read_text())
     names = [r["name"] for r in result["runs"]]
     assert names == ["clean", "clean+cutout-size-4", "ops+cutout-size-4"]
@@ -74,7 +77,7 @@ def test_defended_evaluation_beta_from_undefended(poison, tmp_path):
     assert "defense: cutout:size=4" in cfg
     out2 = tmp_path / "d2"
     assert main(["evaluate", *RUN, "--poisons", str(poison), "--defense", "cutout:size=4",
-                 "--beta-from", "defended", "--out", str(out2)]) == 0
+                 "--beta-from", "defended", "--no-control", "--out", str(out2)]) == 0
     result2 = json.loads((out2 / "results.json").read_text())
     assert [r["name"] for r in result2["runs"]] == ["clean+cutout-size-4", "ops+cutout-size-4"]
 

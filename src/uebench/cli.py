@@ -184,8 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-size", type=int, default=None)
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", default=None,
+                   help="several seeds, e.g. 0,1,2: paired t-intervals against the controls "
+                        "(each seed costs about as much as the default run)")
     p.add_argument("--sal-engine", default="fast")
     p.add_argument("--data-dir", default=None)
+    p.add_argument("--save", default=None, metavar="NAME",
+                   help="store the tables as results/NAME.json (what README quotes)")
     p.add_argument("--quiet", action="store_true")
     p = sub.add_parser("download", help="download a dataset from its official source (checksummed)")
     p.add_argument("name")

@@ -247,17 +247,20 @@ def cmd_poison_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seeds(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UebenchError(f"--seeds must be comma-separated integers, got {text!r}") from None
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from uebench.evaluation import evaluate
 
     cfg = _run_cfg_from_args(args)  # --sal-engine/--sal-origin are flags: key=value wins
-    seeds = None
-    if args.seeds:
-        try:
-            seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-        except ValueError:
-            raise UebenchError(f"--seeds must be comma-separated integers, got {args.seeds!r}") \
-                from None
+    seeds = _seeds(args.seeds)
     evaluate(cfg, [Path(p) for p in args.poisons], out=Path(args.out), seeds=seeds,
              beta_from=args.beta_from, controls=not args.no_control,
              recalibrate_bn=args.recalibrate_bn, progress=not args.quiet)
@@ -325,16 +328,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     sizes = {k: v for k, v in (("train_size", args.train_size), ("test_size", args.test_size),
                                ("epochs", args.epochs)) if v is not None}
-    result = run_demo(args.out, **sizes, seed=args.seed, sal_engine=args.sal_engine,
+    result = run_demo(args.out, **sizes, seed=args.seed, seeds=_seeds(args.seeds),
+                      sal_engine=args.sal_engine,
                       data_dir=args.data_dir, progress=not args.quiet)
     out = Path(args.out)
     print((out / "eval" / "results.md").read_text())
     print(accuracy_costs(result))
     figures = result.get("files", {})
     print("figures: " + ", ".join(v for k, v in figures.items() if k.endswith(".png")))
-    print(f"run directories: {out / 'eval' / 'runs'}; poisons (with preview.png): "
-          f"{out / 'poisons'}")
-    print(f"total {time.perf_counter() - t0:.0f}s")
+    runs = out / "eval" / ("runs" if len(result.get("seeds") or [0]) == 1 else "seed*/runs")
+    print(f"run directories: {runs}; poisons (with preview.png): {out / 'poisons'}; "
+          f"controls: {out / 'eval' / 'controls'}")
+    seconds = time.perf_counter() - t0
+    print(f"total {seconds:.0f}s")
+    if args.save:
+        from uebench.demo import demo_tables
+        from uebench.utils.stored import save_result
+
+        command = "uebench demo " + " ".join(
+            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
+            if k in ("train_size", "test_size", "epochs", "seeds") and v is not None)
+        values = {k: v for k, v in result.items() if k != "files"}
+        values["seconds"] = seconds
+        path = save_result(args.save, values, command=command.strip(),
+                           tables=demo_tables(result))
+        print(f"stored: {path}")
     return 0
 
 

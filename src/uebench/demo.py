@@ -18,6 +18,7 @@ and runs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,12 +69,16 @@ def run_demo(
     test_size: int = 2000,
     epochs: int = 10,
     seed: int = 0,
+    seeds: Sequence[int] | None = None,
     sal_engine: str = "fast",
     attacks: tuple[str, ...] = DEMO_ATTACKS,
     data_dir: str | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Generate the demo poisons (cached) and run :func:`uebench.evaluation.evaluate`."""
+    """Generate the demo poisons (cached) and run :func:`uebench.evaluation.evaluate`, which adds
+    the random-noise controls of OPS's and LSP's budgets (EM's is the demo's own ``random``).
+    ``seeds`` (e.g. ``[0, 1, 2]``) trains every run once per seed on the same poisons and reads
+    every statistic against its control with a t-interval; one seed gives no interval."""
     out = Path(out)
     shape = (1, 28, 28)
     params = demo_poisons(shape)
@@ -89,19 +94,60 @@ def run_demo(
     cfg = resolve_run_cfg(dataset=DEMO_DATASET, model=DEMO_MODEL, train_size=train_size,
                           test_size=test_size, epochs=epochs, seed=seed, data_dir=data_dir,
                           sal_engine=sal_engine, overrides=overrides)
-    return evaluate(cfg, poison_dirs, out=out / "eval", progress=progress)
+    return evaluate(cfg, poison_dirs, out=out / "eval", seeds=seeds, progress=progress)
 
 
 def accuracy_costs(result: dict[str, Any]) -> str:
     """What each poison cost in test accuracy against the clean run, read from the results, and
-    how far one run of this setting can be trusted (measured, docs/findings.md §1)."""
+    how far one run of this setting can be trusted (measured, docs/findings.md §1 and §10)."""
     runs = result["runs"]
     clean = next(r for r in runs if r["role"] == "clean")
-    costs = ", ".join(f"{r['name']} {100 * (clean['test_acc'] - r['test_acc']):+.1f}"
+
+    def acc(r: dict[str, Any]) -> float:  # one seed: a number; several: a summary
+        v = r["test_acc"]
+        return float(v["mean"]) if isinstance(v, dict) else float(v)
+
+    costs = ", ".join(f"{r['name']} {100 * (acc(clean) - acc(r)):+.1f}"
                       for r in runs if r["role"] != "clean")
+    seeds = len(result.get("seeds") or [0])
     return (f"test-accuracy cost vs clean (points): {costs}\n"
-            "(one seed; over 5 victim seeds x 4 EM draws of this setting sample-wise EM cost "
-            "22-48 points, OPS 37-74, LSP 37-51 and random noise -2 to +2, docs/findings.md §1. "
-            "UD does not tell these poisons from random noise at this scale: over 3 seeds the "
-            "control's UD is 0.44, OPS 0.41, EM 0.93, LSP 2.43; read a UD beside the "
-            "control's, docs/ud.md)")
+            f"({'one seed' if seeds == 1 else f'mean of {seeds} seeds'}; over 5 victim seeds x 4 "
+            "EM draws of this setting sample-wise EM cost 22-48 points, OPS 37-74, LSP 37-51 "
+            "and random noise -2 to +2, docs/findings.md §1. Read every number beside the "
+            "random-noise control of the same budget (the control rows and the 'Against the "
+            "control' table); UD does not tell these poisons from random noise at this scale "
+            "and one seed gives no interval: docs/findings.md §10 says which statistic does and "
+            "with how many seeds)")
+
+
+def demo_tables(result: dict[str, Any]) -> dict[str, tuple[list[str], list[list[str]]]]:
+    """The demo's tables as (header, rows), as README includes them from the stored result:
+    the paper's columns per run, every statistic, and each poison against its control."""
+    from uebench.learnability.stat_report import (
+        add_statistics,
+        paired_grid,
+        statistics_grid,
+    )
+
+    several = len(result.get("seeds") or [0]) > 1
+
+    def value(r: dict[str, Any], key: str, scale: float, digits: int) -> str:
+        v = r.get(key)
+        if isinstance(v, dict):
+            v = v.get("mean")
+        return "–" if v is None else f"{float(v) * scale:.{digits}f}"
+
+    runs = [["run", "test acc (%)", "#LP", "UD"]]
+    for r in result["runs"]:
+        name = r["name"] + (f" ({r['role']})" if r["role"] != "poisoned" else "")
+        runs.append([name, value(r, "test_acc", 100, 2), value(r, "lp", 1, 2),
+                     value(r, "ud", 1, 3) if r["role"] != "clean" else "–"])
+    if several:
+        rows = result["runs"]
+    else:
+        rows = [{"name": r["name"], "role": r["role"], "control": r.get("control"),
+                 "statistics_per_seed": {k: [v] for k, v in (r.get("statistics") or {}).items()}}
+                for r in result["runs"]]
+        add_statistics(rows)
+    return {"runs": (runs[0], runs[1:]), "statistics": statistics_grid(rows),
+            "paired": paired_grid(rows)}
