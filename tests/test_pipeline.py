@@ -125,7 +125,9 @@ def test_evaluate_then_ud(poisons, tmp_path, engine, capsys):
     res = json.loads((out / "results.json").read_text())
     assert res["beta"] == pytest.approx(res["beta"]) and res["beta"] > 0  # finite
     names = [r["name"] for r in res["runs"]]
-    assert names == ["clean", "ops", "random"]
+    # random is linf noise (EM's budget); OPS (l0) gets its own control, one random pixel
+    assert names == ["clean", "ops", "random", "random-l0"]
+    assert [r["role"] for r in res["runs"]] == ["clean", "poisoned", "control", "control"]
     assert res["runs"][0]["ud"] is None and res["runs"][0]["lp"] > 0
     assert all(r["ud"] is not None for r in res["runs"][1:])
     for fig in ("sal_heatmaps.png", "learnable_counts.png"):
@@ -151,6 +153,7 @@ def test_evaluate_then_ud(poisons, tmp_path, engine, capsys):
                 "--poisoned",
                 str(out / "runs" / "ops"),
                 str(out / "runs" / "random"),
+                str(out / "runs" / "random-l0"),
                 "--out",
                 str(ud_out),
             ]
@@ -160,3 +163,6 @@ def test_evaluate_then_ud(poisons, tmp_path, engine, capsys):
     again = json.loads((ud_out / "results.json").read_text())
     assert again["beta"] == pytest.approx(res["beta"])
     assert [r["ud"] for r in again["runs"]] == [r["ud"] for r in res["runs"]]
+    # the controls are recognised from the stored runs alone, and every statistic recomputed
+    assert [r["control"] for r in again["runs"]] == [None, "random-l0", None, None]
+    assert [r["statistics"] for r in again["runs"]] == [r["statistics"] for r in res["runs"]]
