@@ -138,5 +138,7 @@ def test_bench_dry_run_prints_the_plan(tmp_path, capsys):
     grid = Path(__file__).parents[1] / "experiments" / "table1-cpu.yaml"
     assert cli(["bench", str(grid), "--dry-run", "--store", str(tmp_path)]) == 0
     text = capsys.readouterr().out
-    assert "4 jobs: 0 in the store, 4 to run" in text and "train em / seed 1" in text
+    # four poisons and the controls of their three budgets (l0, l2, linf)
+    assert "poison     7 jobs: 0 in the store, 7 to run" in text and "train em / seed 1" in text
+    assert "poison random-l2 (fashion-mnist" in text
     assert not any(tmp_path.iterdir())  # a dry run writes nothing

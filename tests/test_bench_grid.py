@@ -18,7 +18,26 @@ BASE = {"data": {"name": "synthetic", "train_size": 64, "test_size": 32},
 
 
 def grid(**extra):
-    return grid_from_dict({"name": "g", "base": BASE, **extra})
+    return grid_from_dict({"name": "g", "base": BASE, "controls": False, **extra})
+
+
+def test_controls_are_added_at_each_poison_budget_once():
+    from uebench.attacks.lsp import lsp_radius
+
+    g = grid_from_dict({"name": "g", "base": BASE, "grid": {"method": [
+        "ops", "lsp", "em", "tap", {"name": "random", "attack": "random"}]}})
+    added = {m.name: dict(m.params) for m in g.methods[6:]}
+    # EM and TAP share the given linf control; OPS gets one random pixel, LSP its l2 radius
+    assert added == {"random-l0": {"norm": "l0", "eps": 1},
+                     "random-l2": {"norm": "l2", "eps": pytest.approx(lsp_radius((3, 16, 16)))}}
+    assert all(m.attack == "random" for m in g.methods[6:])
+    plain = grid_from_dict({"name": "g", "base": BASE, "controls": False,
+                            "grid": {"method": ["ops"]}})
+    assert [m.name for m in plain.methods] == ["vanilla", "ops"]
+    with pytest.warns(UserWarning, match="varies the dataset"):
+        varied = grid_from_dict({"name": "g", "base": BASE, "grid": {
+            "method": ["lsp", "ops"], "dataset": ["synthetic", "digits"]}})
+    assert [m.name for m in varied.methods] == ["vanilla", "lsp", "ops", "random-l0"]
 
 
 def test_expansion_resolves_every_cell_through_the_config_path():

@@ -215,3 +215,20 @@ def test_evaluate_trains_a_control_per_budget_and_reads_every_poison_against_it(
                  str(out2)]) == 0
     names = [r["name"] for r in json.loads((out2 / "results.json").read_text())["runs"]]
     assert names == ["clean", "ops"]
+
+
+def test_recalibrated_ud_reads_the_bn_tag_of_both_runs(tmp_path):
+    from uebench.learnability.report import recompute
+
+    ops = tmp_path / "ops"
+    assert main(["poison", "generate", "--attack", "ops", *DATA, "--out", str(ops)]) == 0
+    out = tmp_path / "e"
+    assert main(["evaluate", *RUN, "--poisons", str(ops), "--no-control", "--recalibrate-bn",
+                 "--out", str(out)]) == 0
+    result = json.loads((out / "results.json").read_text())
+    runs = out / "runs"
+    # the oracle: the paper's UD recomputed from the post-hoc tag 'bn' of the same runs
+    tagged = recompute(runs / "clean", [runs / "ops"], sal_tag="bn")
+    assert result["runs"][1]["statistics"]["ud_bn"] == pytest.approx(tagged["runs"][1]["ud"])
+    settings = (runs / "ops" / "sal" / "bn.yaml").read_text()
+    assert "recalibrate_bn: true" in settings

@@ -96,17 +96,10 @@ def check_grid(clean: str, protected: Sequence[Path], *, models: Sequence[str] =
         base[".".join(path)] = value
     if seeds < 1:
         raise UebenchError(f"--seeds must be >= 1, got {seeds}")
-    methods: list[dict[str, Any]] = [{"name": name, "path": str(p)} for name, p in
-                                      zip(poison_names(protected), protected)]
-    if controls:
-        from uebench.controls import needed_controls
-
-        taken = {m["name"] for m in methods}
-        for c in needed_controls(manifests)[0]:
-            name = c["name"] if c["name"] not in taken else f"{c['name']}-control"
-            methods.append({"name": name, "attack": "random", "params": c["params"]})
+    methods = [{"name": name, "path": str(p)} for name, p in
+               zip(poison_names(protected), protected)]
     return grid_from_dict({
-        "name": "check", "table": "long", "ci": ci, "base": base,
+        "name": "check", "table": "long", "ci": ci, "base": base, "controls": controls,
         "grid": {"method": methods,
                  "model": [_model_value(m, dict(flatten(base)).get("model.width"))
                            for m in models],

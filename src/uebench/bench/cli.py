@@ -45,13 +45,16 @@ def add_bench_parser(subparsers: argparse._SubParsersAction) -> None:
     _executor_args(p)
     p.add_argument("--out", default=DEFAULT_OUT, help=f"grid views (default {DEFAULT_OUT})")
     p.add_argument("--dry-run", action="store_true", help="print the plan and a cost estimate")
+    p.add_argument("--no-control", action="store_true",
+                   help="do not add a random-noise control at each poison's budget (the grid "
+                        "file's controls: false does the same)")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from uebench.bench.grid import load_grid
     from uebench.bench.run import run_grid
 
-    grid = load_grid(args.grid)
+    grid = load_grid(args.grid, controls=False if args.no_control else None)
     options = executor_options(args)
     result = run_grid(grid, store=args.store, out=args.out, executor=args.executor,
                       dry_run=args.dry_run, progress=not args.quiet, **options)

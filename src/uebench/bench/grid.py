@@ -19,6 +19,7 @@ A grid YAML (``uebench bench GRID.yaml``; examples in ``experiments/``)::
     ci: bootstrap             # interval over seeds: bootstrap (percentile) or t
     resources: {poison: {cpus: 1, gpus: 0}, train: {cpus: 1, gpus: 0}}
     retries: 2                # re-runs of a job whose worker died
+    controls: true            # add random noise at each poison's budget (uebench.controls)
 
 Every cell's ``RunCfg`` is made by :func:`uebench.config.resolve_run_cfg` (dataset recipe < base <
 axis values), with SAL switched on and ``data.subset_seed`` fixed to ``poison_seed`` so that every
@@ -42,7 +43,7 @@ from uebench.config import FLAG_KEYS, RunCfg, canonical, load_yaml, resolve_run_
 from uebench.errors import ConfigError
 
 TOP_KEYS = {"name", "description", "table", "base", "grid", "poison_seed", "beta_from", "ci",
-            "resources", "retries"}
+            "resources", "retries", "controls"}
 VANILLA_NAMES = ("vanilla", "clean")
 
 
@@ -83,6 +84,7 @@ class Grid:
     ci: str = "bootstrap"
     resources: Mapping[str, Mapping[str, float]] = dataclasses.field(default_factory=dict)
     retries: int = 2
+    controls: bool = True  # a random-noise control per poison budget was added to the methods
 
 
 @dataclasses.dataclass(frozen=True)
@@ -261,6 +263,13 @@ def grid_from_dict(data: Mapping[str, Any], *, name: str = "grid",
     names = [m.name for m in methods]
     if len(set(names)) != len(names):
         raise ConfigError(f"grid.method names must be unique, got {names}; give each a name:")
+    controls = data.get("controls", True)
+    if not isinstance(controls, bool):
+        raise ConfigError(f"controls must be true (a random-noise control at each poison's "
+                          f"budget, the default) or false, got {controls!r}")
+    if controls:
+        base = _base(data.get("base"), source)
+        methods += control_methods(methods, base, axes)
     return Grid(
         name=grid_name, base=_base(data.get("base"), source),
         axes=tuple(axes), methods=tuple(methods), seeds=tuple(dict.fromkeys(seeds)),
@@ -269,14 +278,78 @@ def grid_from_dict(data: Mapping[str, Any], *, name: str = "grid",
         table=_choice(data, "table", LAYOUTS.names(), "long"),
         ci=_choice(data, "ci", ("bootstrap", "t"), "bootstrap"),
         resources=_resources(data.get("resources") or {}),
-        retries=_int(data, "retries", 2),
+        retries=_int(data, "retries", 2), controls=controls,
     )
 
 
-def load_grid(path: Path | str) -> Grid:
-    """Read and check a grid YAML file."""
+def _budget_manifest(method: Method, base: Sequence[tuple[str, Any]],
+                     axes: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+    """A method's budget in the shape of a poison manifest (what the control rule reads)."""
+    from uebench.attacks.base import attack_info, resolve_params
+    from uebench.poisons.store import read_manifest
+
+    if method.path is not None:
+        return read_manifest(Path(method.path))
+    assert method.attack is not None
+    info = attack_info(method.attack)
+    params = resolve_params(method.attack, method.preset, dict(method.params))
+    norm = info.norm_for(params)
+    eps = params.get(info.eps_param) if info.eps_param else None
+    if eps is None and info.eps_for_shape is not None:
+        shape = _image_shape(method, base, axes)
+        eps = None if shape is None else info.eps_for_shape(shape)
+    # an l0 attack without a radius parameter (OPS) changes one pixel per image
+    return {"attack": method.attack, "params": params, "budget": {"norm": norm, "eps": eps},
+            "measured": {"l0_max": 1.0}, "dataset": "", "n": 0, "seed": 0}
+
+
+def _image_shape(method: Method, base: Sequence[tuple[str, Any]],
+                 axes: Sequence[tuple[str, Any]]) -> tuple[int, int, int] | None:
+    """The image shape of the grid's one dataset (a size-dependent radius such as LSP's);
+    ``None`` (with a warning: that poison gets no control) when the grid varies the dataset."""
+    import warnings
+
+    from uebench.data import load_dataset
+
+    if any(o[0] in ("data.name", "data.data_dir") for _, values in axes for v in values
+           for o in v.overrides):
+        warnings.warn(f"controls: {method.name}'s radius depends on the image size and the grid "
+                      "varies the dataset, so no control is added for it; run one grid per "
+                      "dataset, or list its control per dataset (a method {name, attack: random, "
+                      "params: {norm: l2, eps: RADIUS}})", UserWarning, stacklevel=2)
+        return None
+    settings = dict(base)
+    name = settings.get("data.name")
+    if not name:
+        raise ConfigError("controls: base needs data.name to size the controls' radii")
+    split = load_dataset(str(name), data_dir=settings.get("data.data_dir"), train_size=20,
+                         test_size=10, seed=0)
+    return split.train.image_shape
+
+
+def control_methods(methods: Sequence[Method], base: Sequence[tuple[str, Any]],
+                    axes: Sequence[tuple[str, Any]]) -> list[Method]:
+    """A random-noise control at each poison's budget that the grid does not already have
+    (:mod:`uebench.controls`: ℓ∞ at the poison's ε, ℓ2 at its radius, random pixels for ℓ0)."""
+    from uebench.controls import needed_controls
+
+    manifests = [_budget_manifest(m, base, axes) for m in methods if not m.vanilla]
+    taken = {m.name for m in methods}
+    out = []
+    for c in needed_controls(manifests)[0]:
+        name = c["name"] if c["name"] not in taken else f"{c['name']}-control"
+        taken.add(name)
+        out.append(Method(name=name, attack="random", params=tuple(sorted(c["params"].items()))))
+    return out
+
+
+def load_grid(path: Path | str, *, controls: bool | None = None) -> Grid:
+    """Read and check a grid YAML file; ``controls`` overrides the file's ``controls`` key."""
     path = Path(path)
-    return grid_from_dict(load_yaml(path), name=path.stem, source=path)
+    data = dict(load_yaml(path))
+    if controls is not None:
+        data["controls"] = controls
+    return grid_from_dict(data, name=path.stem, source=path)
 
 
 # ----------------------------------------------------------------------------- expansion
