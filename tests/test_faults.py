@@ -748,6 +748,39 @@ def test_grid_worker_dies_with_parent(tmp_path):
         pytest.fail("the worker outlived its grid process")
 
 
+# ----------------------------------------------------------------------------- controls and study
+
+
+@kind("Controls", "an l0 control whose radius is not a pixel count, or a class-wise l2 noise")
+def test_random_control_bad_budget(tmp_path, capsys):
+    err = cli(capsys, [*GEN, "--out", tmp_path / "a", "norm=l0", "eps=0.5"])
+    assert "number of changed pixels" in err and "eps=1" in err
+    err = cli(capsys, [*GEN, "--out", tmp_path / "b", "norm=l2", "eps=0.5", "classwise=true"])
+    assert "cannot be class-wise" in err
+    assert not (tmp_path / "a" / "manifest.json").exists()
+
+
+@kind("Controls", "a grid's controls key is neither true nor false")
+def test_grid_controls_not_bool(tmp_path, capsys):
+    grid = tmp_path / "g.yaml"
+    grid.write_text("name: g\nbase: {data: {name: synthetic}}\ncontrols: maybe\n"
+                    "grid: {method: [ops]}\n")
+    err = cli(capsys, ["bench", grid, "--store", tmp_path / "s", "--out", tmp_path / "o"])
+    assert "controls must be true" in err
+
+
+@kind("Controls", "uebench validate on a folder that is not a grid view, or --k below 2")
+def test_validate_not_a_view(tmp_path, capsys):
+    (tmp_path / "x").mkdir()
+    err = cli(capsys, ["validate", tmp_path / "x"])
+    assert "is not a grid view" in err and "uebench bench" in err
+    view = tmp_path / "v"
+    view.mkdir()
+    (view / "index.json").write_text("{}")
+    err = cli(capsys, ["validate", view, "--k", "1"])
+    assert "--k must be >= 2" in err
+
+
 # ----------------------------------------------------------------------------- the page
 
 
