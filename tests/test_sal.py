@@ -178,11 +178,38 @@ def test_official_origin_zero_falls_back_to_exact() -> None:
 
 
 # ----------------------------------------------------------------------------- data + origin
-def test_official_running_loss_by_hand() -> None:
-    # paper code: train_loss / total * targets.size(0): (1 + 2 + 3) / 10 * 2 = 1.2
-    assert official_running_loss([1.0, 2.0, 3.0], [4, 4, 2]) == pytest.approx(1.2)
-    # equal batches (drop_last=True): the mean of the batch means
-    assert official_running_loss([1.0, 2.0, 3.0], [4, 4, 4]) == pytest.approx(2.0)
+def _per_image_mean(losses: list[list[float]]) -> float:
+    """The oracle: every image's loss averaged over the epoch, in a plain loop."""
+    flat = [v for batch in losses for v in batch]
+    return sum(flat) / len(flat)
+
+
+def test_official_origin_is_the_running_mean_with_and_without_drop_last() -> None:
+    from uebench.train.loop import paper_formula_loss
+
+    # drop_last=True: the paper's loader, every batch full; its formula and ours agree
+    full = [[1.0, 1.0, 1.0, 1.0], [2.0, 2.0, 2.0, 2.0], [3.0, 2.0, 4.0, 3.0]]
+    means, sizes = [sum(b) / len(b) for b in full], [len(b) for b in full]
+    assert official_running_loss(means, sizes) == pytest.approx(_per_image_mean(full))
+    assert paper_formula_loss(means, sizes) == pytest.approx(_per_image_mean(full))
+    # drop_last=False: a short last batch; the origin stays the per-image running mean, where the
+    # paper's formula, (1 + 2 + 3) / 10 * 2 = 1.2, would deflate it by 2 * 3 / 10
+    short = [[1.0] * 4, [2.0] * 4, [3.0, 3.0]]
+    means, sizes = [sum(b) / len(b) for b in short], [len(b) for b in short]
+    assert official_running_loss(means, sizes) == pytest.approx(_per_image_mean(short)) == 1.8
+    assert paper_formula_loss(means, sizes) == pytest.approx(1.2)
+
+
+def test_fit_records_the_running_mean_as_the_official_origin() -> None:
+    # 10 images in batches of 4: a short last batch (drop_last=False, uebench's default)
+    from uebench.train.loop import fit
+
+    x, y = data(10)
+    rows = fit(build("tiny"), x, y, cfg=TrainCfg(epochs=1, batch_size=4), rt=RT)
+    assert rows[0]["train_loss_official"] == pytest.approx(rows[0]["train_loss"], rel=1e-5)
+
+
+def test_official_running_loss_refuses_bad_input() -> None:
     with pytest.raises(ValueError):
         official_running_loss([1.0], [4, 4])
     with pytest.raises(ValueError):
@@ -261,7 +288,8 @@ def test_callback_uses_batch_losses_and_the_run_pipeline(monkeypatch: pytest.Mon
     ctx = SimpleNamespace(epoch=1, model=None, train_loss=9.0, x_train=x, y_train=y, cfg=cfg,
                           rt=RT, batch_losses=[1.0, 2.0, 3.0], batch_sizes=[4, 4, 2])
     row = SALCallback("compat")(ctx)
-    assert row["sal_origin"] == pytest.approx(1.2)  # official_running_loss, not train_loss
+    # official_running_loss of the batches (the per-image running mean 1.8), not train_loss
+    assert row["sal_origin"] == pytest.approx(1.8)
     assert seen["data"] == SALData(4, "flip", 1, True)
     del ctx.batch_losses, ctx.batch_sizes  # today's EpochContext: fall back to train_loss
     assert SALCallback("compat")(ctx)["sal_origin"] == 9.0

@@ -312,11 +312,17 @@ class EpochStats:
 
 
 def official_running_loss(batch_means: Sequence[float], batch_sizes: Sequence[int]) -> float:
-    """The paper code's ``origin_loss``: its ``train()`` return value (sal_protocol.md §2.3).
+    """The official origin of an epoch: the per-image running mean of the training loss.
 
-    ``train_loss / total * targets.size(0)`` there, i.e. (sum of the batch-mean losses) × (size of
-    the last batch) / (number of images). Equal to the mean of the batch means when every batch
-    has the same size (the paper's ``drop_last=True`` loader); different when the last is short.
+    The paper code's ``train()`` returns ``train_loss / total * targets.size(0)``, i.e. (sum of
+    the batch-mean losses) × (size of the last batch) / (number of images). Under its loader's
+    ``drop_last=True`` every batch has the same size and that *is* the per-image running mean.
+    With a short last batch (uebench trains with ``drop_last=False`` by default) the same formula
+    would scale the running mean by (batches × last-batch size / images) — 0.31 at 50,000 images
+    and batch 256 — a loss-proportional offset on every layer's SAL. So the origin is computed as
+    what the formula means, the size-weighted mean of the batch means, which equals the paper's
+    value whenever the paper's loader could have produced the batches (all equal sizes) and
+    never deflates (docs/sal.md, "The official origin").
 
     Args:
         batch_means: the mean loss of every training batch of the epoch, in order.
@@ -324,10 +330,18 @@ def official_running_loss(batch_means: Sequence[float], batch_sizes: Sequence[in
     """
     if len(batch_means) != len(batch_sizes) or not batch_sizes:
         raise ConfigError(f"need one size per batch mean and at least one batch, got "
-                         f"{len(batch_means)} means and {len(batch_sizes)} sizes")
+                          f"{len(batch_means)} means and {len(batch_sizes)} sizes")
     total = sum(int(n) for n in batch_sizes)
     if total <= 0 or any(int(n) <= 0 for n in batch_sizes):
         raise ConfigError(f"batch sizes must be positive, got {list(batch_sizes)}")
+    return float(sum(float(m) * int(n) for m, n in zip(batch_means, batch_sizes))) / total
+
+
+def paper_formula_loss(batch_means: Sequence[float], batch_sizes: Sequence[int]) -> float:
+    """The paper code's formula as written, (Σ batch means) × (last batch size) / images: kept to
+    show what it gives with a short last batch (the deflation :func:`official_running_loss`
+    avoids); identical to it when every batch has the same size."""
+    total = sum(int(n) for n in batch_sizes)
     return float(sum(float(m) for m in batch_means)) * int(batch_sizes[-1]) / total
 
 
