@@ -2,16 +2,20 @@
 
 The data owner gives the clean dataset and one or more protected versions (poison directories
 made for it: ``uebench poison generate`` or ``poison import``). uebench trains every model on the
-clean and on the protected data, under every defense, for several seeds, measuring SAL after every
-epoch (Ye et al., ICLR 2025, arXiv 2509.08058), through the same grid machinery as ``uebench
-bench`` (store, executors, resumable). The report gives, per protected set × model × defense: UD
-with its 95 % interval over seeds, the test-accuracy drop with its interval, and a verdict by the
-rule in :mod:`uebench.bench.verdict`; then the clean references and the figures. Written to
-``OUT/check/check.html`` (self-contained) and ``check.md``.
+clean data, on the protected data and on random noise at each protected set's budget (the
+control, :mod:`uebench.controls`), under every defense, for several seeds (default 3), measuring
+SAL after every epoch (Ye et al., ICLR 2025, arXiv 2509.08058), through the same grid machinery as
+``uebench bench`` (store, executors, resumable). The report gives, per protected set × model ×
+defense: UD, #LP, the test-accuracy drop paired by seed against the clean model, every statistic
+of :mod:`uebench.learnability.statistics` and its paired difference from the control with a 95 %
+t-interval, and a verdict by the rule in :mod:`uebench.bench.verdict`; then the controls and clean
+references and the figures. Written to ``OUT/check/check.html`` (self-contained) and
+``check.md``.
 
-Default training (no ``--config``): ResNet-18 at width 0.125, SGD lr 0.1, momentum 0.9, weight decay
-5e-4, batch 128, cosine, 10 epochs, no augmentation, fast SAL with a 256-image probe: on 2,000
-Fashion-MNIST images the clean model reaches ~83 % and OPS / EM poisons bite (benchmarks/README.md).
+Default training (no ``--config``): the main job's recipe — ResNet-18 at width 0.125, SGD lr 0.1,
+momentum 0.9, weight decay 5e-3, batch 64, cosine, 10 epochs, no augmentation, fast SAL with a
+256 + 256-image probe: on 2,000 Fashion-MNIST images the clean model reaches ~83 % and EM, OPS and
+LSP each cost >= 20 points (docs/findings.md §1).
 """
 
 from __future__ import annotations
@@ -201,6 +205,21 @@ def _figures(view: Path, records: Sequence[Mapping[str, Any]], store: Store) -> 
                                                      view / "figures", stem):
             blocks.append(("img", path, caption))
     return blocks
+
+
+def verdict_table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Per protected cell: the accuracy drop, UD, the headline statistic against the control and
+    the verdict (what a stored check result holds for the docs)."""
+    from uebench.learnability.stat_report import paired_cell
+    from uebench.learnability.statistics import STATISTICS
+    from uebench.learnability.stats import format_summary
+
+    info = STATISTICS.get(HEADLINE)
+    header = ["cell", "acc drop (points)", "UD", f"{info.label}: − control", "verdict"]
+    body = [[r["label"], format_summary(r["drop"], 1, 100), format_summary(r["ud"], 3),
+             paired_cell(r["paired"].get(HEADLINE) or {"mean": None}, info.digits, info.scale),
+             r["verdict"]] for r in rows if r["role"] == "poisoned"]
+    return header, body
 
 
 def _statistics_blocks(rows: Sequence[Mapping[str, Any]]) -> list[Block]:

@@ -103,6 +103,8 @@ def add_check_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="accuracy drop (fraction) that counts as biting (default 0.10)")
     _executor_args(p)
     p.add_argument("--out", default="runs/check", help="report folder parent (default runs/check)")
+    p.add_argument("--save", default=None, metavar="NAME",
+                   help="store the verdict table as results/NAME.json (values, command, commit)")
     p.add_argument("overrides", nargs="*", help="key=value, e.g. train.epochs=20")
 
 
@@ -121,6 +123,14 @@ def cmd_check(args: argparse.Namespace) -> int:
         controls=not args.no_control)
     print(Path(result["files"]["md"]).read_text())
     print(f"report: {result['files']['html']} (self-contained) and {result['files']['md']}")
+    if args.save:
+        from uebench.bench.check import verdict_table
+        from uebench.utils.stored import save_result
+
+        command = "uebench check " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "check"
+        path = save_result(args.save, {"rows": result["rows"]}, command=command,
+                           tables={"verdicts": verdict_table(result["rows"])})
+        print(f"stored: {path}")
     return _report_failures(result["failures"])
 
 
