@@ -87,7 +87,8 @@ def _add_poison(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_learnability(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="Algorithm 1: clean vs poisoned training with SAL -> UD")
+    p = sub.add_parser("evaluate", help="Algorithm 1: clean vs poisoned (and random-noise "
+                                        "controls) with SAL -> UD and statistics")
     _data_args(p)
     _run_args(p)
     p.add_argument("--poisons", nargs="+", required=True, help="poison directories")
@@ -178,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench_cli.add_check_parser(sub)
     bench_cli.add_validate_parser(sub)
     multitask_cli.add_parsers(sub)
-    p = sub.add_parser("demo", help="the main job: UD of EM/OPS/LSP and random noise vs clean")
+    p = sub.add_parser("demo", help="the main job: EM/OPS/LSP against clean training and "
+                                    "random-noise controls")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--train-size", type=int, default=None)
     p.add_argument("--test-size", type=int, default=None)

@@ -78,8 +78,8 @@ def _report_failures(failures: dict[str, str]) -> int:
 
 
 def add_check_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("check", help="how protected is my data? UD + accuracy with "
-                                            "intervals, verdicts, one HTML report")
+    p = subparsers.add_parser("check", help="how protected is my data? every statistic against "
+                                            "a random-noise control, verdicts, one HTML report")
     p.add_argument("--clean", required=True, help="the clean dataset (uebench datasets)")
     p.add_argument("--protected", nargs="+", required=True,
                    help="poison directories made for it (uebench poison generate | import)")

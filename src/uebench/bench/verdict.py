@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 MIN_DROP = 0.10  # accuracy drop (fraction) that counts as "the poison bites"
-HEADLINE = "peak_acc"  # the statistic the verdict reads against the control (findings §10)
+HEADLINE = "acc"  # the statistic the verdict reads against the control (findings §10)
 
 VERDICTS = ("protected", "accuracy only", "not protected", "inconclusive")
 

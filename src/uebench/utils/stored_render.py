@@ -3,6 +3,9 @@ benchmarks/README.md from its ``results/*.json`` (run after re-measuring)."""
 
 from __future__ import annotations
 
+import sys
+
+from uebench.errors import UebenchError
 from uebench.utils.stored import RESULTS_DIR, render_docs
 
 
@@ -10,9 +13,15 @@ def main() -> int:
     root = RESULTS_DIR.parent
     pages = [root / "README.md", *sorted((root / "docs").glob("*.md")),
              root / "benchmarks" / "README.md"]
-    for page in render_docs([p for p in pages if p.is_file()]):
-        print(f"rewrote {page}")
-    return 0
+    failed = 0
+    for page in (p for p in pages if p.is_file()):
+        try:
+            for changed in render_docs([page]):
+                print(f"rewrote {changed}")
+        except UebenchError as exc:
+            print(f"{page}: {exc}", file=sys.stderr)
+            failed += 1
+    return 2 if failed else 0
 
 
 if __name__ == "__main__":
