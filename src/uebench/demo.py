@@ -123,11 +123,7 @@ def accuracy_costs(result: dict[str, Any]) -> str:
 def demo_tables(result: dict[str, Any]) -> dict[str, tuple[list[str], list[list[str]]]]:
     """The demo's tables as (header, rows), as README includes them from the stored result:
     the paper's columns per run, every statistic, and each poison against its control."""
-    from uebench.learnability.stat_report import (
-        add_statistics,
-        paired_grid,
-        statistics_grid,
-    )
+    from uebench.learnability.stat_report import one_seed_rows, paired_grid, statistics_grid
 
     several = len(result.get("seeds") or [0]) > 1
 
@@ -142,12 +138,6 @@ def demo_tables(result: dict[str, Any]) -> dict[str, tuple[list[str], list[list[
         name = r["name"] + (f" ({r['role']})" if r["role"] != "poisoned" else "")
         runs.append([name, value(r, "test_acc", 100, 2), value(r, "lp", 1, 2),
                      value(r, "ud", 1, 3) if r["role"] != "clean" else "–"])
-    if several:
-        rows = result["runs"]
-    else:
-        rows = [{"name": r["name"], "role": r["role"], "control": r.get("control"),
-                 "statistics_per_seed": {k: [v] for k, v in (r.get("statistics") or {}).items()}}
-                for r in result["runs"]]
-        add_statistics(rows)
+    rows = result["runs"] if several else one_seed_rows(result["runs"])
     return {"runs": (runs[0], runs[1:]), "statistics": statistics_grid(rows),
             "paired": paired_grid(rows)}

@@ -299,15 +299,12 @@ def _statistics_lines(entries: Sequence[Mapping[str, Any]]) -> list[str]:
     """One seed's statistics, and each run's difference from its control (no interval: that
     needs seeds, ``uebench evaluate --seeds 0,1,2``)."""
     from uebench.learnability.stat_report import (
-        add_statistics,
         markdown_paired,
         markdown_statistics,
+        one_seed_rows,
     )
 
-    rows = [{"name": e["name"], "role": e["role"], "control": e.get("control"),
-             "statistics_per_seed": {k: [v] for k, v in (e.get("statistics") or {}).items()}}
-            for e in entries]
-    add_statistics(rows)
+    rows = one_seed_rows(entries)
     lines = markdown_statistics(rows)
     if not lines:
         return []

@@ -35,6 +35,16 @@ def add_statistics(rows: Sequence[MutableMapping[str, Any]]) -> None:
             for k, v in per_seed.items()}
 
 
+def one_seed_rows(entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of :func:`add_statistics` (filled) from one seed's table entries (``recompute``):
+    every statistic a one-value series, so a difference from the control but no interval."""
+    rows = [{"name": e["name"], "role": e["role"], "control": e.get("control"),
+             "statistics_per_seed": {k: [v] for k, v in (e.get("statistics") or {}).items()}}
+            for e in entries]
+    add_statistics(rows)
+    return rows
+
+
 def add_statistics_by_seed(rows: Sequence[MutableMapping[str, Any]]) -> None:
     """:func:`add_statistics` for rows keyed by seed (``statistics_by_seed``: {stat: {seed: v}},
     popped): the seeds of all rows are aligned by number (a seed a run lacks is ``None``), and
@@ -71,11 +81,10 @@ Grid = tuple[list[str], list[list[str]]]  # header, body rows
 
 def grid_lines(grid: Grid) -> list[str]:
     """A (header, rows) table as Markdown lines (none for an empty table)."""
+    from uebench.utils.stored import markdown_lines
+
     header, body = grid
-    if not body:
-        return []
-    return ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1),
-            *("| " + " | ".join(row) + " |" for row in body)]
+    return markdown_lines(header, body) if body else []
 
 
 def statistics_grid(rows: Sequence[Mapping[str, Any]]) -> Grid:

@@ -65,6 +65,12 @@ def load_result(name: str, root: Path | None = None) -> dict[str, Any]:
     return dict(read_json(path))
 
 
+def markdown_lines(header: Sequence[Any], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """A plain table as Markdown lines: first column left, the others right-aligned."""
+    return ["| " + " | ".join(map(str, header)) + " |", "|---|" + "---:|" * (len(header) - 1),
+            *("| " + " | ".join(map(str, r)) + " |" for r in rows)]
+
+
 def table_markdown(result: Mapping[str, Any], table: str) -> str:
     """One stored table as Markdown."""
     try:
@@ -72,10 +78,7 @@ def table_markdown(result: Mapping[str, Any], table: str) -> str:
     except KeyError:
         raise UebenchError(f"stored result {result.get('name')!r} has no table {table!r}; "
                            f"tables: {sorted(result.get('tables', {}))}") from None
-    lines = ["| " + " | ".join(t["header"]) + " |",
-             "|---|" + "---:|" * (len(t["header"]) - 1),
-             *("| " + " | ".join(map(str, r)) + " |" for r in t["rows"])]
-    return "\n".join(lines) + "\n"
+    return "\n".join(markdown_lines(t["header"], t["rows"])) + "\n"
 
 
 def render_text(text: str, root: Path | None = None) -> str:
