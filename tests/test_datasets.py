@@ -525,6 +525,6 @@ def test_shared_cifar10_jpeg_archive(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert splits.classes[0] == "airplane" and splits.classes[-1] == "truck"
     assert torch.equal(torch.bincount(splits.train.y), torch.full((10,), 5000))
     assert "JPEG q75 re-encode archive" in splits.train.meta["source"]
-    # per-channel mean in [0, 1] (data.md: 0.4913, 0.4821, 0.4465); integer sums keep it cheap
+    # per-channel mean in [0, 1] (docs/datasets.md: 0.4913, 0.4821, 0.4465); integer sums: cheap
     mean = splits.train.x.sum(dim=(0, 2, 3), dtype=torch.int64).double() / (50000 * 1024 * 255)
     assert np.allclose(mean.numpy(), (0.4913, 0.4821, 0.4465), atol=2e-4)

@@ -101,7 +101,7 @@ def test_layer_count(name: str) -> None:
 
 
 def test_resnet18_layers_match_the_sal_protocol() -> None:
-    # sal_protocol.md §2.2 / §4: stem, 16 block convs, 3 shortcuts, fc; 11,164,352 weights
+    # docs/sal.md, "One measurement": stem, 16 block convs, 3 shortcuts, fc; 11,164,352 weights
     model = get_model("resnet18")
     names = layer_names(model)
     blocks = [f"net.layer{s}.{b}.conv{i}" for s in range(1, 5) for b in range(2) for i in (1, 2)]

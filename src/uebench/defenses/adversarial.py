@@ -9,10 +9,10 @@ Preventing Delusive Adversaries with Adversarial Training", NeurIPS 2021, arXiv 
 ``x + 2/255 * N(0, 1)``, the model in eval mode while attacking (BN running statistics, no
 dropout) and in train mode for the training forward on the adversarial batch.
 ``at-l2`` has its own radius: APBench's ``--at_type L_2`` reuses the linf default 8/255 as an L2
-radius (attacks_and_defenses.md §4, a pitfall); we use eps 0.5 with 7 steps of eps/5 = 0.1, the
-L2 training setting of Tao et al. (TLMichael/Delusive-Adversary, main.py), which is also the
-CIFAR-10 L2 setting of Madry et al.'s robustness library. Its start is APBench's L_2 one: a random
-direction of norm ``step_size``.
+radius (a known pitfall; docs/defenses.md, "Details and deviations"); we use eps 0.5 with 7 steps
+of eps/5 = 0.1, the L2 training setting of Tao et al. (TLMichael/Delusive-Adversary, main.py),
+which is also the CIFAR-10 L2 setting of Madry et al.'s robustness library. Its start is
+APBench's L_2 one: a random direction of norm ``step_size``.
 
 The attack is :func:`uebench.adversary.pgd`, shared with the attacks. Deviation from APBench: the
 random start is projected onto the ball and the image range before the first gradient step

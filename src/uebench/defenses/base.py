@@ -14,7 +14,7 @@ one of three bases, one small interface each:
   loss of the step.
 
 Registry metadata (:class:`DefenseInfo`): kind, defaults, paper, the SAL origin the official code
-accumulates under the defense (``official_origin``, sal_protocol.md §2.3) and a description.
+accumulates under the defense (``official_origin``; docs/sal.md, "The origin") and a description.
 
 Randomness: every draw comes from the ``torch.Generator`` handed to the step (a CPU generator,
 e.g. the batch's stream ``BatchInfo.generator()`` of ``fit``). Draws that must happen on the
@@ -42,7 +42,8 @@ from uebench.errors import ConfigError, UebenchError
 from uebench.registry import Registry
 
 KINDS = ("dataset", "batch", "procedure")
-# what the official SAL code accumulates as origin_loss under each defense (sal_protocol.md §2.3)
+# what the official SAL code accumulates as origin_loss under each defense
+# (docs/sal.md, "The origin")
 ORIGINS = ("running", "running_adversarial", "running_max", "eval")
 
 

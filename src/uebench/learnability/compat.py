@@ -1,8 +1,8 @@
 """Compat SAL engine: the official code's optimiser semantics, run in lockstep (paper parity).
 
 Ye et al., ICLR 2025 (arXiv:2509.08058), Eq. 3 as the official ``layer_sharpness`` computes it
-(sal_protocol.md §2.2). Per layer ``l`` and sign (``max`` ascends CE, ``min`` descends it) a clone
-``Δ`` of ``W_l`` starts at 0. For ``rounds`` rounds (10):
+(docs/sal.md, "One measurement"). Per layer ``l`` and sign (``max`` ascends CE, ``min``
+descends it) a clone ``Δ`` of ``W_l`` starts at 0. For ``rounds`` rounds (10):
 
 1. one pass of plain SGD (lr 0.1, no momentum/weight decay) over the training data pipeline
    ``task.data`` (:class:`SALData`: batch size, augmentation, crop padding, ``drop_last``),
@@ -15,9 +15,9 @@ Then s_max = max_loss − origin, s_min = origin − min_loss and SAL = s_max if
 s_min (≥ 0). Models stay in eval mode (BatchNorm running statistics) throughout, as the official
 code does.
 
-Lockstep (sal_protocol.md §5.2): with frozen eval-mode weights, the loss as a function of ``W_l``
-factors through the layer's suffix inputs, which do not depend on ``W_l``. So all layers and both
-signs advance together over ONE pass per round: each batch gets one clean forward
+Lockstep (docs/sal.md, "Compat engine"): with frozen eval-mode weights, the loss as a function
+of ``W_l`` factors through the layer's suffix inputs, which do not depend on ``W_l``. So all
+layers and both signs advance together over ONE pass per round: each batch gets one clean forward
 (:meth:`SuffixPlan.capture`), and every (layer, sign) clone recomputes only its suffix, the two
 signs of a layer batched with ``vmap``. All clones therefore see the same batch stream, where the
 official code draws an independent shuffle/augmentation stream per clone; the two are equal in

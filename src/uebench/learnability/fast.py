@@ -1,7 +1,8 @@
 """Fast SAL engine (the default): full-batch projected gradient search, following the definition.
 
 SAL(θ_l, ε) = max_{‖v‖ ≤ ε‖θ_l‖} |L(θ_l + v) − L(θ_l)| (Ye et al., ICLR 2025, arXiv:2509.08058,
-Eq. 3, with the official code's relative ball; sal_protocol.md §6). Per layer and sign, from Δ₀ = 0:
+Eq. 3, with the official code's relative ball; docs/sal.md, "Fast engine"). Per layer and sign,
+from Δ₀ = 0:
 
     Δ_{k+1} = Π(Δ_k ± η_k · r · g_k / ‖g_k‖),   r = ε‖θ_l‖,   η = (2, 1, 1, ½, ½, ½, ...)
 
@@ -14,7 +15,7 @@ held-out random sample of the rest (``eval_size``), or on the probe alone (``eva
 biased: it overstates how far the perturbation found moves the full-set loss). The ``official``
 origin replaces the clean loss by the epoch's running train loss.
 
-Cost (sal_protocol.md §4-§5): the probe set's frontier values are cached once per measurement in
+Cost (docs/sal.md, "Cost model"): the probe set's frontier values are cached once per measurement in
 chunks (layer groups bounded by ``cache_gb``; a second clean pass only when one group does not fit);
 the first step of every layer uses ONE full forward + backward at Δ = 0 (the gradient is the same
 for both signs); later steps run only the layer's suffix, both signs and all restarts batched with

@@ -1,9 +1,10 @@
 """Reference SAL loop: the official ``layer_sharpness`` written plainly, one layer at a time.
 
-Same semantics as :mod:`.compat` (sal_protocol.md §2.2), none of its tricks: per layer, two deep
-copies of the eval-mode model ("max", "min"), every parameter frozen except that layer's weight,
-``torch.optim.SGD(lr)`` on it, a full forward and backward per step. Rounds: one SGD pass per clone,
-one projection, one ``no_grad`` pass evaluating both clones on the same batches.
+Same semantics as :mod:`.compat` (docs/sal.md, "One measurement"), none of its tricks: per
+layer, two deep copies of the eval-mode model ("max", "min"), every parameter frozen except that
+layer's weight, ``torch.optim.SGD(lr)`` on it, a full forward and backward per step. Rounds: one
+SGD pass per clone, one projection, one ``no_grad`` pass evaluating both clones on the same
+batches.
 
 It replays the compat engine's batch stream (``task.generator(r, 0)`` for the SGD passes,
 ``task.generator(r, 1)`` for the evaluation passes, identical for every clone), so in float64 the

@@ -14,7 +14,8 @@ input, a residual branch, a class token, shape values) is a fixed function of th
   with the module's own stride, padding, dilation, groups and bias).
 
 One *clean* forward (:meth:`SuffixPlan.capture`) returns the logits plus every frontier value of
-every planned layer for one batch, so one forward feeds all layers' suffixes (sal_protocol.md §5).
+every planned layer for one batch, so one forward feeds all layers' suffixes (docs/sal.md,
+"Shared machinery").
 The plumbing shared by the engines (``SALTask``, ``SALData``, ``SALResult``, ``measuring``, ...)
 lives in :mod:`.task` and is re-exported here.
 """

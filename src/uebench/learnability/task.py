@@ -2,7 +2,8 @@
 plumbing the engines share (eval-mode measuring context, per-clone losses, ``SALResult``).
 
 SAL: Ye et al., *How Far Are We From True Unlearnability?*, ICLR 2025, arXiv:2509.08058, Eq. 3;
-sal_protocol.md §2 (official semantics) and §5 (shared engine machinery).
+docs/sal.md, "The paper's protocol, as its code runs it" (official semantics) and "Shared
+machinery".
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ ORIGINS = {"official": "official", "train_running": "official", "exact": "exact"
 
 @dataclass(frozen=True)
 class SALData:
-    """The training data pipeline an engine replays (compat, reference): sal_protocol.md §2.1.
+    """The training data pipeline an engine replays (compat, reference; docs/sal.md, "The
+    training run").
 
     Args:
         batch_size: images per SGD step and per evaluation batch (paper: 256).

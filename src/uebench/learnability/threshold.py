@@ -1,6 +1,7 @@
 """The learnable threshold β (paper Eq. 4) from a clean run's per-epoch SAL values.
 
-Exactly what the official ``analysis/get_ud.py`` computes (sal_protocol.md §2.4):
+Exactly what the official ``analysis/get_ud.py`` computes (docs/ud.md, "Definitions, exactly as
+computed"):
 
 1. the clean run's SAL values form an (epochs × layers) matrix;
 2. per epoch, ``KMeans(n_clusters=2, random_state=0, n_init="auto")`` over that epoch's layer values

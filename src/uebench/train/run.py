@@ -149,7 +149,7 @@ def sal_callbacks(cfg: RunCfg) -> list[Callback]:
         kwargs["origin"] = cfg.sal.origin
     if defense_pipeline(cfg).official_origin == "eval":
         # under MixUp/CutMix the official code's origin is an eval-mode pass over the SAL data,
-        # i.e. the exact origin (sal_protocol.md §2.3)
+        # i.e. the exact origin (docs/sal.md, "The origin")
         kwargs["origin"] = "exact"
     return [SALCallback(engine=cfg.sal.engine, eps=cfg.sal.eps, **kwargs)]
 
