@@ -154,6 +154,53 @@ def test_keyboard_interrupt(tmp_path, capsys, monkeypatch):
                                                         code=130)
 
 
+@kind("file system", "stopped with SIGTERM: one line, a non-zero status and how to resume")
+def test_sigterm(tmp_path, capsys, monkeypatch):
+    import signal
+    import time
+
+    import uebench.train.run as run
+
+    def terminated(*_a, **_k):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(10)  # the handler raises as soon as the signal is delivered
+        raise AssertionError("SIGTERM was not handled")
+
+    monkeypatch.setattr(run, "fit", terminated)
+    err = cli(capsys, [*TRAIN, "--out", tmp_path / "r"], code=143)
+    assert "interrupted (SIGTERM)" in err and "re-run the same command to resume" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@kind("file system", "torch.save fails on a full disk (\"unexpected pos\"): named as a full disk")
+def test_disk_full_torch_save(tmp_path, capsys, monkeypatch):
+    def full(obj, path, *a, **k):
+        Path(path).write_bytes(b"PK\x03\x04")  # torch leaves a partial file behind
+        raise RuntimeError("[enforce fail at inline_container.cc:783] . PytorchStreamWriter "
+                           "failed writing file data/3: file write failed; unexpected pos 4096 "
+                           "vs 4030")
+
+    monkeypatch.setattr(torch, "save", full)
+    err = cli(capsys, [*TRAIN, "--out", tmp_path / "run"])
+    assert "disk is full" in err and "--out elsewhere" in err and "unexpected pos" not in err
+    run = tmp_path / "run"
+    assert not (run / "summary.json").exists() and not (run / "checkpoint.pt").exists()
+    assert not list(run.glob(".*.tmp"))  # the partial temporary file was removed
+
+
+@kind("file system", "a refused command leaves no empty --out directory behind")
+def test_refused_leaves_no_out(made, tmp_path, capsys):
+    np.save(tmp_path / "big.npy", np.full((64, 3, 16, 16), 1e12, dtype=np.float32))
+    cli(capsys, _array_import(tmp_path / "big.npy", tmp_path / "q"))  # refused after locking
+    assert not (tmp_path / "q").exists()
+    cli(capsys, ["ud", "--clean", made / "run", "--poisoned", made / "run", "--beta", "-1",
+                 "--out", tmp_path / "u"])
+    assert not (tmp_path / "u").exists()
+    (tmp_path / "mine").mkdir()  # a directory the user made stays, even when empty
+    cli(capsys, _array_import(tmp_path / "big.npy", tmp_path / "mine"))
+    assert (tmp_path / "mine").is_dir()
+
+
 # ----------------------------------------------------------------------------- corrupt files
 
 
@@ -302,12 +349,15 @@ def test_float_labels(made, tmp_path, capsys):
 
     from safetensors.torch import load_file, save_file
 
+    from uebench.poisons.store import integrity_hash
+
     poison = copy(made / "poison", tmp_path / "p")
     tensors = load_file(str(poison / "poison.safetensors"))
     tensors["labels"] = tensors["labels"].float()
     save_file(tensors, str(poison / "poison.safetensors"))
     manifest = json.loads((poison / "manifest.json").read_text())
     manifest["sha256"] = hashlib.sha256((poison / "poison.safetensors").read_bytes()).hexdigest()
+    manifest["integrity"] = integrity_hash(manifest)  # resealed, so the label check is reached
     (poison / "manifest.json").write_text(json.dumps(manifest))
     assert "1-D integer tensor" in cli(capsys, [*TRAIN, "--poison", poison, "--out",
                                                 tmp_path / "r"])
@@ -320,6 +370,48 @@ def test_poison_other_subset(made, tmp_path, capsys):
                        "--out", tmp_path / "e"])
     assert "clean training set has 48" in err
     assert not (tmp_path / "e" / "runs").exists()  # refused before any training
+
+
+def _edit_manifest(poison: Path, **changes) -> None:
+    manifest = json.loads((poison / "manifest.json").read_text())
+    for key, value in changes.items():
+        target, *rest = key.split("__")
+        if rest:
+            manifest[target][rest[0]] = value
+        else:
+            manifest[target] = value
+    (poison / "manifest.json").write_text(json.dumps(manifest))
+
+
+@kind("poison file", "a manifest edited to name another attack or budget (integrity hash)")
+def test_manifest_relabelled(made, tmp_path, capsys):
+    from uebench.data import load_dataset
+    from uebench.poisons.store import load_poisoned
+
+    poison = copy(made / "poison", tmp_path / "p")
+    _edit_manifest(poison, attack="em")
+    err = cli(capsys, [*TRAIN, "--poison", poison, "--out", tmp_path / "r"])
+    assert "was edited after the poison was made" in err and "'em'" in err
+    err = cli(capsys, ["evaluate", *DATA, "--model", "tiny", "--epochs", "1", "--poisons", poison,
+                       "--out", tmp_path / "e"])
+    assert "was edited" in err
+    legacy = copy(made / "poison", tmp_path / "old")  # made before the hash: still loads
+    manifest = json.loads((legacy / "manifest.json").read_text())
+    del manifest["integrity"]
+    (legacy / "manifest.json").write_text(json.dumps(manifest))
+    clean = load_dataset("synthetic", train_size=64, seed=0).train
+    assert load_poisoned(legacy, clean).meta["poison_attack"] == "random"
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("budget__eps", "abc", "budget.eps must be a finite number >= 0"),
+    ("budget__norm", "l7", "budget.norm must be one of linf, l2, l0 or null, got 'l7'"),
+])
+@kind("poison file", "a manifest whose budget.eps is not a number or budget.norm not a norm")
+def test_manifest_bad_budget(made, tmp_path, capsys, field, value, message):
+    poison = copy(made / "poison", tmp_path / "p")
+    _edit_manifest(poison, **{field: value})
+    assert message in cli(capsys, [*TRAIN, "--poison", poison, "--out", tmp_path / "r"])
 
 
 # ----------------------------------------------------------------------------- import sources
@@ -432,6 +524,39 @@ def test_pt_pickle(tmp_path, capsys):
 
     torch.save({"delta": torch.zeros(2), "note": argparse.Namespace(a=1)}, tmp_path / "x.pt")
     assert "refusing to unpickle" in cli(capsys, _array_import(tmp_path / "x.pt", tmp_path / "q"))
+
+
+@kind("import source", "a .npy declaring more data than memory holds (memory bomb)")
+def test_npy_memory_bomb(tmp_path, capsys, monkeypatch):
+    import uebench.poisons.interop as interop
+
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (100000000000, 3, 16, 16), }"
+    header = header.ljust(118) + "\n"
+    (tmp_path / "bomb.npy").write_bytes(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header))
+                                        + header.encode() + bytes(4096))
+    err = cli(capsys, _array_import(tmp_path / "bomb.npy", tmp_path / "q"))
+    assert "declares shape (100000000000, 3, 16, 16)" in err and "holds 4,096 bytes" in err
+    np.save(tmp_path / "a.npy", np.zeros((64, 3, 16, 16), dtype=np.float32))
+    monkeypatch.setattr(interop, "available_memory", lambda: 100_000)
+    err = cli(capsys, _array_import(tmp_path / "a.npy", tmp_path / "q"))
+    assert err.count("out of memory") == 1 and "--train-size" in err
+
+
+@kind("import source", "a perturbation that is mostly clamped to [0, 255] (a wrong scale)")
+def test_import_mostly_clamped(tmp_path, capsys):
+    np.save(tmp_path / "big.npy", np.full((64, 3, 16, 16), 1e12, dtype=np.float32))
+    err = cli(capsys, _array_import(tmp_path / "big.npy", tmp_path / "q"))
+    assert "100.0% of the perturbation's nonzero entries" in err and "--force" in err
+    assert not (tmp_path / "q").exists()
+    cli(capsys, [*_array_import(tmp_path / "big.npy", tmp_path / "q"), "--force"], code=0)
+
+
+@kind("import source", "an import over its declared budget names the poison once")
+def test_import_over_budget(tmp_path, capsys):
+    np.save(tmp_path / "d.npy", np.full((64, 3, 16, 16), 16 / 255, dtype=np.float32))
+    err = cli(capsys, [*_array_import(tmp_path / "d.npy", tmp_path / "q"), "--norm", "linf",
+                       "--eps", "8/255"])
+    assert "the imported poison: measured linf" in err and "imported imported" not in err
 
 
 @kind("import source", "an import without a declared budget says none is enforced")
@@ -550,6 +675,54 @@ def test_mixed_copies(tmp_path, capsys, monkeypatch):
     assert "two different copies" in err
 
 
+@kind("value", "uebench ud --beta that is not > 0 (CLI and Python API)")
+def test_ud_beta_not_positive(made, tmp_path, capsys):
+    from uebench.errors import UebenchError
+    from uebench.learnability.distance import ud_table, unlearnable_distance
+    from uebench.learnability.report import recompute
+
+    for beta in ("-1", "0", "nan"):
+        err = cli(capsys, ["ud", "--clean", made / "run", "--poisoned", made / "run", "--beta",
+                           beta])
+        assert "--beta must be a finite number > 0" in err
+    with pytest.raises(UebenchError, match="beta must be a finite number > 0"):
+        recompute(made / "run", [made / "run"], beta=-1.0)
+    with pytest.raises(UebenchError, match="beta must be a finite number > 0"):
+        ud_table(("clean", [{"epoch": 1, "sal": {"a": 1.0, "b": 2.0}}]), [], beta=0)
+    with pytest.raises(UebenchError, match="beta must be"):
+        unlearnable_distance([[1.0, 2.0]], [[1.0, 2.0]], beta=-0.5)
+
+
+@kind("value", "evaluate --poisons naming one poison twice (same directory or same content)")
+def test_evaluate_duplicate_poisons(made, tmp_path, capsys):
+    base = ["evaluate", *DATA, "--model", "tiny", "--epochs", "1", "--out", tmp_path / "e",
+            "--poisons"]
+    err = cli(capsys, [*base, made / "poison", made / "poison"])
+    assert "the same directory twice" in err
+    twin = copy(made / "poison", tmp_path / "twin")
+    err = cli(capsys, [*base, made / "poison", twin])
+    assert "hold the same poison" in err and str(twin) in err
+    assert not (tmp_path / "e").exists()  # refused before anything was written
+
+
+@kind("value", "uebench datasets on a truncated or partial copy says incomplete, not yes")
+def test_datasets_incomplete(tmp_path, capsys):
+    for prefix, n in (("train", 20), ("t10k", 10)):
+        _idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", np.zeros((n, 28, 28)), 2051)
+        _idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n) % 10, 2049)
+    assert main(["datasets", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    line = next(row for row in out.splitlines() if row.startswith("mnist "))
+    assert "incomplete" in line and "yes" not in line
+    assert "mnist: train 20 of 60000 images; test 10 of 10000 images" in out
+    raw = gzip.decompress((tmp_path / "train-images-idx3-ubyte.gz").read_bytes())
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(raw[: len(raw) // 2]))
+    assert main(["datasets", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    line = next(row for row in out.splitlines() if row.startswith("mnist "))
+    assert "incomplete or corrupt" in line and "truncated" in out
+
+
 # ----------------------------------------------------------------------------- integrity
 
 
@@ -599,6 +772,37 @@ def test_other_settings(made, tmp_path, capsys):
     run = copy(made / "run", tmp_path / "run")
     err = cli(capsys, [*TRAIN, "--out", run, "train.snapshots=true", "train.lr=0.5"])
     assert "different settings (differs in: train.lr)" in err
+
+
+@kind("integrity", "EM killed mid-round (surrogate epoch saved, round not): resumes bit-identical")
+def test_em_resume_mid_round(tmp_path, capsys, monkeypatch):
+    from safetensors.torch import load_file
+
+    import uebench.attacks.em as em
+
+    def args(out):
+        return ["poison", "generate", "--attack", "em", *DATA, "--out", out, "surrogate=tiny",
+                "steps=1", "train_steps=1", "batch_size=32", "max_rounds=3", "stop_acc=1.0"]
+
+    cli(capsys, args(tmp_path / "whole"), code=0)
+    real, calls = em.evaluate, []
+
+    def crash(*a, **k):  # round 2: after its surrogate epoch and noise update, before its save
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(em, "evaluate", crash)
+    cli(capsys, args(tmp_path / "cut"), code=130)
+    monkeypatch.setattr(em, "evaluate", real)
+    cli(capsys, args(tmp_path / "cut"), code=0)
+    whole = load_file(str(tmp_path / "whole" / "poison.safetensors"))
+    resumed = load_file(str(tmp_path / "cut" / "poison.safetensors"))
+    assert torch.equal(whole["delta"], resumed["delta"])
+    diagnostics = [json.loads((tmp_path / d / "manifest.json").read_text())["diagnostics"]
+                   for d in ("whole", "cut")]
+    assert diagnostics[0] == diagnostics[1]
 
 
 # ----------------------------------------------------------------------------- outputs

@@ -23,6 +23,7 @@ from uebench.poisons.store import (
     PREVIEW,
     TENSORS,
     fingerprint,
+    integrity_hash,
     load_delta,
     load_poisoned,
     read_manifest,
@@ -159,6 +160,7 @@ def _rewrite(poison: Path, *, rehash: bool = True, **tensors: torch.Tensor) -> N
     if rehash:
         manifest = json.loads((poison / MANIFEST).read_text())
         manifest["sha256"] = hashlib.sha256((poison / TENSORS).read_bytes()).hexdigest()
+        manifest["integrity"] = integrity_hash(manifest)  # resealed: not the edit check either
         (poison / MANIFEST).write_text(json.dumps(manifest))
 
 

@@ -81,6 +81,38 @@ def test_resume_equals_uninterrupted(tmp_path: Path):
     assert rows[-1]["test_acc"] == ref_rows[-1]["test_acc"]
 
 
+def test_time_budget_stops_at_a_checkpoint_and_resumes_to_the_same_model(tmp_path: Path):
+    from uebench.errors import TimeBudgetReached
+    from uebench.runtime import seconds_left, time_budget
+
+    ref, ref_rows = _fit(epochs=3)
+    # a spent budget: the first epoch runs (nothing predicts its time), then fit stops right
+    # after that epoch's checkpoint instead of starting an epoch that would overrun
+    with time_budget(0.0), pytest.raises(TimeBudgetReached, match="epoch 1/3"):
+        _fit(run_dir=tmp_path, epochs=3)
+    assert seconds_left() is None  # the budget ends with its block
+    saved = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in saved] == [1]
+    resumed, rows = _fit(run_dir=tmp_path, epochs=3)
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    for a, b in zip(ref.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+    assert rows[-1]["test_acc"] == ref_rows[-1]["test_acc"]
+
+
+def test_time_budget_nests_and_never_stops_in_memory_training():
+    from uebench.runtime import seconds_left, time_budget
+
+    with time_budget(1000.0):
+        with time_budget(5000.0):  # an inner budget cannot extend the outer one
+            assert seconds_left() <= 1000.0
+        with time_budget(0.0):
+            # no run directory = no resumable point: in-memory training always finishes
+            _, rows = _fit(epochs=2)
+            assert [r["epoch"] for r in rows] == [1, 2]
+            assert seconds_left() <= 0.0
+
+
 def test_evaluate_matches_manual():
     train, test = _data()
     model = get_model("tiny", in_channels=3, image_size=16).eval()

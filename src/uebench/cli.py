@@ -78,6 +78,8 @@ def _add_poison(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eps", default=None, help="declared budget radius, e.g. 8/255")
     p.add_argument("--positional", action="store_true",
                    help="APBench PNGs named 0..n-1 by position in an exported subset")
+    p.add_argument("--force", action="store_true",
+                   help="import even if most of the perturbation is clamped to [0, 255]")
     p.add_argument("--out", required=True)
     p = verbs.add_parser("export", help="export a poison to APBench's PNG layout")
     p.add_argument("--format", default="apbench", choices=["apbench"])
@@ -222,22 +224,90 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
+# commands that checkpoint their work: re-running the same command resumes it
+_RESUMABLE = {"train", "poison generate", "evaluate", "demo", "bench", "sal", "check",
+              "reproduce", "multitask"}
+
+
+def _on_sigterm(signum: int, _frame: object) -> None:
+    from uebench.errors import Terminated
+
+    raise Terminated("SIGTERM")
+
+
+def _install_sigterm() -> object:
+    """Turn SIGTERM into :class:`~uebench.errors.Terminated` (a KeyboardInterrupt), so a killed
+    command cleans up and says so like Ctrl-C; returns the previous handler (None: not installed,
+    e.g. outside the main thread)."""
+    import signal
+
+    try:
+        return signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError):  # not the main thread (an embedding application)
+        return None
+
+
+def _restore_sigterm(previous: object) -> None:
+    import signal
+
+    if previous is not None:
+        try:
+            signal.signal(signal.SIGTERM, previous)  # type: ignore[arg-type]
+        except (ValueError, OSError, TypeError):
+            pass
+
+
+def _remove_if_created_empty(out: object, existed: bool) -> None:
+    """A refused or failed command leaves no empty ``--out`` behind: remove the directory (and
+    empty folders in it) if this command created it and nothing was written there."""
+    if out is None or existed:
+        return
+    from pathlib import Path
+
+    root = Path(str(out))
+    if not root.is_dir() or root.is_symlink():
+        return
+    try:
+        for folder in sorted((p for p in root.rglob("*") if p.is_dir() and not p.is_symlink()),
+                             key=lambda p: len(p.parts), reverse=True):
+            if not any(folder.iterdir()):
+                folder.rmdir()
+        if not any(root.iterdir()):
+            root.rmdir()
+    except OSError:  # best effort: never hide the real error behind a clean-up one
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     where = " ".join(filter(None, (args.command, getattr(args, "verb", None))))
     # warnings as one plain line each, like errors (no file/line of the code that warned)
     warnings.formatwarning = lambda msg, *_a, **_k: f"uebench {where}: warning: {msg}\n"
+    out = getattr(args, "out", None)
+    out_existed = out is None or os.path.lexists(str(out))
+    previous = _install_sigterm()
+    code = 2
     try:
         from uebench import commands
 
-        return int(getattr(commands, _handler_name(args))(args) or 0)
+        code = int(getattr(commands, _handler_name(args))(args) or 0)
+        return code
     except UebenchError as exc:
         print(f"uebench {where}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted: re-run the same command to resume from the last checkpoint",
-              file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        from uebench.errors import Terminated
+
+        resume = ("re-run the same command to resume from the last checkpoint"
+                  if args.command in _RESUMABLE or where in _RESUMABLE
+                  else "nothing was left half-written; re-run the same command")
+        if isinstance(exc, Terminated):
+            code = 143  # 128 + SIGTERM, as a shell reports a process the signal ended
+            print(f"\nuebench {where}: interrupted ({exc.signal_name}): {resume}", file=sys.stderr)
+            return code
+        code = 130
+        print(f"\ninterrupted: {resume}", file=sys.stderr)
+        return code
     except (OSError, ValueError, RuntimeError, MemoryError) as exc:
         # the last line of defence: sources raise UebenchError where they know better
         if os.environ.get("UEBENCH_DEBUG"):
@@ -246,6 +316,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(f"uebench {where}: error: {describe_unexpected(exc)}", file=sys.stderr)
         return 2
+    finally:
+        _restore_sigterm(previous)
+        if code != 0:
+            _remove_if_created_empty(out, out_existed)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -21,22 +21,57 @@ def _print_table(rows: list[list[str]], header: list[str]) -> None:
         print(fmt.format(*r))
 
 
-def cmd_datasets(args: argparse.Namespace) -> int:
+def _dataset_status(name: str, root: Path | None) -> tuple[str, str | None]:
+    """("yes (...)" / "missing" / "incomplete ..." / "error ...", the problem in full or None).
+
+    A dataset with known sizes has both splits read and counted, so a truncated or partial copy
+    says "incomplete" instead of "yes"; others (ImageNet-100: minutes to decode) read only the
+    test split.
+    """
     from uebench.data import DATASETS
     from uebench.errors import DataNotFoundError
 
-    rows = []
+    sizes = DATASETS.meta(name).get("sizes")
+    fn = DATASETS.get(name)
+    try:
+        test = fn(root, False)
+        train = fn(root, True) if sizes else None
+    except DataNotFoundError:
+        return "missing", None
+    except UebenchError as exc:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        kind = "incomplete or corrupt" if any(
+            w in text.lower() for w in ("truncat", "corrupt", "not readable", "cannot read",
+                                        "not a readable", "too short", "download it again")
+        ) else "error"
+        return f"{kind} (see below)", text
+    if sizes:
+        short = [f"{what} {len(split)} of {want} images"
+                 for what, split, want in (("train", train, sizes[0]), ("test", test, sizes[1]))
+                 if len(split) < want]
+        if short:
+            where = test.meta.get("source", name)
+            return ("incomplete (see below)",
+                    f"{'; '.join(short)} in {where}: the copy is incomplete; get the files again "
+                    f"(uebench download {name}) or pass --data-dir to a complete copy")
+    return f"yes ({'x'.join(map(str, test.image_shape))}, {test.num_classes} classes)", None
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from uebench.data import DATASETS
+
+    rows, problems = [], []
+    root = Path(args.data_dir) if args.data_dir else None
     for name in DATASETS.names():
-        meta = DATASETS.meta(name)
-        try:
-            split = DATASETS.get(name)(Path(args.data_dir) if args.data_dir else None, False)
-            status = f"yes ({'x'.join(map(str, split.image_shape))}, {split.num_classes} classes)"
-        except DataNotFoundError:
-            status = "missing"
-        except UebenchError as exc:
-            status = f"error: {exc}".splitlines()[0][:60]
-        rows.append([name, status, meta.get("description", "")])
+        status, problem = _dataset_status(name, root)
+        if problem:
+            problems.append(f"{name}: {problem}")
+        rows.append([name, status, DATASETS.meta(name).get("description", "")])
     _print_table(rows, ["dataset", "available", "description"])
+    if problems:
+        print()
+        for line in problems:
+            print(line)
     return 0
 
 
@@ -228,6 +263,7 @@ def cmd_poison_import(args: argparse.Namespace) -> int:
         eps=eps,
         out=Path(args.out),
         positional=args.positional,
+        force=args.force,
     )
     m = manifest["measured"]
     print(f"imported {manifest['n']} poisoned samples into {args.out}: measured linf "
@@ -272,8 +308,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_ud(args: argparse.Namespace) -> int:
+    from uebench.learnability.distance import checked_beta
     from uebench.learnability.report import recompute
 
+    checked_beta(args.beta, name="--beta")
     table = recompute(
         Path(args.clean),
         [Path(p) for p in args.poisoned],

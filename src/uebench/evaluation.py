@@ -107,6 +107,7 @@ def evaluate(
     base = canonical(dataclasses.replace(cfg, sal=sal, poison=None, data=data, train=train))
     _check_sal(base)
     splits = load_splits(base)
+    _refuse_duplicates(poisons)
     taken: set[str] = set()
     named = []
     for p in poisons:  # validate every poison before spending any compute on training
@@ -134,6 +135,28 @@ def evaluate(
     per_seed = [_one_seed(base, s, named, out / f"seed{s}", splits, beta_from, progress, notes,
                           recalibrate_bn) for s in seeds]
     return aggregate_seeds(per_seed, seeds, out)
+
+
+def _refuse_duplicates(poisons: Sequence[Path]) -> None:
+    """The same poison twice (one directory named twice, or two directories with the same stored
+    tensors) would train it twice under two names (``ops``, ``ops-2``): refuse, naming both."""
+    from uebench.poisons.store import content_hash
+
+    seen_dirs: dict[Path, Path] = {}
+    seen_content: dict[str, Path] = {}
+    for p in map(Path, poisons):
+        resolved = p.resolve()
+        if resolved in seen_dirs:
+            raise UebenchError(
+                f"--poisons names the same directory twice ({seen_dirs[resolved]} and {p}): give "
+                "each poison once")
+        seen_dirs[resolved] = p
+        digest = read_manifest(p).get("sha256") or content_hash(p)
+        if digest in seen_content:
+            raise UebenchError(
+                f"--poisons {seen_content[digest]} and {p} hold the same poison (identical "
+                f"poison.safetensors, sha256 {str(digest)[:12]}...): give each poison once")
+        seen_content[digest] = p
 
 
 def _measure_recalibrated(cfg: RunCfg, runs_dir: Path, progress: bool) -> None:

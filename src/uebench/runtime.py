@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
+
+from uebench.errors import TimeBudgetReached, UebenchError
 
 
 def default_device() -> torch.device:
@@ -14,8 +19,6 @@ def default_device() -> torch.device:
 
 def resolve_device(name: str | torch.device | None) -> torch.device:
     """``auto``/None -> CUDA if available else CPU; a named device is checked before any work."""
-    from uebench.errors import UebenchError
-
     if name is None or name == "auto":
         return default_device()
     try:
@@ -64,3 +67,39 @@ def derive_seed(seed: int, *offsets: int) -> int:
     for off in offsets:
         value = (value * 1_000_003 + (off & 0xFFFFFFFF) + 0x9E3779B9) % (2**63 - 1)
     return int(value)
+
+
+# The end of the current time budget (a time.monotonic() value), None = no budget. Process-wide
+# on purpose: a budget bounds everything a script does, however deep the call that trains.
+_DEADLINE: list[float | None] = [None]
+
+
+@contextmanager
+def time_budget(seconds: float | None) -> Iterator[None]:
+    """Inside the block, long loops (``fit``'s epochs) stop at a resumable point, raising
+    :class:`~uebench.errors.TimeBudgetReached`, when their next unit of work would end more than
+    ``seconds`` from now. ``None`` = no budget. Nested budgets keep the earlier end."""
+    old = _DEADLINE[0]
+    if seconds is not None:
+        end = time.monotonic() + float(seconds)
+        _DEADLINE[0] = end if old is None else min(old, end)
+    try:
+        yield
+    finally:
+        _DEADLINE[0] = old
+
+
+def seconds_left() -> float | None:
+    """Seconds until the current budget ends (negative once past it); None without a budget."""
+    end = _DEADLINE[0]
+    return None if end is None else end - time.monotonic()
+
+
+def check_budget(next_seconds: float, what: str) -> None:
+    """Raise :class:`TimeBudgetReached` if work expected to take ``next_seconds`` would end past
+    the current budget (``what`` names the point reached, for the message)."""
+    left = seconds_left()
+    if left is not None and next_seconds > left:
+        raise TimeBudgetReached(
+            f"time budget reached after {what} (the next step needs about {next_seconds:.0f} s, "
+            f"{max(left, 0.0):.0f} s left); what finished is stored: rerun to resume")

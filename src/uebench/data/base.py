@@ -101,7 +101,7 @@ DATASETS: Registry[DatasetFn] = Registry("dataset")
 
 def register_dataset(
     name: str, *, description: str, kind: str = "image", files: str = "", how_to_get: str = "",
-    recipe: dict[str, Any] | None = None,
+    recipe: dict[str, Any] | None = None, sizes: tuple[int, int] | None = None,
 ) -> Callable[[DatasetFn], DatasetFn]:
     """Register a dataset loader ``fn(root, train) -> ImageSet``.
 
@@ -113,10 +113,12 @@ def register_dataset(
         how_to_get: how a user obtains the files.
         recipe: default training settings for this data (a partial ``TrainCfg``, see
             :mod:`uebench.data.recipes`); the layer just above the dataclass defaults.
+        sizes: the complete (train, test) image counts of a fixed dataset, so that
+            ``uebench datasets`` can tell a complete copy from an incomplete one.
     """
     return DATASETS.register(
         name, description=description, kind=kind, files=files, how_to_get=how_to_get,
-        recipe=dict(recipe or {}),
+        recipe=dict(recipe or {}), sizes=sizes,
     )
 
 

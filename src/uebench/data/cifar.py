@@ -253,7 +253,7 @@ def _from_tree(name: str, folder: Path, attempt: Attempt, train: bool) -> ImageS
 
 
 @register_dataset(
-    "cifar10", recipe=recipes.CIFAR,
+    "cifar10", recipe=recipes.CIFAR, sizes=(50000, 10000),
     description="CIFAR-10, 3x32x32, 10 classes, 50000/10000 (python/binary batches, or image "
     "folders/archive such as the shared JPEG q75 re-encode)",
     files="cifar-10-batches-py/ | cifar-10-batches-bin/ | cifar10_jpg.tar.gz | cifar10_jpg/",
@@ -281,7 +281,7 @@ def cifar10(root: Path | None, train: bool) -> ImageSet:
 
 
 @register_dataset(
-    "cifar100", recipe=recipes.CIFAR,
+    "cifar100", recipe=recipes.CIFAR, sizes=(50000, 10000),
     description="CIFAR-100, 3x32x32, 100 fine classes, 50000/10000 (python batches or image "
     "folders/archive)",
     files="cifar-100-python/{train,test,meta} | cifar100_jpg.tar.gz | cifar100_jpg/",

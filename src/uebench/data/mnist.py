@@ -125,7 +125,7 @@ def load_idx_split(dataset: str, root: Path | None, train: bool, *, classes: tup
 
 
 @register_dataset(
-    "fashion-mnist", recipe=recipes.GREYSCALE,
+    "fashion-mnist", recipe=recipes.GREYSCALE, sizes=(60000, 10000),
     description="Fashion-MNIST (Xiao et al. 2017), 1x28x28, 10 classes, 60000/10000",
     files="train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
     "t10k-labels-idx1-ubyte.gz (or uncompressed)",
@@ -140,7 +140,7 @@ def fashion_mnist(root: Path | None, train: bool) -> ImageSet:
 
 
 @register_dataset(
-    "mnist", recipe=recipes.GREYSCALE,
+    "mnist", recipe=recipes.GREYSCALE, sizes=(60000, 10000),
     description="MNIST (LeCun et al. 1998), 1x28x28, 10 classes, 60000/10000",
     files="train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
     "t10k-labels-idx1-ubyte.gz (or uncompressed)",

@@ -50,7 +50,7 @@ def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 @register_dataset(
-    "svhn", recipe=recipes.SVHN,
+    "svhn", recipe=recipes.SVHN, sizes=(73257, 26032),
     description="SVHN cropped digits (format 2), 3x32x32, 10 classes, 73257/26032",
     files="train_32x32.mat, test_32x32.mat",
     how_to_get=_SVHN_HOW,

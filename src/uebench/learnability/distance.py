@@ -30,6 +30,7 @@ from uebench.learnability.threshold import (
 __all__ = [
     "NamedRun",
     "as_named_run",
+    "checked_beta",
     "final_test_acc",
     "learnable_counts",
     "learnable_proportions",
@@ -40,6 +41,27 @@ __all__ = [
 ]
 
 ZERO_CLEAN_LP = "the clean run has no layer with SAL > β in any epoch (#LP = 0): UD is undefined"
+
+
+def checked_beta(beta: Any, *, name: str = "beta") -> float | None:
+    """A given threshold as a float, or ``None`` (the clean run's β); refuse one that is not > 0.
+
+    SAL values are non-negative, so a threshold <= 0 (or NaN/inf) would count every layer as
+    learnable (or none) and make #LP and UD meaningless.
+    """
+    if beta is None:
+        return None
+    try:
+        value = float(beta)
+    except (TypeError, ValueError):
+        raise SalDataError(f"{name} must be a number > 0 (the SAL threshold), got {beta!r}: "
+                           "pass a positive threshold, or omit it to use the clean run's "
+                           "β") from None
+    if not math.isfinite(value) or value <= 0:
+        raise SalDataError(f"{name} must be a finite number > 0 (the SAL threshold), got "
+                           f"{beta!r}: a threshold <= 0 counts every layer as learnable; pass "
+                           "a positive threshold, or omit it to use the clean run's β")
+    return value
 
 
 def learnable_counts(matrix: Any, beta: float) -> np.ndarray:
@@ -84,7 +106,8 @@ def unlearnable_distance(clean: Any, poisoned: Any, beta: float | None = None) -
     if c.shape[1] != p.shape[1]:
         raise SalDataError(f"clean and poisoned runs measure different numbers of layers "
                            f"({c.shape[1]} vs {p.shape[1]}): UD needs the same architecture")
-    b = float(np.mean(epoch_thresholds(c))) if beta is None else float(beta)
+    beta = checked_beta(beta)
+    b = float(np.mean(epoch_thresholds(c))) if beta is None else beta
     return _ratio(num_lp(p, b), num_lp(c, b))
 
 
@@ -95,7 +118,7 @@ def ud(
     beta: float | None = None,
     decimals: int | None = None,
 ) -> float:
-    """UD from per-epoch ``{layer: sal}`` mappings (or metrics rows): the style.md derived metric.
+    """UD from per-epoch ``{layer: sal}`` mappings (or metrics rows): a function of stored rows.
 
     Poisoned layers are matched to the clean run's by name. ``decimals=4`` rounds like the
     official logs before anything else. Returns ``nan`` (with a warning) if the clean #LP is 0.
@@ -103,7 +126,8 @@ def ud(
     c, layers = sal_matrix(clean, decimals=decimals, name="clean run")
     p, p_layers = sal_matrix(poisoned, decimals=decimals, name="poisoned run")
     p = _align(p, p_layers, layers, "poisoned run")
-    b = float(np.mean(epoch_thresholds(c))) if beta is None else float(beta)
+    beta = checked_beta(beta)
+    b = float(np.mean(epoch_thresholds(c))) if beta is None else beta
     return _ratio(num_lp(p, b), num_lp(c, b))
 
 
@@ -191,11 +215,12 @@ def ud_table(
         ``name, role, test_acc, epochs, lp, ud, learnable_per_epoch, proportion_per_epoch``.
         ``epoch_thresholds`` are the clean run's per-epoch 2-means midpoints (β's terms).
     """
+    beta = checked_beta(beta)
     clean = as_named_run(clean_run)
     c, layers = sal_matrix(clean.rows, decimals=decimals, name=clean.name,
                            skip_missing=skip_missing)
     mids = epoch_thresholds(c)
-    b = float(np.mean(mids)) if beta is None else float(beta)
+    b = float(np.mean(mids)) if beta is None else beta
     table_warnings: list[str] = []
     clean_entry = _run_entry(clean, c, b, "clean")
     entries = [clean_entry]

@@ -1,8 +1,9 @@
 """Recompute β, #LP and UD from stored training runs and write ``results.{json,md,csv}`` + figures.
 
-A run directory (style.md §5) holds ``metrics.jsonl`` (one row per epoch, with the SAL values),
-``config.yaml`` and ``summary.json``; ``summary.json`` is written last, so a run without it is
-unfinished and is refused (resume it first). Nothing here retrains: UD is a function of stored rows.
+A run directory (README.md, "Run directories are the truth") holds ``metrics.jsonl`` (one row per
+epoch, with the SAL values), ``config.yaml`` and ``summary.json``; ``summary.json`` is written
+last, so a run without it is unfinished and is refused (resume it first). Nothing here retrains:
+UD is a function of stored rows.
 
 ``recompute`` is the implementation of ``uebench ud``.
 """
@@ -20,7 +21,7 @@ from typing import Any
 import yaml
 
 from uebench.errors import UebenchError
-from uebench.learnability.distance import ud_table
+from uebench.learnability.distance import checked_beta, ud_table
 from uebench.utils.io import atomic_write_text, write_json
 
 __all__ = [
@@ -229,7 +230,7 @@ def run_metadata(runs: Sequence[RunRecord]) -> dict[str, Any]:
 
 
 def describe_engine(engine: str, origin: str) -> str:
-    """What kind of UD a SAL engine gives (sal_protocol.md §6), from the engine's registry
+    """What kind of UD a SAL engine gives (docs/sal.md, "How to choose"), from the engine's registry
     metadata (``paper_parity``, ``label``); names no longer registered (old logs) are described
     as such."""
     from uebench.learnability.engines import SAL_ENGINES
@@ -421,6 +422,7 @@ def recompute(
         The :func:`ud_table` dict plus ``dataset, model, engine, origin, ud_label, notes`` and,
         with ``out_dir``, ``files`` (name → path).
     """
+    beta = checked_beta(beta)  # before reading anything
     runs = [load_run(d, sal_tag=sal_tag) for d in (clean_dir, *poisoned_dirs)]
     if sal_tag is not None:
         _same_measured_epochs(runs, sal_tag)

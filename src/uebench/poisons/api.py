@@ -38,6 +38,7 @@ def import_poison(
     norm: str | None = None,
     eps: float | None = None,
     positional: bool = False,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Import a poison made elsewhere (APBench PNG folder, or a raw .npy/.pt array).
 
@@ -50,6 +51,8 @@ def import_poison(
         norm, eps: the declared budget, checked before storing (None: undeclared, and only
             the measured norms are recorded).
         positional: APBench PNGs named by position in an exported subset (``0..n-1.png``).
+        force: import even if most of the perturbation must be clamped to the pixel range
+            (refused by default: usually a wrong scale).
     Returns:
         The manifest.
     """
@@ -69,10 +72,11 @@ def import_poison(
     with DirectoryLock(out):
         if fmt == "apbench":
             return interop.import_apbench(src, clean, attack=attack, dataset=dataset, out_dir=out,
-                                          norm=norm, eps=eps, positional=positional, seed=seed)
+                                          norm=norm, eps=eps, positional=positional, seed=seed,
+                                          force=force)
         kind = "images" if fmt == "images" else "delta"
         return interop.import_array(src, clean, attack=attack, dataset=dataset, out_dir=out,
-                                    norm=norm, eps=eps, kind=kind, seed=seed)
+                                    norm=norm, eps=eps, kind=kind, seed=seed, force=force)
 
 
 def export_poison(poison_dir: Path, dest: Path, *, data_dir: str | Path | None = None) -> Path:

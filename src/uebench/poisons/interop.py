@@ -32,6 +32,9 @@ from uebench.poisons.store import load_poisoned, read_manifest, save_poison
 from uebench.utils.io import atomic_write_bytes, write_json
 
 _PIL_MODES = {1: "L", 3: "RGB"}
+# an import whose perturbation is clamped on more than this share of its nonzero entries is
+# refused unless forced: it would store clamped (white/black) pixels, not the perturbation
+MAX_CLAMPED_SHARE = 0.5
 
 
 def export_apbench(poison_dir: Path | str, clean: ImageSet, dest: Path | str) -> Path:
@@ -85,7 +88,7 @@ def _read_png(path: Path, mode: str | None, size: tuple[int, int]) -> np.ndarray
 def import_apbench(
     src: Path | str, clean: ImageSet, *, attack: str, dataset: str, out_dir: Path | str,
     norm: str | None = None, eps: float | None = None, preset: str = "imported",
-    preview: bool = True, positional: bool = False, seed: int | None = None,
+    preview: bool = True, positional: bool = False, seed: int | None = None, force: bool = False,
 ) -> dict[str, Any]:
     """Import an APBench PNG folder (``<src>/data/<idx>.png`` or ``<src>/<idx>.png``).
 
@@ -96,6 +99,7 @@ def import_apbench(
             exported for a subset is ``0.png .. n-1.png``; with ``positional`` file ``k`` is the
             ``k``-th image of ``clean`` (default: file ``<i>`` is train-split index ``i``).
         seed: the subset's seed, recorded in the manifest.
+        force: store the poison even if most of it must be clamped to the pixel range.
     Returns the manifest.
     """
     root = Path(src)
@@ -119,14 +123,14 @@ def import_apbench(
     extra = {"imported_from": str(root), "import_format": "apbench-png",
              "import_naming": "position" if positional else "train-index", "subset_seed": seed}
     return _store(delta, clean, attack=attack, dataset=dataset, out_dir=out_dir, norm=norm, eps=eps,
-                  preset=preset, extra=extra, preview=preview)
+                  preset=preset, extra=extra, preview=preview, force=force)
 
 
 def import_array(
     path: Path | str, clean: ImageSet, *, attack: str, dataset: str, out_dir: Path | str,
     norm: str | None = None, eps: float | None = None, kind: str = "delta",
     scale: float | None = None, preset: str = "imported", preview: bool = True,
-    seed: int | None = None,
+    seed: int | None = None, force: bool = False,
 ) -> dict[str, Any]:
     """Import a perturbation (``kind="delta"``) or poisoned images (``kind="images"``).
 
@@ -140,6 +144,8 @@ def import_array(
         preset: recorded preset name.
         preview: also render ``preview.png``.
         seed: the clean subset's seed, recorded in the manifest.
+        force: store the poison even if most of the perturbation must be clamped to the pixel
+            range (refused by default: a wrong scale, e.g. pixel units saved as float).
     """
     arr = load_array(path)
     if arr.dtype == torch.bool or arr.is_complex():
@@ -170,7 +176,7 @@ def import_array(
         raise PoisonValidationError(f"kind must be 'delta' or 'images', got {kind!r}")
     extra = {"imported_from": str(path), "import_format": f"array-{kind}", "subset_seed": seed}
     return _store(delta, clean, attack=attack, dataset=dataset, out_dir=out_dir, norm=norm, eps=eps,
-                  preset=preset, extra=extra, preview=preview)
+                  preset=preset, extra=extra, preview=preview, force=force)
 
 
 def load_array(path: Path | str) -> torch.Tensor:
@@ -179,6 +185,7 @@ def load_array(path: Path | str) -> torch.Tensor:
     if not p.exists():
         raise PoisonValidationError(f"{p} does not exist")
     if p.suffix == ".npy":
+        _check_npy_size(p)  # before np.load allocates what the header declares
         try:
             arr = np.load(p, allow_pickle=False, max_header_size=10_000)
         except ValueError as err:
@@ -216,6 +223,61 @@ def load_array(path: Path | str) -> torch.Tensor:
     )
 
 
+def available_memory() -> int | None:
+    """Bytes of memory this process could still allocate (Linux: MemAvailable), else None."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import os
+
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_npy_size(p: Path) -> None:
+    """Read only the ``.npy`` header and refuse, before anything is allocated, an array the file
+    cannot hold (truncated, or a header declaring an enormous shape) or that would not fit in
+    memory (a memory bomb: a sparse file of declared terabytes)."""
+    from numpy.lib import format as npy
+
+    try:
+        with open(p, "rb") as fh:
+            version = npy.read_magic(fh)
+            read_header = (npy.read_array_header_1_0 if version == (1, 0)
+                           else npy.read_array_header_2_0)
+            shape, _fortran, dtype = read_header(fh, max_header_size=10_000)
+            offset = fh.tell()
+    except (ValueError, OSError, EOFError, SyntaxError) as err:
+        why = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+        raise PoisonValidationError(f"{p} is not a readable .npy file ({why}); truncated or "
+                                    "damaged? re-save it") from None
+    if dtype.hasobject:
+        return  # np.load refuses object arrays with its own message (no unpickling)
+    count = 1
+    for dim in shape:
+        count *= int(dim)
+    declared = count * dtype.itemsize
+    held = p.stat().st_size - offset
+    if declared > held:
+        raise PoisonValidationError(
+            f"{p} is not a readable .npy file: its header declares shape {tuple(shape)} "
+            f"{dtype} ({declared:,} bytes) but the file holds {held:,} bytes of data; truncated "
+            "or damaged? re-save it")
+    need = declared + 8 * count  # the array, and the float64 perturbation made from it
+    free = available_memory()
+    if free is not None and need > free:
+        raise PoisonValidationError(
+            f"out of memory: {p} declares shape {tuple(shape)} {dtype}, which needs about "
+            f"{need / 2**30:.1f} GiB to import but {free / 2**30:.1f} GiB are available; use a "
+            "smaller --train-size (an array of that subset), or a machine with more memory")
+
+
 def _to_nchw(arr: torch.Tensor, clean: ImageSet, *, classwise: bool) -> torch.Tensor:
     """N x C x H x W from NCHW / NHWC / NHW (1 channel), expanding a class-wise K x ... array."""
     c, h, w = clean.image_shape
@@ -243,15 +305,14 @@ def _to_nchw(arr: torch.Tensor, clean: ImageSet, *, classwise: bool) -> torch.Te
 
 def _store(delta: torch.Tensor, clean: ImageSet, *, attack: str, dataset: str, out_dir: Path | str,
            norm: str | None, eps: float | None, preset: str, extra: dict[str, Any],
-           preview: bool) -> dict[str, Any]:
+           preview: bool, force: bool = False) -> dict[str, Any]:
     if (norm is None) != (eps is None) and norm != "l0":
         raise PoisonValidationError("give both norm and eps to declare a budget (or neither)")
     problem = budget_violation(measure_pixels(delta, 1.0), norm, eps)
+    what = "the imported poison" if attack == "imported" else f"imported poison {attack!r}"
     if problem:
-        raise PoisonValidationError(
-            f"imported {attack}: {problem}; declare the right budget or none"
-        )
+        raise PoisonValidationError(f"{what}: {problem}; declare the right budget or none")
     seed = extra.pop("subset_seed", None)
     return save_poison(out_dir, clean=clean, delta=delta, attack=attack, preset=preset, params={},
                        norm=norm, eps=eps, seed=seed, dataset=dataset, seconds=0.0, extra=extra,
-                       preview=preview)
+                       preview=preview, max_clamped_share=None if force else MAX_CLAMPED_SHARE)

@@ -39,6 +39,17 @@ from uebench.utils.io import atomic_write_bytes, read_json, write_json
 
 FORMAT_VERSION = 1
 TENSORS, MANIFEST, PREVIEW = "poison.safetensors", "manifest.json", "preview.png"
+NORMS = ("linf", "l2", "l0")
+
+# The manifest fields that say what a poison *is*: covered, with the tensors' sha256, by the
+# manifest's ``integrity`` hash ("v1:<sha256>"), so that an edit (OPS data relabelled ``em``, a
+# changed budget) is refused on load. Versioned: a later uebench may cover more fields under
+# "v2" and still verify "v1" manifests. Manifests written before the hash existed carry no
+# ``integrity`` field and load as before (their tensors are still checked against ``sha256``).
+IDENTITY_FIELDS = {"v1": ("format_version", "attack", "method", "preset", "params", "budget",
+                          "dataset", "n", "seed", "image_shape", "num_classes", "fingerprint",
+                          "sha256", "multitask")}
+INTEGRITY_VERSION = "v1"
 
 
 def fingerprint(clean: ImageSet) -> str:
@@ -82,6 +93,7 @@ def save_poison(
     seconds: float,
     preview: bool = True,
     extra: dict[str, Any] | None = None,
+    max_clamped_share: float | None = None,
 ) -> dict[str, Any]:
     """Quantize ``delta`` and write the poison directory; returns the manifest.
 
@@ -94,8 +106,21 @@ def save_poison(
         seed, dataset, seconds: generation seed (None for imports), dataset name, wall time.
         preview: also render ``preview.png``.
         extra: more manifest fields (e.g. an import's source).
+        max_clamped_share: refuse (before writing anything) when more than this share of the
+            perturbation's nonzero entries must be clamped to keep ``x + delta`` in [0, 255]
+            (an import at the wrong scale); ``None``: no limit.
     """
     q, measured, clamped = _quantize_checked(clean, delta, norm, eps, attack)
+    if max_clamped_share is not None and clamped:
+        nonzero = sum(int(torch.count_nonzero(delta[part])) for part in chunks(delta.shape[0]))
+        share = clamped / max(nonzero, 1)
+        if share > max_clamped_share:
+            raise PoisonValidationError(
+                f"{100 * share:.1f}% of the perturbation's nonzero entries ({clamped:,} of "
+                f"{nonzero:,}) push pixels outside [0, 255] and would be clamped, so the poison "
+                "would be mostly clamped pixels, not this perturbation. Check the array's scale "
+                "(float deltas are in [0, 1] units, 8/255 = 0.0314; integer arrays in pixel "
+                "units), or pass --force to import it clamped anyway")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / MANIFEST).unlink(missing_ok=True)  # the directory is incomplete until the new manifest
@@ -129,8 +154,19 @@ def save_poison(
         "sha256": hashlib.sha256(blob).hexdigest(),
         **(extra or {}),
     }
+    manifest["integrity"] = integrity_hash(manifest)  # identity fields + sha256, checked on load
     write_json(out / MANIFEST, manifest)
     return manifest
+
+
+def integrity_hash(manifest: dict[str, Any], version: str = INTEGRITY_VERSION) -> str:
+    """``"<version>:<sha256>"`` of the manifest's identity fields (:data:`IDENTITY_FIELDS`) as
+    canonical strict JSON: the same value whether computed before writing or after reading."""
+    from uebench.utils.io import dumps
+
+    fields = {k: manifest.get(k) for k in IDENTITY_FIELDS[version]}
+    text = dumps(fields, sort_keys=True, separators=(",", ":"))
+    return f"{version}:{hashlib.sha256(text.encode()).hexdigest()}"
 
 
 def manifest_attack(manifest: dict[str, Any]) -> str:
@@ -180,7 +216,48 @@ def read_manifest(poison_dir: Path | str) -> dict[str, Any]:
             f"{d / MANIFEST}: format_version {manifest.get('format_version')!r} is not supported "
             f"(expected {FORMAT_VERSION}); regenerate the poison with this uebench version"
         )
+    _check_budget(manifest["budget"], d / MANIFEST)
+    _check_integrity(manifest, d / MANIFEST)
     return manifest
+
+
+def _check_budget(budget: dict[str, Any], where: Path) -> None:
+    """``budget.norm`` is one of :data:`NORMS` or null, ``budget.eps`` a finite number >= 0 or
+    null: a hand-edited value gets a message naming the field instead of a traceback later."""
+    import math
+
+    norm, eps = budget.get("norm"), budget.get("eps")
+    if norm is not None and norm not in NORMS:
+        raise PoisonValidationError(
+            f"{where}: budget.norm must be one of {', '.join(NORMS)} or null, got {norm!r}; "
+            "restore the manifest, or regenerate / re-import the poison")
+    if eps is not None and (isinstance(eps, bool) or not isinstance(eps, (int, float))
+                            or not math.isfinite(eps) or eps < 0):
+        raise PoisonValidationError(
+            f"{where}: budget.eps must be a finite number >= 0 (in [0, 1] pixel units, e.g. "
+            f"0.0314 for 8/255) or null, got {eps!r}; restore the manifest, or regenerate / "
+            "re-import the poison")
+
+
+def _check_integrity(manifest: dict[str, Any], where: Path) -> None:
+    """The manifest's identity fields (attack, params, budget, ...) are those it was written
+    with. A manifest without ``integrity`` predates the hash and is accepted unverified."""
+    stated = manifest.get("integrity")
+    if stated is None:
+        return
+    version = stated.split(":", 1)[0] if isinstance(stated, str) else None
+    if version not in IDENTITY_FIELDS:
+        raise PoisonValidationError(
+            f"{where}: integrity {stated!r} is not a hash this uebench knows (versions "
+            f"{', '.join(IDENTITY_FIELDS)}); the manifest was edited or made by a newer uebench: "
+            "regenerate / re-import the poison")
+    if integrity_hash(manifest, version) != stated:
+        raise PoisonValidationError(
+            f"{where} was edited after the poison was made: its identity fields (attack "
+            f"{manifest_attack(manifest)!r}, preset, params, budget, dataset, ...) no longer "
+            "match its integrity hash. A poison's attack, parameters and budget cannot be "
+            "changed by editing: restore the original manifest, or regenerate / re-import the "
+            "poison (uebench poison import --attack NAME --norm N --eps E)")
 
 
 def load_delta(poison_dir: Path | str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

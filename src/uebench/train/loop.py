@@ -22,7 +22,7 @@ from torch import nn
 from uebench.config import TrainCfg
 from uebench.data.loader import DeviceLoader
 from uebench.errors import ConfigError, UebenchError
-from uebench.runtime import Runtime, derive_seed
+from uebench.runtime import Runtime, check_budget, derive_seed
 from uebench.train.optim import make_optimizer, make_scheduler
 from uebench.utils.io import (
     atomic_torch_save,
@@ -248,7 +248,11 @@ def fit(
             for hook in step_hooks:
                 hook.on_resume(start, step)
     if state is not None:
+        # the epoch and step counters too: a call that resumes a checkpoint already at
+        # cfg.epochs (an attack killed after its surrogate's epoch, before the round was saved)
+        # trains nothing, and the next call must continue from that epoch, not from 0
         state.opt, state.sched, state.rows = opt, sched, rows
+        state.epoch, state.step = start, step
     for epoch in range(start + 1, cfg.epochs + 1):
         t0 = time.perf_counter()
         lr = opt.param_groups[0]["lr"]
@@ -287,6 +291,9 @@ def fit(
                         run_id=run_id)
         if state is not None:
             state.epoch, state.step = epoch, step
+        if run_dir is not None and epoch < cfg.epochs:  # a resumable point: stop here if
+            # the next epoch would end past the time budget (uebench.runtime.time_budget)
+            check_budget(row["seconds"], f"epoch {epoch}/{cfg.epochs} of {desc}")
     return rows
 
 

@@ -173,7 +173,21 @@ def check_output_dir(path: Path | str, *, marker: str | tuple[str, ...], what: s
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    _atomic(path, lambda tmp: torch.save(obj, tmp))
+    """``torch.save`` atomically; torch's RuntimeError for a refused write (a full disk: "unexpected
+    pos", "file write failed") becomes ``OSError(ENOSPC)`` naming ``path``, as any other write."""
+    from uebench.errors import is_torch_write_failure
+
+    def write(tmp: str) -> None:
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as exc:
+            if not is_torch_write_failure(exc):
+                raise
+            import errno
+
+            raise OSError(errno.ENOSPC, "No space left on device", str(path)) from exc
+
+    _atomic(path, write)
 
 
 def safe_torch_load(path: Path, map_location: str | torch.device = "cpu") -> Any:
