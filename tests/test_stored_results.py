@@ -48,3 +48,50 @@ def test_stored_blocks_round_trip(tmp_path):
         render_text(page.replace(" t -->", " u -->"), tmp_path)
     with pytest.raises(UebenchError, match="no stored result"):
         render_text(page.replace("demo/x", "demo/y"), tmp_path)
+
+
+UNSTORED = "<!-- unstored:"  # a section's marker: its tables predate stored results (see below)
+
+
+def _loose_number_rows(text: str) -> dict[str, int]:
+    """Table rows with a decimal number outside a stored block, per ``## `` section whose text
+    carries no unstored marker."""
+    import re
+
+    sections: dict[str, list[str]] = {}
+    heading = "(top)"
+    for line in text.splitlines():
+        if line.startswith("## "):
+            heading = line
+        sections.setdefault(heading, []).append(line)
+    loose: dict[str, int] = {}
+    for heading, lines in sections.items():
+        if any(line.startswith(UNSTORED) for line in lines):
+            continue
+        inside = False
+        for line in lines:
+            if line.startswith("<!-- stored:"):
+                inside = True
+            elif line.startswith("<!-- /stored"):
+                inside = False
+            elif (line.startswith("|") and not inside and not line.startswith("|---")
+                  and re.search(r"\d\.\d", line)):
+                loose[heading] = loose.get(heading, 0) + 1
+    return loose
+
+
+@pytest.mark.parametrize("page", [ROOT / "README.md", ROOT / "docs" / "findings.md"],
+                         ids=lambda p: p.name)
+def test_every_numeric_table_is_stored_or_marked_historical(page):
+    # a table of measured numbers comes from a stored result; the older findings sections whose
+    # runs predate stored results say so with an unstored marker naming how to regenerate them
+    loose = _loose_number_rows(page.read_text(encoding="utf-8"))
+    assert not loose, (f"{page.name}: tables of numbers outside a stored block in {loose}: store "
+                       "the result (uebench.utils.stored.save_result) and include it, or mark the "
+                       f"section '{UNSTORED} how to regenerate -->'")
+
+
+def test_loose_number_rows_oracle():
+    page = ("## a\n| x | 1.5 |\n## b\n<!-- stored: r t -->\n| y | 2.5 |\n<!-- /stored -->\n"
+            "## c\n<!-- unstored: old -->\n| z | 3.5 |\n## d\n| cmd | --k 3 |\n")
+    assert _loose_number_rows(page) == {"## a": 1}
