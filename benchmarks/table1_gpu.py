@@ -48,6 +48,7 @@ from uebench.attacks.generate import generate_poison
 from uebench.config import RunCfg, from_dict
 from uebench.controls import make_controls
 from uebench.errors import TimeBudgetReached, UebenchError
+from uebench.learnability.posthoc import measure_run, read_tag
 from uebench.learnability.report import recompute
 from uebench.runtime import seconds_left, time_budget
 from uebench.train.run import is_complete, load_splits, train_run
@@ -57,6 +58,7 @@ from uebench.utils.io import atomic_write_text, write_json
 PAPER = {"clean": (94.11, None), "em": (26.52, 0.187), "tap": (29.85, 1.639),
          "lsp": (10.23, 0.343), "ops": (11.98, 0.157)}
 PAPER_CLEAN_LP = 3.32
+COMPAT_TAG = "compat"
 RESERVE = 15.0  # seconds kept for the table and the files at the end
 _CALL_BUDGET = [float("inf")]
 
@@ -67,12 +69,14 @@ def budget_of_call() -> float:
 
 FULL = {"width": 1.0, "epochs": 15, "batch": 256, "train_size": None, "test_size": None,
         "sal_options": {},  # the fast engine's defaults
+        "compat_subset": 5_000, "compat_rounds": 10,
         "em": {"surrogate": "resnet18", "surrogate_width": 1.0, "steps": 5,
                "step_size": 1.6 / 255, "batch_size": 512, "train_steps": 10, "max_rounds": 10},
         "tap": {"surrogate": "resnet18", "surrogate_width": 1.0, "surrogate_epochs": 10,
                 "steps": 20, "tau": 0.1, "restarts": 1, "batch_size": 512}}
 TINY = {"width": 1 / 16, "epochs": 1, "batch": 32, "train_size": 128, "test_size": 64,
         "sal_options": {"probe_size": 32, "eval_size": 32, "steps": 2},
+        "compat_subset": 64, "compat_rounds": 1,
         "em": {"surrogate": "resnet18", "surrogate_width": 1 / 16, "steps": 2,
                "step_size": 2 / 255, "batch_size": 32, "train_steps": 2, "max_rounds": 1,
                "stop_acc": 1.0},
@@ -99,6 +103,13 @@ def passes_em(p: dict[str, Any], n: int) -> float:
 
 def passes_tap(p: dict[str, Any], n: int) -> float:
     return p["surrogate_epochs"] + p["steps"] * p["restarts"]
+
+
+def passes_compat(rounds: int, subset: int, n: int, layers: int = 21) -> float:
+    """One compat measurement: ``rounds`` SGD passes over ``subset`` images for every layer's
+    suffix (all layers in lockstep; counted here as a third of a full pass per layer, a
+    deliberately high guess until the first measurement gives the real time)."""
+    return rounds * min(subset, n) / n * layers / 3
 
 
 class Stages:
@@ -145,7 +156,8 @@ def run_cfg(args: argparse.Namespace, sizes: dict[str, Any]) -> RunCfg:
         "model": {"name": "resnet18", "width": sizes["width"]},
         "train": {"epochs": args.epochs or sizes["epochs"], "batch_size": sizes["batch"],
                   "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4,
-                  "schedule": "cosine", "augment": "crop_flip", "drop_last": True},
+                  "schedule": "cosine", "augment": "crop_flip", "drop_last": True,
+                  "snapshots": True},  # per-epoch weights: the compat measurement after training
         "sal": {"enabled": True, "engine": "fast", "eps": 0.05,
                 "options": sizes["sal_options"]},
         "device": args.device, "seed": args.seed,
@@ -176,6 +188,37 @@ def table(clean: Path, runs: list[Path]) -> dict[str, Any]:
     return {"beta": result.get("beta"), "rows": rows, "warnings": result.get("warnings", [])}
 
 
+def compat_seconds(run: Path, epochs: list[int]) -> float | None:
+    """-1 when the run's compat tag holds every epoch in ``epochs``; else the seconds of one
+    epoch's compat measurement measured so far (any run), or None."""
+    try:
+        rows = read_tag(run, COMPAT_TAG)
+    except (UebenchError, OSError):
+        return None
+    if {int(r["epoch"]) for r in rows} >= set(epochs):
+        return -1
+    return max((float(r["sal_seconds"]) for r in rows), default=None)
+
+
+def compat_table(clean: Path, runs: list[Path], epochs: list[int],
+                 sizes: dict[str, Any]) -> dict[str, Any]:
+    """#LP and UD over the compat-measured epochs, beside the fast engine's at the same epochs."""
+    both = {}
+    for tag in (COMPAT_TAG, None):
+        res = recompute(clean, runs, sal_tag=tag) if tag else recompute(clean, runs)
+        both[tag or "fast"] = {e["name"]: e for e in res["runs"]}
+    rows = []
+    for name, entry in both[COMPAT_TAG].items():
+        fast = both["fast"][name]
+        per_epoch = fast.get("learnable_per_epoch") or []
+        rows.append({"name": name, "compat_lp_per_epoch": entry.get("learnable_per_epoch"),
+                     "compat_ud": entry.get("ud"),
+                     "fast_lp_same_epochs": [per_epoch[e - 1] for e in epochs
+                                             if e - 1 < len(per_epoch)]})
+    return {"epochs": epochs, "subset": sizes["compat_subset"],
+            "rounds": sizes["compat_rounds"], "rows": rows}
+
+
 def fmt(v: Any, digits: int = 3, scale: float = 1.0) -> str:
     return "–" if v is None else f"{float(v) * scale:.{digits}f}"
 
@@ -191,6 +234,14 @@ def markdown(result: dict[str, Any]) -> str:
             f"{fmt(r['test_acc'], 2, 100)} ({fmt(r['paper_acc'], 2)}) | {fmt(r['lp'], 2)} | "
             f"{fmt(r['ud'])} ({fmt(r['paper_ud'])}) | {fmt(s.get('probe_linear'))} | "
             f"{fmt(s.get('probe_mlp'))} |")
+    compat = result.get("compat")
+    if compat:
+        lines += ["", f"The paper's engine (compat, {compat['rounds']} rounds, "
+                  f"{compat['subset']:,}-image subset) at epochs {compat['epochs']}: learnable "
+                  "layers per measured epoch, compat vs fast, and UD over those epochs:", "",
+                  "| run | #LP compat | #LP fast | UD compat |", "|---|---|---|---|"]
+        lines += [f"| {r['name']} | {r['compat_lp_per_epoch']} | {r['fast_lp_same_epochs']} | "
+                  f"{fmt(r['compat_ud'])} |" for r in compat["rows"]]
     state = "complete" if result["complete"] else "INCOMPLETE (time budget): rerun to resume"
     lines += ["", f"{state}; paper clean #LP {PAPER_CLEAN_LP}; device {result['device']}; "
               f"{result['seconds']:.0f} s this call. One seed: poison − control differences "
@@ -253,6 +304,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     order: list[Path] = []  # the table's rows after the clean run
     clean = runs_dir / "clean"
     expected = ["ops", "lsp", "random", "em", "tap", "random-l2", "random-l0"]
+    epochs = [1]
     with time_budget(budget):
         try:
             stages.run("data", lambda: splits.__setitem__(0, load_splits(cfg)))
@@ -280,6 +332,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for path in found:
                 order.append(runs_dir / path.name)
                 stages.run(f"train {path.name}", lambda pp=path: train(pp.name, pp), per_epoch)
+            # the paper's engine at the first and last epoch, on a subset, where it fits
+            epochs = [1, cfg.train.epochs] if cfg.train.epochs > 1 else [1]
+            guess = passes_compat(sizes["compat_rounds"], sizes["compat_subset"], n) * (
+                per_pass or 0.0) * len(epochs)
+            for run in [clean, *order]:
+                if not is_complete(run):
+                    continue
+                state = compat_seconds(run, epochs)
+                one = state if state not in (None, -1) else compat_seconds(clean, epochs)
+                estimate = (0.0 if state == -1 else
+                            one * len(epochs) if one not in (None, -1) else guess)
+                stages.run(f"compat {run.name}", lambda r=run: measure_run(
+                    r, tag=COMPAT_TAG, engine="compat", epochs=epochs,
+                    subset=sizes["compat_subset"], progress=False,
+                    options={"rounds": sizes["compat_rounds"]}), estimate)
         except TimeBudgetReached as exc:
             result["stopped"] = str(exc)
     finished = [name for name in ["clean", *expected] if is_complete(runs_dir / name)]
@@ -287,6 +354,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result["finished_runs"] = finished
     if is_complete(clean):
         result["table"] = table(clean, order)
+        compat_runs = [r for r in order if is_complete(r) and compat_seconds(r, epochs) == -1]
+        if compat_seconds(clean, epochs) == -1 and compat_runs:
+            result["compat"] = compat_table(clean, compat_runs, epochs, sizes)
     result["stages"] = stages.log
     result["seconds"] = time.perf_counter() - t0
     write(out, result)

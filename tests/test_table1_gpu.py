@@ -50,6 +50,12 @@ def test_table1_gpu_tiny_budget_resume_and_table(tmp_path):
     for r in rows.values():
         assert 0.0 <= r["test_acc"] <= 1.0 and r["lp"] >= 0
         assert set(r["statistics"]) >= {"ud", "acc", "peak_acc", "probe_linear", "sal_ratio"}
+    # the paper's engine at the measured epochs, for every run, beside the fast engine's
+    compat = {r["name"]: r for r in stored["compat"]["rows"]}
+    assert set(compat) == set(rows) and stored["compat"]["epochs"] == [1]
+    for r in compat.values():
+        assert len(r["compat_lp_per_epoch"]) == 1 and len(r["fast_lp_same_epochs"]) == 1
+        assert r["fast_lp_same_epochs"][0] == rows[r["name"]]["lp"]  # one epoch: its #LP
     md = (out / "table1_gpu.md").read_text()
     assert "| ops | poisoned | random-l0 |" in md and "(94.11)" in md
 
