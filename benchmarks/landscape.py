@@ -26,9 +26,9 @@ from uebench import Runtime, get_model, load_dataset
 from uebench.config import TrainCfg
 from uebench.landscape import TrajectoryRecorder, evaluate_points, evaluate_points_loop
 from uebench.landscape.directions import random_directions
-from uebench.landscape.store import trajectory_dir
-from uebench.landscape.trajectory import DEFAULT_SNAPSHOTS
 from uebench.train import fit
+from uebench.train.trajectory import DEFAULT_SNAPSHOTS
+from uebench.train.trajectory_store import trajectory_dir
 
 CASES = {  # name: (dataset, model, width, image shape)
     "LeNet-5 / Fashion-MNIST": ("fashion-mnist", "lenet5", 1.0, (1, 28, 28)),

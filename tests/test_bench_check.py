@@ -3,26 +3,21 @@ verdict rule on constructed intervals, the table renderers and the CLI entry poi
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
 
 from uebench.attacks.generate import generate_poison
-from uebench.bench.cli import add_bench_parser, add_check_parser, cmd_bench, cmd_check
 from uebench.bench.render import latex, markdown
 from uebench.bench.tables import build_tables
 from uebench.bench.verdict import verdict
+from uebench.cli import dispatch, parse
 from uebench.errors import UebenchError
 
 
 def cli(argv):
-    parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers(dest="command")
-    add_bench_parser(sub)
-    add_check_parser(sub)
-    args = parser.parse_args(argv)
-    return {"bench": cmd_bench, "check": cmd_check}[args.command](args)
+    """A command through the parser and its registered handler, errors raised (not printed)."""
+    return dispatch(parse(argv))
 
 
 def s(mean, low=None, high=None):

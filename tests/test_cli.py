@@ -1,4 +1,5 @@
-"""The command line: every command has its handler, listings show every registered component,
+"""The command line: every registered command parses and has its handler, the usage lists every
+command, flags resolve to their declared config keys, listings show every registered component,
 and key=value items may stand anywhere."""
 
 from __future__ import annotations
@@ -8,23 +9,45 @@ from pathlib import Path
 
 import pytest
 
-from uebench import commands
-from uebench.cli import _handler_name, build_parser, main, parse
+from uebench.cli import build_parser, main, parse
+from uebench.commandline import COMMAND_GROUPS, COMMANDS
 
 
-def _commands() -> list[tuple[str, str | None]]:
+@pytest.mark.parametrize("name", COMMANDS.names())
+def test_every_command_has_help_and_a_handler(name, capsys):
+    """Every registered command parses ``--help`` (status 0, its usage names it) and reaches
+    its handler through the registry."""
+    with pytest.raises(SystemExit) as exit_:
+        parse([*name.split(), "--help"])
+    assert exit_.value.code == 0
+    assert f"usage: uebench {name} " in capsys.readouterr().out
+    assert callable(COMMANDS.get(name)) and COMMANDS.meta(name)["help"]
+
+
+def test_usage_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        parse(["--help"])
+    assert exit_.value.code == 0
+    usage = capsys.readouterr().out
+    tops = {name.split()[0] for name in COMMANDS.names()}
+    assert tops == {*(n for n in COMMANDS.names() if " " not in n), *COMMAND_GROUPS.names()}
+    missing = [t for t in tops if f"\n    {t} " not in usage and f"\n    {t}\n" not in usage]
+    assert not missing, f"uebench --help does not list {missing}:\n{usage}"
+    for group in COMMAND_GROUPS.names():
+        with pytest.raises(SystemExit):
+            parse([group, "--help"])
+        text = capsys.readouterr().out
+        verbs = [n.split()[1] for n in COMMANDS.names() if n.startswith(group + " ")]
+        assert verbs and all(f"\n    {v} " in text or f"\n    {v}\n" in text for v in verbs)
+
+
+def test_parser_is_built_from_the_registry():
     sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    out = []
+    leaves = []
     for name, parser in sub.choices.items():
         verbs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-        out += [(name, v) for v in verbs[0].choices] if verbs else [(name, None)]
-    return out
-
-
-@pytest.mark.parametrize(("command", "verb"), _commands())
-def test_every_command_has_a_handler(command, verb):
-    args = argparse.Namespace(command=command, verb=verb)
-    assert callable(getattr(commands, _handler_name(args)))
+        leaves += [f"{name} {v}" for v in verbs[0].choices] if verbs else [name]
+    assert sorted(leaves) == COMMANDS.names()
 
 
 def test_listings_show_every_registered_component(capsys):
@@ -45,6 +68,53 @@ def test_key_value_items_anywhere():
     assert args.overrides == ["train.lr=0.5", "train.epochs=2"]
     with pytest.raises(SystemExit):  # an unknown option is still an argparse error
         parse(["train", "--out", "x", "--bogus", "1"])
+
+
+def _is_config_key(cls, path: tuple[str, ...]) -> bool:
+    import dataclasses
+    import typing
+
+    for part in path:
+        hints = typing.get_type_hints(cls)
+        if part not in hints:
+            return False
+        cls = hints[part]
+    return not dataclasses.is_dataclass(cls)
+
+
+def test_flags_resolve_to_their_declared_config_keys():
+    """A flag is declared once (RUN_FLAGS / MULTITASK_FLAGS: key, type, help); its option lands on
+    that key, above the YAML file and below key=value."""
+    from uebench.commands import _run_cfg_from_args
+    from uebench.config import RUN_FLAGS, RunCfg
+    from uebench.multitask.cli import cfg_from_args
+    from uebench.multitask.config import MULTITASK_FLAGS, MultiTaskRunCfg
+
+    assert all(_is_config_key(RunCfg, f.path) for f in RUN_FLAGS.values())
+    assert all(_is_config_key(MultiTaskRunCfg, f.path) for f in MULTITASK_FLAGS.values())
+    args = parse(["train", "--dataset", "synthetic", "--model", "tiny", "--train-size", "7",
+                  "--epochs", "2", "--seed", "3", "--defense", "jpeg", "--out", "x",
+                  "train.epochs=4"])
+    cfg = _run_cfg_from_args(args)
+    assert (cfg.data.name, cfg.model.name, cfg.data.train_size, cfg.seed, cfg.train.epochs) == (
+        "synthetic", "tiny", 7, 3, 4)
+    assert cfg.defense.startswith("jpeg")
+    args = parse(["multitask", "train", "--model", "resnet10", "--tasks", "scene,depth",
+                  "--epochs", "3", "--out", "x"])
+    mt = cfg_from_args(args)
+    assert (mt.model.backbone, mt.tasks, mt.train.epochs) == ("resnet10", ("scene", "depth"), 3)
+
+
+def test_datasets_lists_the_multitask_datasets(capsys):
+    from uebench.multitask import MULTITASK_DATASETS
+
+    assert main(["datasets"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    for name in MULTITASK_DATASETS.names():
+        row = next(r for r in rows if r.startswith(f"{name} "))
+        assert " multi-task " in row
+    assert " yes (3x64x64, tasks scene" in next(r for r in rows if r.startswith("scenes "))
+    assert " single-task " in next(r for r in rows if r.startswith("synthetic "))
 
 
 def test_packages_commands_run_through_main(tmp_path, capsys):

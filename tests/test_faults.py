@@ -372,6 +372,26 @@ def test_poison_other_subset(made, tmp_path, capsys):
     assert not (tmp_path / "e" / "runs").exists()  # refused before any training
 
 
+@kind("poison file", "uebench detect on a directory that is neither a poison nor a dataset")
+def test_detect_not_a_poison(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("x")
+    err = cli(capsys, ["detect", tmp_path])
+    assert "neither a dataset name nor a poison directory" in err
+    assert "uebench poison generate" in err and len(err.strip().splitlines()) == 1
+    err = cli(capsys, ["detect", "synthetic", "--poison", tmp_path])
+    assert "no manifest.json" in err
+
+
+@kind("poison file", "uebench detect --poison made for another dataset or subset")
+def test_detect_poison_other_data(made, tmp_path, capsys):
+    err = cli(capsys, ["detect", "digits", "--poison", made / "poison"])
+    assert "made for dataset 'synthetic'" in err and "--train-size 64" in err
+    err = cli(capsys, ["detect", "synthetic", "--train-size", "48", "--poison", made / "poison",
+                       "--out", tmp_path / "d"])
+    assert "clean training set has 48" in err and "--train-size 64" in err
+    assert not (tmp_path / "d").exists()  # refused before anything was written
+
+
 def _edit_manifest(poison: Path, **changes) -> None:
     manifest = json.loads((poison / "manifest.json").read_text())
     for key, value in changes.items():

@@ -28,9 +28,9 @@ from uebench.landscape.cdf import layer_groups
 from uebench.landscape.directions import random_directions
 from uebench.landscape.pca import dense_blocks
 from uebench.landscape.plot_all import plot_all
-from uebench.landscape.store import iter_parameter_blocks, read_index
-from uebench.landscape.trajectory import default_every, steps_per_epoch
 from uebench.train import fit
+from uebench.train.trajectory import default_every, steps_per_epoch
+from uebench.train.trajectory_store import iter_parameter_blocks, read_index
 
 PNG, PDF = b"\x89PNG", b"%PDF"
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from uebench.cli import dispatch, parse
 from uebench.multitask import cli
 
 pytestmark = pytest.mark.timeout(180)
@@ -18,19 +19,8 @@ EM = ["steps=2", "max_rounds=2", "train_steps=2", "batch_size=16", "decoder_chan
 
 
 def run(*argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    cli.add_parsers(parser.add_subparsers(dest="command"))
-    args, extra = parser.parse_known_args(list(argv))
-    args.overrides = [*getattr(args, "overrides", []), *extra]  # as uebench.cli.parse does
-    return getattr(cli, f"cmd_{args.command}_{args.verb}")(args)
-
-
-def test_every_verb_has_a_handler() -> None:
-    parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers(dest="command")
-    cli.add_parsers(sub)
-    verbs = sub.choices["multitask"]._subparsers._group_actions[0].choices
-    assert all(hasattr(cli, f"cmd_multitask_{v}") for v in verbs)
+    """A command through the parser and its registered handler, errors raised (not printed)."""
+    return dispatch(parse(argv))
 
 
 def test_uebench_train_with_tasks(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -39,7 +29,7 @@ def test_uebench_train_with_tasks(tmp_path: Path, capsys: pytest.CaptureFixture)
         dataset=None, data_dir=None, train_size=None, test_size=None, seed=None, device=None,
         quiet=True, model=None, epochs=2, defense=None, config=None, poison=None,
         overrides=TINY[:5], out=str(tmp_path / "run"), tasks="scene,segment,depth,keypoints")
-    assert cli.cmd_train_tasks(args) == 0
+    assert cli.cmd_multitask_train(args) == 0
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text()
             .splitlines()]
     assert len(rows) == 2 and {"test/scene/accuracy", "test/segment/miou", "test/depth/abs_rel",

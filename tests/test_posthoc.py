@@ -95,9 +95,10 @@ def test_run_without_snapshots_is_refused(tmp_path):
 
 
 def test_recalibrate_batchnorm_changes_only_statistics(run_dir):
-    from uebench.train.run import build_model, load_run_config, load_splits
+    from uebench.train.run import build_model, load_splits
+    from uebench.train.rundir import read_config
 
-    cfg = load_run_config(run_dir)
+    cfg = read_config(run_dir)
     splits = load_splits(cfg)
     model = build_model(cfg, splits.train)
     model.load_state_dict(load_snapshot(run_dir, 1))

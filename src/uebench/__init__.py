@@ -24,8 +24,7 @@ from uebench.poisons import export_poison, import_poison, load_poisoned
 from uebench.runtime import Runtime
 from uebench.train import fit
 from uebench.train.run import train_run
-
-__version__ = "0.1.0"
+from uebench.version import __version__ as __version__
 
 __all__ = [
     "ATTACKS", "DATASETS", "MODELS", "ImageSet", "Runtime", "SALCallback", "evaluate",

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from uebench.poisons.budget import clamp_to_image, project_l2, project_linf
-from uebench.train.loop import autocast
+from uebench.runtime import autocast
 
 Objective = Callable[[torch.Tensor], torch.Tensor]  # logits -> per-sample loss to *minimise*
 NORMS = ("linf", "l2")

@@ -7,8 +7,9 @@ A run's config is resolved by :func:`resolve_run_cfg`, with this precedence (lat
 The dataset's recipe is registry metadata (``@register_dataset(..., recipe={...})``): the training
 settings measured to work for that data. Unknown keys, values of the wrong type, choices outside
 a ``Literal`` and impossible numbers (NaN, negative learning rates, ...) raise
-:class:`ConfigError` before any compute starts. The same coercer (:func:`coerce`) checks attack
-parameters against the attack function's type hints.
+:class:`ConfigError` before any compute starts. The same coercer (:func:`coerce`, from
+:mod:`uebench.utils.typed`, which the defenses use too) checks attack parameters against the attack
+function's type hints.
 """
 
 from __future__ import annotations
@@ -17,17 +18,18 @@ import dataclasses
 import hashlib
 import json
 import math
-import types
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import yaml
 
+from uebench.data import DATASETS
+from uebench.defenses import DefensePipeline
 from uebench.errors import ConfigError
-
-T = TypeVar("T")
+from uebench.utils.typed import coerce, from_dict, to_dict
+from uebench.utils.typed import parse_number as parse_number  # public here too
 
 Optimizer = Literal["sgd", "adam"]
 Schedule = Literal["multistep", "cosine", "constant"]
@@ -182,103 +184,7 @@ def check_choices(cfg: Any, prefix: str = "") -> None:
 
 
 # ----------------------------------------------------------------------------- conversion
-
-
-def coerce(key: str, value: Any, tp: Any) -> Any:
-    """Check/convert ``value`` to the annotated type ``tp``; raise ConfigError naming ``key``.
-
-    Supports bool, int, float (also ``"8/255"``/``"1e-3"`` strings), str, ``Literal`` choices,
-    ``X | None``, ``tuple[X, ...]``, ``list[X]``, dicts, nested config dataclasses and ``Any``.
-    """
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return coerce(key, value, arg)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(errors[0] if errors else f"{key}: bad value {value!r}")
-    if origin is Literal:
-        choices = typing.get_args(tp)
-        if value not in choices:
-            raise ConfigError(
-                f"{key} must be one of {', '.join(map(str, choices))}; got {value!r}"
-            )
-        return value
-    if dataclasses.is_dataclass(tp):
-        if isinstance(value, tp):
-            return value
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{key} must be a mapping, got {type(value).__name__}")
-        return from_dict(tp, value, prefix=f"{key}.")
-    if origin in (tuple, list):
-        if isinstance(value, str):
-            value = [v for v in value.split(",") if v.strip()]
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key} must be a list, got {value!r}")
-        (inner, *_rest) = typing.get_args(tp) or (Any,)
-        return origin(coerce(key, v, inner) for v in value)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key} must be true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key} must be an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string; also allow "8/255"
-            value = parse_number(key, value)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key} must be a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key} must be a string, got {value!r}")
-        return value
-    if tp is Any:
-        return value
-    if origin is dict or tp is dict:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{key} must be a mapping, got {value!r}")
-        return dict(value)
-    raise ConfigError(f"{key}: unsupported config type {tp}")
-
-
-def parse_number(key: str, text: str) -> float:
-    """A number written as text: ``"0.05"``, ``"1e-3"`` or a fraction ``"8/255"``."""
-    try:
-        if "/" in text:
-            num, den = text.split("/", 1)
-            return float(num) / float(den)
-        return float(text)
-    except (ValueError, ZeroDivisionError):
-        raise ConfigError(f"{key} must be a number, got {text!r}") from None
-
-
-def from_dict(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:
-    """Build a config dataclass from a mapping; unknown keys and wrong types raise ConfigError."""
-    hints = typing.get_type_hints(cls)
-    fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - fields)
-    if unknown:
-        raise ConfigError(
-            f"unknown config key(s): {', '.join(prefix + k for k in unknown)}. "
-            f"Valid keys{' under ' + prefix.rstrip('.') if prefix else ''}: "
-            f"{', '.join(sorted(fields))}"
-        )
-    kwargs = {k: coerce(prefix + k, v, hints[k]) for k, v in data.items()}
-    return cls(**kwargs)
-
-
-def to_dict(cfg: Any) -> dict[str, Any]:
-    """A plain (YAML/JSON-serialisable) dict of a config dataclass."""
-    out = dataclasses.asdict(cfg)
-    return json.loads(json.dumps(out))  # tuples -> lists
+# (coerce, from_dict and to_dict come from uebench.utils.typed)
 
 
 def sparse(cfg: Any) -> dict[str, Any]:
@@ -360,23 +266,47 @@ def load_yaml(path: Path | str) -> dict[str, Any]:
     return data
 
 
-# CLI flag -> config key path (flags are a layer of their own: above YAML, below key=value)
-FLAG_KEYS: dict[str, tuple[str, ...]] = {
-    "dataset": ("data", "name"),
-    "data_dir": ("data", "data_dir"),
-    "train_size": ("data", "train_size"),
-    "test_size": ("data", "test_size"),
-    "model": ("model", "name"),
-    "width": ("model", "width"),
-    "epochs": ("train", "epochs"),
-    "seed": ("seed",),
-    "device": ("device",),
-    "poison": ("poison",),
-    "init_seed": ("init_seed",),
-    "sal_engine": ("sal", "engine"),
-    "sal_origin": ("sal", "origin"),
-    "defense": ("defense",),
+@dataclasses.dataclass(frozen=True)
+class Flag:
+    """A run setting with a short name: a keyword of :func:`resolve_run_cfg`, a grid axis
+    (``dataset: [...]``) and, where ``help`` is given, the command-line option ``--<name>``
+    (``uebench.commandline.add_flag``). Declared once here, so the three cannot disagree."""
+
+    key: str  # dotted config key, e.g. "data.train_size"
+    help: str | None = None  # None: a keyword and grid axis only, no command-line option
+    type: Any = str  # how argparse converts the option's text
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        return tuple(self.key.split("."))
+
+
+# flags are a layer of their own: above the YAML file, below key=value
+RUN_FLAGS: dict[str, Flag] = {
+    "dataset": Flag("data.name", "dataset name (uebench datasets)"),
+    "data_dir": Flag("data.data_dir", "where the dataset files are ($UEBENCH_DATA)"),
+    "train_size": Flag("data.train_size", "stratified seeded training subset", int),
+    "test_size": Flag("data.test_size", "stratified seeded test subset", int),
+    "model": Flag("model.name", "model name (uebench models)"),
+    "width": Flag("model.width"),
+    "epochs": Flag("train.epochs", "training epochs (default: the dataset's recipe)", int),
+    "seed": Flag("seed", "seed (subsets, data order, init; 0)", int),
+    "device": Flag("device", "cpu, cuda, cuda:1 or auto (default)"),
+    "poison": Flag("poison", "train on this poison directory"),
+    "init_seed": Flag("init_seed"),
+    "sal_engine": Flag("sal.engine", "SAL engine (default: sal.engine, fast)"),
+    "sal_origin": Flag("sal.origin", "official or exact (engine default)"),
+    "defense": Flag("defense", "defenses in the order they act: jpeg, jpeg,cutout "
+                               "(uebench defenses)"),
 }
+
+
+def flag_paths(flags: Mapping[str, Flag]) -> dict[str, tuple[str, ...]]:
+    """Short name -> config key path of each declared flag."""
+    return {name: flag.path for name, flag in flags.items()}
+
+
+FLAG_KEYS = flag_paths(RUN_FLAGS)
 
 
 def input_layers(
@@ -405,10 +335,8 @@ def resolve_run_cfg(
 ) -> RunCfg:
     """The one way a :class:`RunCfg` is made from user input (see the module docstring).
 
-    ``flags`` uses CLI names (:data:`FLAG_KEYS`); ``None`` means "not given".
+    ``flags`` uses the short names of :data:`RUN_FLAGS`; ``None`` means "not given".
     """
-    from uebench.data import DATASETS
-
     file_data, flag_data, parsed = input_layers(config_file, flags, overrides)
     # the recipe belongs to the dataset named by the highest layer that names one
     dataset = RunCfg().data.name
@@ -428,6 +356,4 @@ def resolve_run_cfg(
 
 def canonical(cfg: RunCfg) -> RunCfg:
     """``cfg`` with its defense spec validated and in canonical form (one spelling per run)."""
-    from uebench.defenses import DefensePipeline
-
     return dataclasses.replace(cfg, defense=DefensePipeline.from_spec(cfg.defense).spec())

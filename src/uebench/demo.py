@@ -26,6 +26,7 @@ from uebench.attacks.generate import generate_poison
 from uebench.attacks.lsp import lsp_radius
 from uebench.config import resolve_run_cfg
 from uebench.evaluation import evaluate
+from uebench.learnability.stat_report import one_seed_rows, paired_grid, statistics_grid
 
 DEMO_DATASET = "fashion-mnist"
 DEMO_MODEL = "resnet18"
@@ -123,8 +124,6 @@ def accuracy_costs(result: dict[str, Any]) -> str:
 def demo_tables(result: dict[str, Any]) -> dict[str, tuple[list[str], list[list[str]]]]:
     """The demo's tables as (header, rows), as README includes them from the stored result:
     the paper's columns per run, every statistic, and each poison against its control."""
-    from uebench.learnability.stat_report import one_seed_rows, paired_grid, statistics_grid
-
     several = len(result.get("seeds") or [0]) > 1
 
     def value(r: dict[str, Any], key: str, scale: float, digits: int) -> str:

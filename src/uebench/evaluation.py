@@ -25,9 +25,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from uebench.config import RunCfg, canonical
+from uebench.controls import make_controls
 from uebench.errors import UebenchError
-from uebench.poisons.store import load_poisoned, manifest_attack, read_manifest
-from uebench.train.run import load_splits, train_run
+from uebench.learnability.aggregate import aggregate_seeds
+from uebench.learnability.posthoc import measure_run
+from uebench.learnability.report import recompute
+from uebench.learnability.sal import SAL_ENGINES, check_engine_options
+from uebench.learnability.statistics.ud_bn import BN_TAG
+from uebench.poisons.store import content_hash, load_poisoned, manifest_attack, read_manifest
+from uebench.train.run import defense_pipeline, load_splits, train_run
+from uebench.train.rundir import is_complete
 from uebench.utils.io import check_output_dir
 
 BetaFrom = Literal["undefended", "defended"]
@@ -117,8 +124,6 @@ def evaluate(
                            what="a uebench evaluation")
     notes: list[str] = []
     if controls:
-        from uebench.controls import make_controls
-
         made, notes = make_controls([p for _, p in named], out / "controls",
                                     data_dir=base.data.data_dir, progress=progress)
         for p in made:
@@ -130,7 +135,6 @@ def evaluate(
     if len(seeds) == 1:
         return _one_seed(base, seeds[0], named, out, splits, beta_from, progress, notes,
                          recalibrate_bn)
-    from uebench.learnability.aggregate import aggregate_seeds
 
     per_seed = [_one_seed(base, s, named, out / f"seed{s}", splits, beta_from, progress, notes,
                           recalibrate_bn) for s in seeds]
@@ -140,8 +144,6 @@ def evaluate(
 def _refuse_duplicates(poisons: Sequence[Path]) -> None:
     """The same poison twice (one directory named twice, or two directories with the same stored
     tensors) would train it twice under two names (``ops``, ``ops-2``): refuse, naming both."""
-    from uebench.poisons.store import content_hash
-
     seen_dirs: dict[Path, Path] = {}
     seen_content: dict[str, Path] = {}
     for p in map(Path, poisons):
@@ -162,10 +164,7 @@ def _refuse_duplicates(poisons: Sequence[Path]) -> None:
 def _measure_recalibrated(cfg: RunCfg, runs_dir: Path, progress: bool) -> None:
     """SAL tag ``bn`` of every run of one seed: the run's own engine and options, BatchNorm
     statistics re-estimated per snapshot (resumable; a finished tag is reused)."""
-    from uebench.learnability.posthoc import measure_run
-    from uebench.learnability.statistics.ud_bn import BN_TAG
-
-    for run in sorted(p for p in runs_dir.iterdir() if (p / "summary.json").is_file()):
+    for run in sorted(p for p in runs_dir.iterdir() if is_complete(p)):
         measure_run(run, tag=BN_TAG, engine=cfg.sal.engine, eps=cfg.sal.eps,
                     origin=cfg.sal.origin, options=cfg.sal.options, recalibrate_bn=True,
                     progress=progress)
@@ -173,8 +172,6 @@ def _measure_recalibrated(cfg: RunCfg, runs_dir: Path, progress: bool) -> None:
 
 def _check_sal(cfg: RunCfg) -> None:
     """Engine name and options are checked before any training (not after the first epoch)."""
-    from uebench.learnability.sal import SAL_ENGINES, check_engine_options
-
     SAL_ENGINES.get(cfg.sal.engine)
     check_engine_options(cfg.sal.engine, cfg.sal.options)
 
@@ -182,9 +179,6 @@ def _check_sal(cfg: RunCfg) -> None:
 def _one_seed(base: RunCfg, seed: int, named: list[tuple[str, Path]], out: Path, splits: Any,
               beta_from: BetaFrom, progress: bool, extra_notes: Sequence[str] = (),
               recalibrate_bn: bool = False) -> dict[str, Any]:
-    from uebench.learnability.report import recompute
-    from uebench.train.run import defense_pipeline
-
     # the configured init_seed belongs to the configured seed; every other seed inits from itself
     keep = base.init_seed is not None and seed == base.seed
     cfg = dataclasses.replace(base, seed=seed, init_seed=base.init_seed if keep else seed)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -35,6 +36,13 @@ def resolve_device(name: str | torch.device | None) -> torch.device:
     elif device.type != "cpu":
         raise UebenchError(f"device {name} is not supported: use cpu, cuda, cuda:N or auto")
     return device
+
+
+def autocast(device: torch.device, precision: str) -> Any:
+    """The autocast context of a precision: bf16 autocast on ``device``, else none."""
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return nullcontext()
 
 
 @dataclass

@@ -9,8 +9,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from uebench.attacks.base import attack_info, fill_shape_defaults, resolve_params, run_attack
 from uebench.errors import ConfigError
 from uebench.poisons.api import clean_train_set
+from uebench.poisons.store import manifest_attack, read_manifest, save_poison
 from uebench.runtime import Runtime, resolve_device
 from uebench.utils.io import DirectoryLock, atomic_write_text, check_output_dir, refuse_if_different
 
@@ -43,9 +45,6 @@ def generate_poison(
     every session. A complete poison with the same settings is reused; a different one in ``out``
     is refused. Returns the manifest.
     """
-    from uebench.attacks.base import attack_info, fill_shape_defaults, resolve_params
-    from uebench.poisons.store import manifest_attack, read_manifest
-
     info = attack_info(attack)  # unknown names and bad parameters fail before any data loads
     resolved = resolve_params(attack, preset, params)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -70,9 +69,6 @@ def generate_poison(
 
 def _generate(attack: str, info: Any, clean: Any, out: Path, rt: Runtime, *, preset: str,
               params: dict[str, Any] | None, dataset: str, seed: int) -> dict[str, Any]:
-    from uebench.attacks.base import run_attack
-    from uebench.poisons.store import save_poison
-
     workdir = out / ".work"
     workdir.mkdir(parents=True, exist_ok=True)
     clock = workdir / "seconds.txt"  # time spent by earlier, interrupted sessions

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from uebench.data.base import ImageSet
+from uebench.poisons import import_array
 
 
 def import_released(
@@ -40,7 +41,5 @@ def import_released(
     Returns:
         The poison's manifest.
     """
-    from uebench.poisons import import_array
-
     return import_array(path, clean, attack="ntga", dataset=dataset, out_dir=out_dir,
                         norm="linf", eps=eps, kind="images", preset="released")

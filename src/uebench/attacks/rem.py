@@ -62,8 +62,8 @@ from uebench.attacks.surrogate import (
 from uebench.config import TrainCfg
 from uebench.data.loader import random_crop_flip
 from uebench.errors import ConfigError
-from uebench.runtime import Runtime
-from uebench.train.loop import BatchInfo, autocast, fit
+from uebench.runtime import Runtime, autocast
+from uebench.train.loop import BatchInfo, fit
 
 STREAM = 8200
 PADDING = 4  # crop padding of the training transform (CIFAR RandomCrop(32, padding=4))

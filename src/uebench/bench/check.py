@@ -28,16 +28,28 @@ from typing import Any
 from uebench.bench import figures
 from uebench.bench.collect import per_seed_values
 from uebench.bench.graph import build_plan
-from uebench.bench.grid import Grid, flatten, grid_from_dict
+from uebench.bench.grid import Grid, expand, flatten, grid_from_dict
 from uebench.bench.html import Block, to_html, to_markdown
 from uebench.bench.report import notes
 from uebench.bench.run import run_plan
 from uebench.bench.store import Store
 from uebench.bench.tables import Entry, Table
 from uebench.bench.verdict import HEADLINE, MIN_DROP, rule_text, verdict
+from uebench.config import load_yaml, parse_override
 from uebench.errors import UebenchError
-from uebench.learnability.stats import summarize
-from uebench.utils.io import atomic_write_text, write_json
+from uebench.evaluation import run_name
+from uebench.learnability.stat_report import (
+    PAIRED_NOTE,
+    add_statistics_by_seed,
+    paired_cell,
+    paired_grid,
+    statistics_grid,
+)
+from uebench.learnability.statistics import STATISTICS
+from uebench.learnability.stats import format_summary, summarize
+from uebench.poisons.store import load_poisoned, read_manifest
+from uebench.train.run import load_splits
+from uebench.utils.io import atomic_write_text, read_json, write_json
 
 # the main job's recipe (docs/findings.md §1): with the paper's batch 128 and weight decay 5e-4
 # EM's cost on 2,000 images was a lottery (11-41 points); batch 64 and 5e-3 make it reliable
@@ -66,8 +78,6 @@ def _model_value(spec: str, base_width: Any) -> dict[str, Any]:
 
 
 def poison_names(protected: Sequence[Path]) -> list[str]:
-    from uebench.evaluation import run_name
-
     taken: set[str] = set()
     return [run_name(Path(p), taken) for p in protected]
 
@@ -79,9 +89,6 @@ def check_grid(clean: str, protected: Sequence[Path], *, models: Sequence[str] =
                controls: bool = True) -> Grid:
     """The grid of a check: vanilla + each protected set + the random-noise control at each
     protected set's budget (:mod:`uebench.controls`) × models × defenses × seeds."""
-    from uebench.config import load_yaml, parse_override
-    from uebench.poisons.store import read_manifest
-
     if not protected:
         raise UebenchError("check needs at least one --protected POISON directory")
     manifests = [read_manifest(p) for p in protected]
@@ -114,10 +121,6 @@ def check_grid(clean: str, protected: Sequence[Path], *, models: Sequence[str] =
 
 def _validate(grid: Grid, protected: Sequence[Path]) -> None:
     """Every protected set fits the clean data (fails before any training)."""
-    from uebench.bench.grid import expand
-    from uebench.poisons.store import load_poisoned
-    from uebench.train.run import load_splits
-
     splits = load_splits(expand(dataclasses.replace(grid, methods=grid.methods[:1]))[0].cfg)
     for p in protected:
         load_poisoned(Path(p), splits.train)
@@ -128,8 +131,6 @@ def check_rows(records: Sequence[Mapping[str, Any]], *, ci: str, min_drop: float
     """Per (protected set, model, defense): UD, #LP, accuracy, the drop paired by seed against
     the clean undefended model, every statistic over seeds and paired against the cell's
     random-noise control, and the verdict (:mod:`uebench.bench.verdict`)."""
-    from uebench.learnability.stat_report import add_statistics_by_seed
-
     def _key(r: Mapping[str, Any], method: str, defense: str) -> tuple[Any, ...]:
         return method, r["labels"]["model"], defense, r["seed"]
 
@@ -210,10 +211,6 @@ def _figures(view: Path, records: Sequence[Mapping[str, Any]], store: Store) -> 
 def verdict_table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Per protected cell: the accuracy drop, UD, the headline statistic against the control and
     the verdict (what a stored check result holds for the docs)."""
-    from uebench.learnability.stat_report import paired_cell
-    from uebench.learnability.statistics import STATISTICS
-    from uebench.learnability.stats import format_summary
-
     info = STATISTICS.get(HEADLINE)
     header = ["cell", "acc drop (points)", "UD", f"{info.label}: − control", "verdict"]
     body = [[r["label"], format_summary(r["drop"], 1, 100), format_summary(r["ud"], 3),
@@ -225,8 +222,6 @@ def verdict_table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[li
 def _statistics_blocks(rows: Sequence[Mapping[str, Any]]) -> list[Block]:
     """Per (model, defense): every statistic over seeds and each protected set against its
     random-noise control (the numbers the verdict reads)."""
-    from uebench.learnability.stat_report import PAIRED_NOTE, paired_grid, statistics_grid
-
     blocks: list[Block] = []
     settings: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for r in rows:
@@ -289,7 +284,6 @@ def run_check(clean: str, protected: Sequence[Path], *, store: Path | str, out: 
     plan = build_plan(grid, Store(store))
     result = run_plan(plan, out, executor, progress=progress)
     view = Path(result["view"])
-    from uebench.utils.io import read_json
 
     records, _ = per_seed_values(read_json(view / "index.json"))
     rows = check_rows(records, ci=grid.ci, min_drop=min_drop)

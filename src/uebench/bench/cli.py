@@ -1,4 +1,5 @@
-"""Command-line entry points of ``uebench bench`` and ``uebench check`` (wired into uebench.cli).
+"""The commands ``uebench bench``, ``uebench check`` and ``uebench validate``
+(registered with :func:`uebench.commandline.command`).
 
     uebench bench GRID.yaml [--executor local|ray] [--workers N] [--devices cuda:0,cuda:1]
                   [--address auto|HOST:PORT] [--store DIR] [--out DIR] [--dry-run] [--quiet]
@@ -14,6 +15,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from uebench.bench.check import run_check, verdict_table
+from uebench.bench.executors import get_executor
+from uebench.bench.grid import load_grid
+from uebench.bench.run import run_grid
+from uebench.bench.validation import effects_table, summary_table, validate
+from uebench.bench.verdict import MIN_DROP
+from uebench.commandline import add_flag, add_quiet, command
+from uebench.errors import UebenchError
+from uebench.learnability.stat_report import PAIRED_NOTE, grid_lines
+from uebench.utils.stored import save_result
+
 DEFAULT_STORE = "runs/store"
 DEFAULT_OUT = "runs/bench"
 
@@ -27,7 +39,7 @@ def _executor_args(p: argparse.ArgumentParser) -> None:
                    help="ray: auto (a running cluster) or HOST:PORT; none = start a local Ray")
     p.add_argument("--store", default=DEFAULT_STORE,
                    help=f"content-addressed store of poisons and runs (default {DEFAULT_STORE})")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(p)
 
 
 def executor_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -38,8 +50,7 @@ def executor_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"workers": args.workers, "devices": devices}
 
 
-def add_bench_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("bench", help="run a grid of poisons x defenses x models x seeds")
+def _bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("grid", help="grid YAML (experiments/*.yaml); run again to resume, or to "
                                 "rewrite the tables from the run directories")
     _executor_args(p)
@@ -50,10 +61,9 @@ def add_bench_parser(subparsers: argparse._SubParsersAction) -> None:
                         "file's controls: false does the same)")
 
 
+@command("bench", help="run a grid of poisons x defenses x models x seeds",
+         arguments=_bench_arguments, resumable=True)
 def cmd_bench(args: argparse.Namespace) -> int:
-    from uebench.bench.grid import load_grid
-    from uebench.bench.run import run_grid
-
     grid = load_grid(args.grid, controls=False if args.no_control else None)
     options = executor_options(args)
     result = run_grid(grid, store=args.store, out=args.out, executor=args.executor,
@@ -77,9 +87,7 @@ def _report_failures(failures: dict[str, str]) -> int:
     return 1
 
 
-def add_check_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("check", help="how protected is my data? every statistic against "
-                                            "a random-noise control, verdicts, one HTML report")
+def _check_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clean", required=True, help="the clean dataset (uebench datasets)")
     p.add_argument("--protected", nargs="+", required=True,
                    help="poison directories made for it (uebench poison generate | import)")
@@ -89,8 +97,8 @@ def add_check_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="defense specs (uebench defenses), e.g. jpeg cutout at:eps=4/255")
     p.add_argument("--seeds", type=int, default=3,
                    help="seeds 0..N-1 (default 3: paired t-intervals against the control)")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--test-size", type=int, default=None, help="test subset (default: all)")
+    add_flag(p, "data_dir")
+    add_flag(p, "test_size", help="test subset (default: all)")
     p.add_argument("--config", default=None,
                    help="YAML of RunCfg keys replacing the default training settings")
     p.add_argument("--ci", default="t", choices=["bootstrap", "t"],
@@ -108,11 +116,10 @@ def add_check_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("overrides", nargs="*", help="key=value, e.g. train.epochs=20")
 
 
+@command("check", help="how protected is my data? every statistic against a random-noise "
+                       "control, verdicts, one HTML report", arguments=_check_arguments,
+         resumable=True)
 def cmd_check(args: argparse.Namespace) -> int:
-    from uebench.bench.check import run_check
-    from uebench.bench.executors import get_executor
-    from uebench.bench.verdict import MIN_DROP
-
     executor = get_executor(args.executor, **executor_options(args))
     result = run_check(
         args.clean, [Path(p) for p in args.protected], store=args.store, out=args.out,
@@ -124,9 +131,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(Path(result["files"]["md"]).read_text())
     print(f"report: {result['files']['html']} (self-contained) and {result['files']['md']}")
     if args.save:
-        from uebench.bench.check import verdict_table
-        from uebench.utils.stored import save_result
-
         command = "uebench check " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "check"
         path = save_result(args.save, {"rows": result["rows"]}, command=command,
                            tables={"verdicts": verdict_table(result["rows"])})
@@ -134,9 +138,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     return _report_failures(result["failures"])
 
 
-def add_validate_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("validate", help="which statistic tells poisons from random noise? "
-                                               "(the validation study over grid views)")
+def _validate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("views", nargs="+", help="grid views (OUT/<grid>) holding poisons, their "
                                             "controls and a second control draw")
     p.add_argument("--k", type=int, default=3, help="seed-subset size for power and false "
@@ -146,11 +148,9 @@ def add_validate_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--results", default=None, help="where --save writes (default results/)")
 
 
+@command("validate", help="which statistic tells poisons from random noise? (the validation "
+                          "study over grid views)", arguments=_validate_arguments)
 def cmd_validate(args: argparse.Namespace) -> int:
-    from uebench.bench.validation import effects_table, summary_table, validate
-    from uebench.errors import UebenchError
-    from uebench.learnability.stat_report import PAIRED_NOTE, grid_lines
-
     for view in args.views:
         if not (Path(view) / "index.json").is_file():
             raise UebenchError(f"{view} is not a grid view (no index.json): pass OUT/<grid> of a "
@@ -167,8 +167,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"### {setting}\n")
         print("\n".join(grid_lines(tables[f"effects-{setting}"])) + "\n")
     if args.save:
-        from uebench.utils.stored import save_result
-
         command = "uebench validate " + " ".join(args.views) + f" --k {args.k}"
         path = save_result(args.save, result, command=command, tables=tables,
                            root=Path(args.results) if args.results else None)

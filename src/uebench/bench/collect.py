@@ -19,7 +19,9 @@ from typing import Any
 from uebench.bench.store import Store
 from uebench.errors import UebenchError
 from uebench.learnability.report import recompute
+from uebench.learnability.stat_report import add_statistics_by_seed
 from uebench.learnability.stats import summarize
+from uebench.utils.io import read_json
 
 FIELDS = ("test_acc", "lp", "ud", "ud_change")
 
@@ -117,8 +119,6 @@ def cell_stats(records: Sequence[Mapping[str, Any]], *, ci: str = "bootstrap"
 def _add_paired(cells: list[dict[str, Any]]) -> None:
     """Statistics over seeds and each cell's paired difference from its control cell (the
     control method in the same setting), seeds matched by number."""
-    from uebench.learnability.stat_report import add_statistics_by_seed
-
     settings: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for c in cells:
         settings.setdefault(tuple(sorted(c["setting"].items())), []).append(c)
@@ -133,8 +133,6 @@ def _add_paired(cells: list[dict[str, Any]]) -> None:
 
 def collect(view: Path | str, index: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Per-cell statistics of a grid view (``OUT/<grid>/index.json`` + the runs it names)."""
-    from uebench.utils.io import read_json
-
     index = index or read_json(Path(view) / "index.json")
     records, warnings = per_seed_values(index)
     labels = sorted({r["ud_label"] for r in records if r.get("ud_label")})

@@ -22,6 +22,7 @@ from typing import Any
 
 from uebench.bench.graph import Job, Plan
 from uebench.bench.store import Store
+from uebench.train.rundir import read_env, read_summary
 from uebench.utils.io import read_json
 
 
@@ -37,11 +38,10 @@ def train_signature(cfg: Mapping[str, Any], loose: bool = False) -> tuple[Any, .
 
 def _device(run_dir: Path) -> str:
     try:
-        env = read_json(run_dir / "env.json")
+        env = read_env(run_dir)
     except (OSError, ValueError):
         return "unknown"
-    return str(env.get("gpu") or env.get("device") or "unknown") if isinstance(env, dict) \
-        else "unknown"
+    return str(env.get("gpu") or env.get("device") or "unknown")
 
 
 def measured_rates(store: Store) -> dict[tuple[Any, ...], list[float]]:
@@ -51,7 +51,7 @@ def measured_rates(store: Store) -> dict[tuple[Any, ...], list[float]]:
         if not entry["complete"]:
             continue
         run = Path(entry["path"])
-        summary = read_json(run / "summary.json")
+        summary = read_summary(run)
         work = (summary.get("epochs") or 0) * (summary.get("n_train") or 0)
         if work and summary.get("seconds"):
             cfg, device = entry["spec"]["cfg"], _device(run)

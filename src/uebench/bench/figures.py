@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from uebench.learnability.statistics import STATISTICS
+from uebench.train.rundir import load_run
 from uebench.utils.io import atomic_write_bytes
 
 VERDICT_COLOURS = {"protected": "tab:green", "accuracy only": "tab:orange",
@@ -32,8 +34,6 @@ def plot_overview(rows: Sequence[Mapping[str, Any]], path: Path, *, min_drop: fl
     """Two panels of horizontal bars, one bar per checked cell, coloured by verdict: the headline
     statistic's paired difference from the control, and the accuracy drop."""
     from matplotlib.figure import Figure
-
-    from uebench.learnability.statistics import STATISTICS
 
     info = STATISTICS.get(headline)
     labels = [r["label"] for r in rows]
@@ -72,8 +72,10 @@ def _patch(colour: str, label: str) -> Any:
 def setting_figures(runs: Sequence[tuple[str, Path]], beta: float, folder: Path,
                     stem: str) -> list[tuple[Path, str]]:
     """SAL heat maps and learnable counts of one setting's runs (the β run first)."""
-    from uebench.learnability.plots import plot_learnable_counts, plot_sal_heatmaps
-    from uebench.learnability.report import load_run
+    from uebench.learnability.plots import (  # lazy: matplotlib
+        plot_learnable_counts,
+        plot_sal_heatmaps,
+    )
 
     records = [load_run(path, name=name) for name, path in runs]
     heat = plot_sal_heatmaps(records, folder / f"{stem}_sal.png")

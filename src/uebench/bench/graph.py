@@ -15,9 +15,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from uebench.attacks.base import resolve_params
+from uebench.attacks.generate import json_ready
 from uebench.bench.grid import Cell, Grid, Method, expand
 from uebench.bench.store import Store, job_key
 from uebench.config import RunCfg, to_dict
+from uebench.poisons.store import content_hash, read_manifest
 
 DEFAULT_RESOURCES = {"cpus": 1.0, "gpus": 0.0}
 
@@ -51,9 +54,6 @@ class Plan:
 
 def poison_spec(method: Method, cfg: RunCfg) -> dict[str, Any]:
     """What a generated poison is a function of: attack, preset, resolved parameters, subset."""
-    from uebench.attacks.base import resolve_params
-    from uebench.attacks.generate import json_ready
-
     assert method.attack is not None
     params = json_ready(resolve_params(method.attack, method.preset, dict(method.params)))
     return {"attack": method.attack, "preset": method.preset, "params": params,
@@ -64,8 +64,6 @@ def poison_spec(method: Method, cfg: RunCfg) -> dict[str, Any]:
 def external_poison_ref(path: Path, store: Store) -> str:
     """An existing poison is known by its content (sha256 of its tensors), not by its path; one
     of this store's own poisons by its key, so its runs are the grids' runs (computed once)."""
-    from uebench.poisons.store import content_hash, read_manifest
-
     manifest = read_manifest(path)
     key = store.key_of("poison", path)
     if key is not None:

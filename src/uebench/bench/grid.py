@@ -39,8 +39,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from uebench.attacks.base import attack_info, resolve_params
+from uebench.bench.tables import LAYOUTS
 from uebench.config import FLAG_KEYS, RunCfg, canonical, load_yaml, resolve_run_cfg
+from uebench.controls import needed_controls
+from uebench.data import load_dataset
 from uebench.errors import ConfigError
+from uebench.poisons.store import read_manifest
 
 TOP_KEYS = {"name", "description", "table", "base", "grid", "poison_seed", "beta_from", "ci",
             "resources", "retries", "controls"}
@@ -236,8 +241,6 @@ def _resources(data: Any) -> dict[str, dict[str, float]]:
 def grid_from_dict(data: Mapping[str, Any], *, name: str = "grid",
                    source: Path | None = None) -> Grid:
     """A :class:`Grid` from a parsed grid file; unknown keys and bad values raise ConfigError."""
-    from uebench.bench.tables import LAYOUTS
-
     unknown = sorted(set(data) - TOP_KEYS)
     if unknown:
         raise ConfigError(f"unknown grid key(s) {unknown}; valid: {', '.join(sorted(TOP_KEYS))}")
@@ -285,9 +288,6 @@ def grid_from_dict(data: Mapping[str, Any], *, name: str = "grid",
 def _budget_manifest(method: Method, base: Sequence[tuple[str, Any]],
                      axes: Sequence[tuple[str, Any]]) -> dict[str, Any]:
     """A method's budget in the shape of a poison manifest (what the control rule reads)."""
-    from uebench.attacks.base import attack_info, resolve_params
-    from uebench.poisons.store import read_manifest
-
     if method.path is not None:
         return read_manifest(Path(method.path))
     assert method.attack is not None
@@ -309,8 +309,6 @@ def _image_shape(method: Method, base: Sequence[tuple[str, Any]],
     ``None`` (with a warning: that poison gets no control) when the grid varies the dataset."""
     import warnings
 
-    from uebench.data import load_dataset
-
     if any(o[0] in ("data.name", "data.data_dir") for _, values in axes for v in values
            for o in v.overrides):
         warnings.warn(f"controls: {method.name}'s radius depends on the image size and the grid "
@@ -331,8 +329,6 @@ def control_methods(methods: Sequence[Method], base: Sequence[tuple[str, Any]],
                     axes: Sequence[tuple[str, Any]]) -> list[Method]:
     """A random-noise control at each poison's budget that the grid does not already have
     (:mod:`uebench.controls`: ℓ∞ at the poison's ε, ℓ2 at its radius, random pixels for ℓ0)."""
-    from uebench.controls import needed_controls
-
     manifests = [_budget_manifest(m, base, axes) for m in methods if not m.vanilla]
     taken = {m.name for m in methods}
     out = []

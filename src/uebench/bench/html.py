@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from uebench.bench import render
+from uebench.learnability.stat_report import grid_lines
 
 Block = tuple[Any, ...]
 
@@ -53,8 +54,6 @@ def _grid_html(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def _grid_markdown(header: Sequence[str], rows: Sequence[Sequence[str]], _: Any) -> list[str]:
-    from uebench.learnability.stat_report import grid_lines
-
     return [*grid_lines((list(header), [list(r) for r in rows])), ""]
 
 

@@ -22,10 +22,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from uebench.attacks.generate import generate_poison
 from uebench.bench.graph import Job
+from uebench.bench.report import write_reports
 from uebench.bench.store import Store
+from uebench.config import RunCfg, from_dict
 from uebench.errors import UebenchError
+from uebench.poisons.store import content_hash
 from uebench.registry import Registry
+from uebench.train.run import train_run
 
 JobFn = Callable[[Job], str]
 JOB_KINDS: Registry[JobFn] = Registry("bench job kind")
@@ -49,8 +54,6 @@ def run_job(job: Job) -> dict[str, Any]:
 
 @JOB_KINDS.register("poison")
 def poison_job(job: Job) -> str:
-    from uebench.attacks.generate import generate_poison
-
     store = Store(job.payload["store"])
     store.record("poison", job.key, job.spec)
     with store.building("poison", job.key) as out:
@@ -74,7 +77,6 @@ def poison_path(job: Job, store: Store) -> str | None:
             raise UebenchError(f"{job.label}: its poison {store.path('poison', value)} is not "
                                "complete (its generation job failed or was skipped)")
         return str(store.path("poison", value))
-    from uebench.poisons.store import content_hash
 
     path = str(job.payload["poison_path"])
     if content_hash(path) != value:
@@ -85,9 +87,6 @@ def poison_path(job: Job, store: Store) -> str | None:
 
 @JOB_KINDS.register("train")
 def train_job(job: Job) -> str:
-    from uebench.config import RunCfg, from_dict
-    from uebench.train.run import train_run
-
     store = Store(job.payload["store"])
     store.record("train", job.key, job.spec)
     cfg = from_dict(RunCfg, job.spec["cfg"])
@@ -101,8 +100,6 @@ def train_job(job: Job) -> str:
 
 @JOB_KINDS.register("table")
 def table_job(job: Job) -> str:
-    from uebench.bench.report import write_reports
-
     write_reports(Path(job.payload["view"]))
     return "built"
 

@@ -21,6 +21,7 @@ from typing import Any
 from uebench.bench import render
 from uebench.bench.collect import collect
 from uebench.bench.tables import LAYOUTS, build_tables, long_table
+from uebench.learnability.stat_report import PAIRED_NOTE, markdown_paired, markdown_statistics
 from uebench.utils.io import atomic_write_text, write_json
 
 CI_TEXT = {
@@ -66,8 +67,6 @@ def markdown(result: Mapping[str, Any]) -> str:
 
 def statistics_markdown(cells: Sequence[Mapping[str, Any]]) -> list[str]:
     """Per setting: every statistic over seeds, and each cell against its control."""
-    from uebench.learnability.stat_report import PAIRED_NOTE, markdown_paired, markdown_statistics
-
     settings: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
     for c in cells:
         settings.setdefault(tuple(sorted(c["setting"].items())), []).append(c)

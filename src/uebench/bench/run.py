@@ -25,7 +25,7 @@ from uebench.bench.grid import Grid
 from uebench.bench.jobs import run_job
 from uebench.bench.progress import GridProgress
 from uebench.bench.store import Store, job_key
-from uebench.utils.io import check_output_dir, write_json
+from uebench.utils.io import check_output_dir, read_json, write_json
 
 
 def write_index(plan: Plan, view: Path) -> dict[str, Any]:
@@ -78,7 +78,6 @@ def run_plan(plan: Plan, out: Path | str, executor: Executor, *,
     table = Job("table", job_key("table", index), {"index": index}, label="tables",
                 payload={"view": str(view)})
     run_job(table)
-    from uebench.utils.io import read_json
 
     return {"view": str(view), "results": results, "failures": view_progress.failures(),
             "tables": read_json(view / "tables.json")}

@@ -34,12 +34,13 @@ from pathlib import Path
 from typing import Any
 
 from uebench.errors import UebenchError
+from uebench.train import rundir
 from uebench.utils.io import read_json, write_json
 
 STORE_FORMAT = 1
 KEY_CHARS = 16  # directory names: 64 bits of the sha256 (the full key is checked on reuse)
 KINDS = {"poison": "poisons", "train": "runs"}
-MARKERS = {"poison": "manifest.json", "train": "summary.json"}
+MARKERS = {"poison": "manifest.json", "train": rundir.SUMMARY}
 
 
 def canonical_json(obj: Any) -> str:

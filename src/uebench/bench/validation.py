@@ -26,16 +26,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from uebench.bench.collect import collect
 from uebench.learnability.paired import paired_difference
 from uebench.learnability.stat_report import paired_cell
+from uebench.learnability.statistics import STATISTICS, statistic_names
 
 COSTLY = 0.20  # accuracy cost (fraction) of a poison that "works"
 FP_TARGET = 1 / 20
 
 
 def _cells(view: Path) -> tuple[str, list[dict[str, Any]]]:
-    from uebench.bench.collect import collect
-
     result = collect(view)
     return str(result["grid"]), list(result["cells"])
 
@@ -50,8 +50,6 @@ def _sub(values: Sequence[Any], idx: Sequence[int]) -> list[Any]:
 
 def validate(views: Sequence[Path | str], *, k: int = 3) -> dict[str, Any]:
     """The study's numbers (see the module docstring) from grid views."""
-    from uebench.learnability.statistics import STATISTICS, statistic_names
-
     settings = [_cells(Path(v)) for v in views]
     names = [n for n in statistic_names()
              if any((c.get("statistics") or {}).get(n, {}).get("mean") is not None
@@ -122,8 +120,6 @@ def _pct(x: float | None) -> str:
 
 
 def summary_table(result: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
-    from uebench.learnability.statistics import STATISTICS
-
     k = result["k"]
     header = ["statistic", "AUROC (paired)", "costly poisons separated (all seeds)",
               f"power at {k} seeds", "control vs control separated (all seeds)",
@@ -143,8 +139,6 @@ def summary_table(result: Mapping[str, Any]) -> tuple[list[str], list[list[str]]
 def effects_table(result: Mapping[str, Any], setting: str) -> tuple[list[str], list[list[str]]]:
     """Per poison (and the second control draw) of one setting: cost and the paired difference
     from its control per statistic."""
-    from uebench.learnability.statistics import STATISTICS
-
     names = result["statistics"]
     header = ["run − control", "cost (points)",
               *(STATISTICS.get(n).label if n in STATISTICS else n for n in names)]

@@ -37,9 +37,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from uebench.config import from_dict
 from uebench.errors import ConfigError, UebenchError
 from uebench.registry import Registry
+from uebench.utils.typed import from_dict
 
 KINDS = ("dataset", "batch", "procedure")
 # what the official SAL code accumulates as origin_loss under each defense

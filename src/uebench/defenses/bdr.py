@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import kornia
 import torch
 
 from uebench.defenses.base import (
@@ -44,6 +43,8 @@ class BitDepthReduction(DatasetDefense):
         return map_chunks(x, self._posterize)
 
     def _posterize(self, x: torch.Tensor) -> torch.Tensor:
+        import kornia  # loaded when used: `import uebench` stays light
+
         out = kornia.enhance.posterize(x.float().div(255), self.bits)
         return out.mul(255).round_().to(torch.uint8)
 

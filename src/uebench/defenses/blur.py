@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import kornia
 import torch
 
 from uebench.defenses.base import (
@@ -52,6 +51,8 @@ class GaussianBlur(DatasetDefense):
         return map_chunks(x, self._blur)
 
     def _blur(self, x: torch.Tensor) -> torch.Tensor:
+        import kornia  # loaded when used: `import uebench` stays light
+
         size, sigma = (self.kernel, self.kernel), (self.sigma, self.sigma)
         out = kornia.filters.gaussian_blur2d(x.float(), size, sigma, border_type="reflect")
         return out.round_().clamp_(0, 255).to(torch.uint8)

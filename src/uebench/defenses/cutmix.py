@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-import kornia.augmentation as K
 import torch
 from torch import nn
 
@@ -29,6 +28,8 @@ from uebench.defenses.mixup import kornia_mix
 
 @functools.lru_cache(maxsize=8)
 def _cutmix(device: torch.device) -> nn.Module:
+    import kornia.augmentation as K  # loaded when used: `import uebench` stays light
+
     beta = torch.tensor(1.0, device=device)  # kornia's defaults, as device tensors
     cut_size = torch.tensor([0.0, 1.0], device=device)
     module = K.RandomCutMixV2(

@@ -17,7 +17,6 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import kornia.augmentation as K
 import torch
 from torch import nn
 
@@ -27,6 +26,8 @@ from uebench.errors import UebenchError
 
 @functools.lru_cache(maxsize=8)
 def _mixup(device: torch.device) -> nn.Module:
+    import kornia.augmentation as K  # loaded when used: `import uebench` stays light
+
     lam_range = torch.tensor([0.0, 1.0], device=device)  # kornia's default range, on the device
     return K.RandomMixUpV2(lambda_val=lam_range, data_keys=["input", "class"]).to(device)
 

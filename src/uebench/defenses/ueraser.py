@@ -27,7 +27,6 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-import kornia.augmentation as K
 import torch
 from torch import nn
 
@@ -47,6 +46,8 @@ JPEG_QUALITIES = (10, 100)  # APBench: random.randrange(10, 100)
 
 @functools.lru_cache(maxsize=8)
 def _augmentation(plasma_p: float, device: torch.device) -> nn.Module:
+    import kornia.augmentation as K  # loaded when used: `import uebench` stays light
+
     aug = K.AugmentationSequential(
         K.RandomPlasmaBrightness(
             roughness=(0.3, 0.7), intensity=(0.5, 1.0), same_on_batch=False, p=plasma_p,

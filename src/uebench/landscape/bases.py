@@ -16,11 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from uebench.landscape import store
 from uebench.landscape.directions import flatten, random_directions, unflatten
 from uebench.landscape.pca import Blocks, dense_blocks, gram_pca, path_pca
 from uebench.landscape.runs import LandscapeRun
 from uebench.registry import Registry
+from uebench.train import trajectory_store as store
 
 DENSE_LOAD_BYTES = 512 * 2**20  # load a trajectory whole below this size, else stream it
 

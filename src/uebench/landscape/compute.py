@@ -25,17 +25,18 @@ import numpy as np
 import torch
 
 from uebench.errors import UebenchError
-from uebench.landscape import store
 from uebench.landscape.bases import BASES, Basis, PathSource
 from uebench.landscape.directions import unflatten
+from uebench.landscape.plots import plot_landscape_result
 from uebench.landscape.runs import (
     LandscapeRun,
     check_same_architecture,
     load_landscape_run,
     loss_data,
-    read_run_cfg,
 )
 from uebench.landscape.surface import evaluate_points, grid_coefficients
+from uebench.train import rundir
+from uebench.train import trajectory_store as store
 from uebench.utils.io import write_json
 
 FORMAT = "uebench-landscape/1"
@@ -50,7 +51,7 @@ def _load(run_dirs: Sequence[Path | str], names: Sequence[str] | None,
     if names is not None and len(names) != len(run_dirs):
         raise UebenchError(f"got {len(names)} names for {len(run_dirs)} runs")
     for d in run_dirs:  # fail early, before rebuilding any model
-        read_run_cfg(d)
+        rundir.read_config(d)
         store.read_index(d)
     runs = [load_landscape_run(d, name=names[i] if names else None, dtype=dtype)
             for i, d in enumerate(run_dirs)]
@@ -166,8 +167,6 @@ def landscape(
     out = Path(out)
     write_json(out / RESULT_FILE, result)
     if plot:
-        from uebench.landscape.plots import plot_landscape_result
-
         result["files"] = [str(f) for f in plot_landscape_result(result, out)]
     return result
 

@@ -21,10 +21,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from uebench.config import RunCfg
+from uebench.attacks.generate import generate_poison
+from uebench.config import RunCfg, resolve_run_cfg
 from uebench.landscape.compute import RESULT_FILE, landscape
 from uebench.landscape.plot_all import find_runs, plot_all
 from uebench.landscape.record import record_run
+from uebench.train.run import load_splits
 from uebench.utils.io import write_json
 
 # SGD lr 0.1 as the paper; no momentum/decay (not stated); batch 64 gives 63 steps per epoch
@@ -53,9 +55,6 @@ def compare_runs(cfg: RunCfg, poisons: Mapping[str, tuple[str, dict[str, Any]]],
     Returns:
         ``{"runs": {name: summary}, "figures": plot_all's report}`` (also ``OUT/summary.json``).
     """
-    from uebench.attacks.generate import generate_poison
-    from uebench.train.run import load_splits
-
     out = Path(out)
     init_seed = cfg.seed if cfg.init_seed is None else cfg.init_seed
     cfg = dataclasses.replace(cfg, init_seed=init_seed, poison=None)
@@ -87,8 +86,6 @@ def run_toy(out: Path | str = "runs/landscape-toy", *, epochs: int = 10, every: 
             seed: int = 0, grid: int = 31, overrides: Sequence[str] = (),
             progress: bool = True) -> dict[str, Any]:
     """Fig. 1: clean vs OPS on the toy task (about 30 s on one CPU core)."""
-    from uebench.config import resolve_run_cfg
-
     cfg = resolve_run_cfg(dataset="toy", model="linear", epochs=epochs, seed=seed,
                           overrides=[*TOY_RECIPE, *overrides])
     # the whole 4000-sample training set: a linear model makes it cheap
@@ -102,8 +99,6 @@ def run_lenet(out: Path | str = "runs/landscape-lenet", *, train_size: int = 100
               grid: int = 21, n_samples: int = 1000, data_dir: str | None = None,
               overrides: Sequence[str] = (), progress: bool = True) -> dict[str, Any]:
     """Fig. 10 analogue: LeNet-5 on Fashion-MNIST, clean vs OPS and EM (CPU-scaled EM)."""
-    from uebench.config import resolve_run_cfg
-
     cfg = resolve_run_cfg(dataset="fashion-mnist", model="lenet5", train_size=train_size,
                           test_size=test_size, epochs=epochs, seed=seed, data_dir=data_dir,
                           overrides=[*LENET_RECIPE, *overrides])

@@ -12,7 +12,8 @@ Two routes, equal up to rounding (tested):
   thin SVD: T x T and T x D factors, never D x D);
 - ``gram``: the T x T Gram matrix of the centred rows, accumulated over column blocks in float64,
   then ``eigh``; directions ``V_k = Mc^T u_k / s_k``. Memory is O(T^2 + block + k D), so it also
-  runs on trajectories streamed from disk (:func:`uebench.landscape.store.iter_parameter_blocks`).
+  runs on trajectories streamed from disk
+  (:func:`uebench.train.trajectory_store.iter_parameter_blocks`).
 
 Sign convention (PCA signs are arbitrary): each direction is oriented so the first snapshot
 (the initial weights) has a coordinate <= 0, i.e. paths run from left/bottom towards the origin.

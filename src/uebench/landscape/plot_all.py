@@ -28,14 +28,15 @@ from typing import Any
 
 from uebench.errors import UebenchError
 from uebench.landscape.cdf import plot_layer_cdfs
+from uebench.landscape.compute import RESULT_FILE, landscape
 from uebench.landscape.plots import FORMATS, plot_landscape_result, style
-from uebench.landscape.store import has_trajectory
+from uebench.landscape.runs import read_final_state
+from uebench.learnability.plots import plot_learnable_counts, plot_parameter_cdf, plot_sal_heatmaps
+from uebench.learnability.threshold import has_sal, learnable_threshold
+from uebench.train import rundir
+from uebench.train.rundir import is_run_dir, load_run
+from uebench.train.trajectory_store import has_trajectory
 from uebench.utils.io import write_json
-
-
-def is_run_dir(path: Path) -> bool:
-    return (path / "config.yaml").is_file() and (
-        (path / "metrics.jsonl").is_file() or (path / "checkpoint.pt").is_file())
 
 
 def find_runs(directory: Path | str) -> list[tuple[str, Path]]:
@@ -79,12 +80,8 @@ def _learnability_figure(draw: Callable[[Path], Path], stem: Path, formats: Sequ
 
 def _sal_figures(runs: Sequence[tuple[str, Path]], directory: Path, out: Path,
                  formats: Sequence[str], report: dict[str, Any]) -> None:
-    from uebench.learnability.plots import plot_learnable_counts, plot_sal_heatmaps
-    from uebench.learnability.report import load_run
-    from uebench.learnability.threshold import has_sal, learnable_threshold
-
     records = [load_run(p, name=n, require_complete=False) for n, p in runs
-               if (p / "metrics.jsonl").is_file()]
+               if (p / rundir.METRICS).is_file()]
     records = [r for r in records if any(has_sal(row) for row in r.rows)]
     if not records:
         report["skipped"]["sal_heatmaps"] = "no run has per-epoch SAL in metrics.jsonl"
@@ -105,10 +102,7 @@ def _sal_figures(runs: Sequence[tuple[str, Path]], directory: Path, out: Path,
 
 def _cdf_figures(runs: Sequence[tuple[str, Path]], out: Path, formats: Sequence[str],
                  report: dict[str, Any]) -> None:
-    from uebench.landscape.runs import read_final_state
-    from uebench.learnability.plots import plot_parameter_cdf
-
-    states = {n: read_final_state(p) for n, p in runs if (p / "checkpoint.pt").is_file()}
+    states = {n: read_final_state(p) for n, p in runs if (p / rundir.CHECKPOINT).is_file()}
     if not states:
         report["skipped"]["parameter_cdf"] = "no run has checkpoint.pt"
         return
@@ -125,8 +119,6 @@ def _cdf_figures(runs: Sequence[tuple[str, Path]], out: Path, formats: Sequence[
 def _landscape_figures(runs: Sequence[tuple[str, Path]], out: Path, formats: Sequence[str],
                        compute: bool, options: Mapping[str, Any],
                        report: dict[str, Any]) -> None:
-    from uebench.landscape.compute import RESULT_FILE, landscape
-
     recorded = [(n, p) for n, p in runs if has_trajectory(p)]
     if not recorded:
         report["skipped"]["landscape"] = "no run has a trajectory/ (recorded path)"

@@ -12,6 +12,7 @@ from typing import Any
 
 from uebench.config import RunCfg, TrajectoryCfg
 from uebench.data.base import Splits
+from uebench.train.run import train_run
 
 
 def record_run(
@@ -37,8 +38,6 @@ def record_run(
         splits: the dataset splits, if already loaded.
         progress: show progress bars.
     """
-    from uebench.train.run import train_run
-
     if memory_mb != 256.0:
         raise ValueError("memory_mb is fixed at 256 MB for recorded runs")
     traj = TrajectoryCfg(enabled=True, every=every, layers=tuple(layers or ()), dtype=dtype)

@@ -14,14 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import yaml
 from torch import nn
 
-from uebench.config import RunCfg, from_dict
+from uebench.config import RunCfg
 from uebench.data.base import ImageSet, Splits
 from uebench.errors import UebenchError
 from uebench.registry import Registry
 from uebench.runtime import derive_seed
+from uebench.train import rundir
+from uebench.train.run import build_model, load_splits, training_set
 from uebench.utils.io import safe_torch_load
 
 _SUBSET_STREAM = 8102  # generator stream of the fixed loss-evaluation subset
@@ -32,8 +33,6 @@ LOSS_DATA: Registry[DataFn] = Registry("landscape data")
 
 @LOSS_DATA.register("train", description="the run's own training set (poisoned for a UE run)")
 def _own_train(cfg: RunCfg, splits: Splits) -> ImageSet:
-    from uebench.train.run import training_set
-
     return training_set(cfg, splits)
 
 
@@ -63,22 +62,9 @@ class LandscapeRun:
         return {n: params[n].detach() for n in names}
 
 
-def read_run_cfg(run_dir: Path | str) -> RunCfg:
-    """The RunCfg stored in ``run_dir/config.yaml``."""
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        raise UebenchError(f"{run_dir} is not a training run directory: {path} is missing "
-                           "(runs are written by `uebench train --out DIR`)")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise UebenchError(f"{path} is not valid YAML: {exc}") from exc
-    return from_dict(RunCfg, data)
-
-
 def read_final_state(run_dir: Path | str) -> dict[str, torch.Tensor]:
     """The model state dict of the run's last checkpoint (``checkpoint.pt``, key ``model``)."""
-    path = Path(run_dir) / "checkpoint.pt"
+    path = Path(run_dir) / rundir.CHECKPOINT
     if not path.is_file():
         raise UebenchError(f"run {run_dir} has no checkpoint.pt: train it (or let it finish) "
                            "before drawing its landscape or parameter CDFs")
@@ -91,10 +77,8 @@ def read_final_state(run_dir: Path | str) -> dict[str, torch.Tensor]:
 def load_landscape_run(run_dir: Path | str, *, name: str | None = None,
                        dtype: torch.dtype = torch.float32) -> LandscapeRun:
     """Rebuild a run's model (final weights loaded) and its data splits."""
-    from uebench.train.run import build_model, load_splits
-
     run_dir = Path(run_dir)
-    cfg = read_run_cfg(run_dir)
+    cfg = rundir.read_config(run_dir)
     splits = load_splits(cfg)
     model = build_model(cfg, splits.train)
     init = {n: p.detach().clone().to(dtype) for n, p in model.named_parameters()}

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from uebench.learnability.task import ORIGINS  # the origin vocabulary lives with SALTask
 from uebench.registry import Registry
 
 EngineFn = Callable[..., Any]  # (task: SALTask, **options) -> SALResult
@@ -37,8 +38,6 @@ def register_engine(name: str, *, label: str, paper_parity: bool, default_origin
                     smoke_options: Mapping[str, Any] | None = None) -> Callable[[EngineFn],
                                                                                  EngineFn]:
     """Decorator: ``@register_engine("fast", label=..., paper_parity=False, ...)``."""
-    from uebench.learnability.task import ORIGINS  # the origin vocabulary lives with SALTask
-
     if default_origin not in ORIGINS:
         raise ValueError(f"default_origin must be one of {sorted(ORIGINS)}, got "
                          f"{default_origin!r}")

@@ -22,7 +22,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from uebench.errors import UebenchError
 from uebench.learnability.stats import summarize
+from uebench.poisons.store import read_manifest
 
 ControlKey = tuple[str, float | None, int]  # (norm, radius or pixel count, draw)
 
@@ -31,9 +33,6 @@ def poison_identity(config: Mapping[str, Any]) -> dict[str, Any] | None:
     """What a run trained on, from its stored config (``RunRecord.config``) and its poison's
     manifest: ``None`` for a clean run, else
     ``{attack, norm, radius, draw, control}``."""
-    from uebench.errors import UebenchError
-    from uebench.poisons.store import read_manifest
-
     poison = config.get("poison")
     if not poison:
         return None

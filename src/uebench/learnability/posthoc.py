@@ -27,49 +27,26 @@ from typing import Any
 import torch
 import yaml
 
+from uebench.data.base import stratified_subset
 from uebench.errors import UebenchError
-from uebench.utils.io import (
-    atomic_write_text,
-    corrupt,
-    read_jsonl,
-    refuse_if_different,
-    write_jsonl,
+from uebench.learnability.sal import check_engine_options, run_sal
+from uebench.train import rundir
+from uebench.train.loop import load_snapshot
+from uebench.train.run import build_model, defense_pipeline, load_splits, make_runtime, training_set
+from uebench.train.rundir import (  # the tag files' readers, public here as well
+    SAL_DIR,
+    merge_tag_rows,
+    read_tag,
+    snapshot_epochs,
+    tag_paths,
 )
+from uebench.utils.io import atomic_write_text, refuse_if_different, write_jsonl
 from uebench.utils.progress import bar
 
-SAL_DIR = "sal"
-
-
-def snapshot_epochs(run_dir: Path) -> list[int]:
-    """Epochs that have a stored snapshot, ascending."""
-    folder = Path(run_dir) / "snapshots"
-    epochs = []
-    for f in folder.glob("epoch-*.safetensors") if folder.is_dir() else []:
-        try:
-            epochs.append(int(f.stem.split("-", 1)[1]))
-        except ValueError:
-            continue
-    return sorted(epochs)
-
-
-def tag_paths(run_dir: Path, tag: str) -> tuple[Path, Path]:
-    """(rows, settings) files of one post-hoc measurement."""
-    if not tag or any(c in tag for c in "/\\") or tag.startswith("."):
-        raise UebenchError(f"SAL tag {tag!r} must be a plain name such as 'compat' or 'eps0.1'")
-    base = Path(run_dir) / SAL_DIR
-    return base / f"{tag}.jsonl", base / f"{tag}.yaml"
-
-
-def read_tag(run_dir: Path, tag: str) -> list[dict[str, Any]]:
-    """The stored rows ``{epoch, sal, sal_origin, ...}`` of a post-hoc measurement."""
-    rows_path, _ = tag_paths(run_dir, tag)
-    if not rows_path.is_file():
-        raise UebenchError(
-            f"{run_dir} has no SAL measurement tagged {tag!r} ({rows_path} is missing): run "
-            f"`uebench sal {run_dir} --tag {tag} ...` first"
-        )
-    return read_jsonl(rows_path)
-
+__all__ = [
+    "SAL_DIR", "measure_run", "merge_tag_rows", "read_tag", "recalibrate_batchnorm",
+    "select_epochs", "snapshot_epochs", "tag_paths",
+]
 
 def select_epochs(available: Sequence[int], *, every: int = 1,
                   epochs: Iterable[int] | None = None) -> list[int]:
@@ -122,19 +99,8 @@ def measure_run(run_dir: Path | str, *, tag: str, engine: str = "fast", eps: flo
     Returns:
         All rows of the tag, epoch order.
     """
-    from uebench.learnability.sal import check_engine_options, run_sal
-    from uebench.train.loop import load_snapshot
-    from uebench.train.run import (
-        build_model,
-        defense_pipeline,
-        load_run_config,
-        load_splits,
-        make_runtime,
-        training_set,
-    )
-
     run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
+    cfg = rundir.read_config(run_dir)
     if device is not None:
         import dataclasses
 
@@ -152,7 +118,7 @@ def measure_run(run_dir: Path | str, *, tag: str, engine: str = "fast", eps: flo
             f"{run_dir} has no per-epoch snapshots: train it with train.snapshots=true "
             "(uebench train ... train.snapshots=true) to measure SAL after training")
     todo_epochs = select_epochs(available, every=every, epochs=epochs)
-    metrics = {int(r["epoch"]): r for r in read_jsonl(run_dir / "metrics.jsonl")}
+    metrics = {int(r["epoch"]): r for r in rundir.read_metrics(run_dir, missing_ok=True)}
     # checked before the tag's settings are written, so a typo does not claim the tag
     if origin_from is not None and (missing := [e for e in todo_epochs
                                                 if origin_from not in metrics.get(e, {})]):
@@ -160,8 +126,8 @@ def measure_run(run_dir: Path | str, *, tag: str, engine: str = "fast", eps: flo
                         if isinstance(v, float) and "loss" in k)
         raise UebenchError(f"origin_from={origin_from!r}: {run_dir}/metrics.jsonl has no such "
                            f"field for epoch(s) {missing}; loss fields there: {fields}")
-    rows_path, settings_path = tag_paths(run_dir, tag)
-    _check_settings(settings_path, settings, tag)
+    rows_path, _ = tag_paths(run_dir, tag)
+    _check_settings(run_dir, settings, tag)
     done = {int(r["epoch"]): r for r in (read_tag(run_dir, tag) if rows_path.exists() else [])}
     todo = [e for e in todo_epochs if e not in done]
     if todo:
@@ -169,8 +135,6 @@ def measure_run(run_dir: Path | str, *, tag: str, engine: str = "fast", eps: flo
         splits = load_splits(cfg)
         data = training_set(cfg, splits)
         if subset is not None and subset < len(data):
-            from uebench.data.base import stratified_subset
-
             data = data.subset(stratified_subset(data.y, int(subset), seed=7))
         model = build_model(cfg, splits.train).to(rt.device)
         eval_origin = defense_pipeline(cfg).official_origin == "eval"
@@ -197,20 +161,15 @@ def measure_run(run_dir: Path | str, *, tag: str, engine: str = "fast", eps: flo
     return [done[e] for e in sorted(done)]
 
 
-def _check_settings(path: Path, settings: dict[str, Any], tag: str) -> None:
+def _check_settings(run_dir: Path, settings: dict[str, Any], tag: str) -> None:
     """A tag keeps one set of settings: refuse to mix measurements under one name."""
     canonical = json.loads(json.dumps(settings))
-    if path.exists():
-        try:
-            old = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError:
-            raise corrupt(path, "not YAML", fix=f"delete it (and {path.with_suffix('.jsonl')}) "
-                                                "and re-run") from None
-        refuse_if_different(path.parent.parent, old if isinstance(old, dict) else {}, canonical,
-                            what=f"a SAL measurement tagged {tag!r}",
+    old = rundir.read_tag_settings(run_dir, tag)
+    if old is not None:
+        refuse_if_different(run_dir, old, canonical, what=f"a SAL measurement tagged {tag!r}",
                             fix="Use another --tag, or delete that tag's files to re-measure.")
         return
-    atomic_write_text(path, yaml.safe_dump(canonical, sort_keys=True))
+    atomic_write_text(tag_paths(run_dir, tag)[1], yaml.safe_dump(canonical, sort_keys=True))
 
 
 @torch.no_grad()
@@ -238,17 +197,3 @@ def recalibrate_batchnorm(model: torch.nn.Module, x: torch.Tensor, *,
     for m, momentum in zip(norms, saved):
         m.momentum = momentum
     model.eval()
-
-
-def merge_tag_rows(metrics_rows: Sequence[Mapping[str, Any]],
-                   tag_rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Metrics rows of the measured epochs with their SAL fields replaced by the tag's."""
-    by_epoch = {int(r["epoch"]): dict(r) for r in metrics_rows}
-    out = []
-    for t in tag_rows:
-        epoch = int(t["epoch"])
-        row = {k: v for k, v in by_epoch.get(epoch, {"epoch": epoch}).items()
-               if not k.startswith("sal")}
-        row.update(t)
-        out.append(row)
-    return out

@@ -3,7 +3,8 @@
 A run directory (README.md, "Run directories are the truth") holds ``metrics.jsonl`` (one row per
 epoch, with the SAL values), ``config.yaml`` and ``summary.json``; ``summary.json`` is written
 last, so a run without it is unfinished and is refused (resume it first). Nothing here retrains:
-UD is a function of stored rows.
+UD is a function of stored rows. Runs are read with :func:`uebench.train.rundir.load_run`
+(re-exported here with :class:`RunRecord` and the run errors).
 
 ``recompute`` is the implementation of ``uebench ud``.
 """
@@ -12,16 +13,17 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from uebench.errors import UebenchError
 from uebench.learnability.distance import checked_beta, ud_table
+from uebench.learnability.engines import SAL_ENGINES
+from uebench.learnability.paired import match_controls, poison_identity, role_of
+from uebench.learnability.stat_report import markdown_paired, markdown_statistics, one_seed_rows
+from uebench.learnability.statistics import compute_statistics
+from uebench.learnability.threshold import SalDataError
+from uebench.train.rundir import IncompleteRunError, RunError, RunRecord, load_run
 from uebench.utils.io import atomic_write_text, write_json
 
 __all__ = [
@@ -34,103 +36,6 @@ __all__ = [
     "run_metadata",
     "write_results",
 ]
-
-class RunError(UebenchError, ValueError):
-    """A run directory is missing or has unreadable files."""
-
-
-class IncompleteRunError(RunError):
-    """A run directory has no ``summary.json``: training has not finished."""
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """One stored training run."""
-
-    name: str
-    rows: list[dict[str, Any]]
-    summary: dict[str, Any]
-    config: dict[str, Any] = field(default_factory=dict)
-    path: Path | None = None
-
-
-# --------------------------------------------------------------------------- loading
-
-
-def _read_metrics(path: Path) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    with open(path, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise RunError(f"{path}: line {number} is not valid JSON ({exc.msg})") from exc
-            if not isinstance(row, dict):
-                raise RunError(f"{path}: line {number} is not a JSON object")
-            rows.append(row)
-    return rows
-
-
-def load_run(
-    run_dir: Path | str, *, name: str | None = None, require_complete: bool = True,
-    sal_tag: str | None = None,
-) -> RunRecord:
-    """Read ``metrics.jsonl``, ``summary.json`` and ``config.yaml`` of one run directory.
-
-    Args:
-        run_dir: the run directory.
-        name: the run's display name; default ``summary["name"]``, else ``config["name"]``, else
-            the directory name.
-        require_complete: refuse a run without ``summary.json`` (the completion marker).
-        sal_tag: take SAL from the post-hoc measurement ``RUN/sal/<tag>.jsonl``
-            (:mod:`uebench.learnability.posthoc`) instead of the in-training one; the rows are
-            then the measured epochs only.
-
-    Raises:
-        RunError: the directory or ``metrics.jsonl`` is missing or unreadable, or has no rows.
-        IncompleteRunError: no ``summary.json`` and ``require_complete``.
-    """
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise RunError(f"run directory {run_dir} does not exist")
-    metrics = run_dir / "metrics.jsonl"
-    if not metrics.is_file():
-        raise RunError(f"run {run_dir} has no metrics.jsonl: is this a training run directory?")
-    rows = _read_metrics(metrics)
-    if not rows:
-        raise RunError(f"{metrics} has no epoch rows")
-    summary_path = run_dir / "summary.json"
-    summary: dict[str, Any] = {}
-    if summary_path.is_file():
-        try:
-            loaded = json.loads(summary_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise RunError(f"{summary_path} is not valid JSON ({exc.msg})") from exc
-        summary = loaded if isinstance(loaded, dict) else {"value": loaded}
-    elif require_complete:
-        raise IncompleteRunError(
-            f"run {run_dir} is incomplete: it has no summary.json (written when training "
-            f"finishes; {len(rows)} epoch row(s) so far). Finish or resume it (re-run the same "
-            "command: training resumes from checkpoint.pt) before computing UD"
-        )
-    config: dict[str, Any] = {}
-    config_path = run_dir / "config.yaml"
-    if config_path.is_file():
-        try:
-            loaded = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise RunError(f"{config_path} is not valid YAML: {exc}") from exc
-        config = loaded if isinstance(loaded, dict) else {}
-    if sal_tag is not None:
-        from uebench.learnability.posthoc import merge_tag_rows, read_tag
-
-        rows = merge_tag_rows(rows, read_tag(run_dir, sal_tag))
-        if not rows:
-            raise RunError(f"{run_dir}: SAL tag {sal_tag!r} has no measured epochs yet")
-    label = name or _str(summary.get("name")) or _str(config.get("name")) or run_dir.name
-    return RunRecord(name=label, rows=rows, summary=summary, config=config, path=run_dir)
 
 
 def _same_measured_epochs(runs: Sequence[RunRecord], tag: str) -> None:
@@ -149,10 +54,6 @@ def _annotate(table: dict[str, Any], runs: Sequence[RunRecord]) -> None:
     """Each table entry gains its role (``control`` for random noise), the control it is read
     against (``control``: its name, ``control_index``: its position in ``runs``) and every
     registered statistic (:mod:`uebench.learnability.statistics`)."""
-    from uebench.learnability.paired import match_controls, poison_identity, role_of
-    from uebench.learnability.statistics import compute_statistics
-    from uebench.learnability.threshold import SalDataError
-
     entries = table["runs"]
     idents = {str(i): (poison_identity(r.config) if i else None) for i, r in enumerate(runs)}
     controls = match_controls(idents)
@@ -170,10 +71,6 @@ def _annotate(table: dict[str, Any], runs: Sequence[RunRecord]) -> None:
         values = [{} for _ in entries]
     for entry, stats in zip(entries, values):
         entry["statistics"] = stats
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 # --------------------------------------------------------------------------- metadata
@@ -233,8 +130,6 @@ def describe_engine(engine: str, origin: str) -> str:
     """What kind of UD a SAL engine gives (docs/sal.md, "How to choose"), from the engine's registry
     metadata (``paper_parity``, ``label``); names no longer registered (old logs) are described
     as such."""
-    from uebench.learnability.engines import SAL_ENGINES
-
     if engine not in SAL_ENGINES:
         parity = engine == "official"  # the paper code's own logs
         label = engine
@@ -299,12 +194,6 @@ def _markdown(result: Mapping[str, Any]) -> str:
 def _statistics_lines(entries: Sequence[Mapping[str, Any]]) -> list[str]:
     """One seed's statistics, and each run's difference from its control (no interval: that
     needs seeds, ``uebench evaluate --seeds 0,1,2``)."""
-    from uebench.learnability.stat_report import (
-        markdown_paired,
-        markdown_statistics,
-        one_seed_rows,
-    )
-
     rows = one_seed_rows(entries)
     lines = markdown_statistics(rows)
     if not lines:
@@ -437,7 +326,10 @@ def recompute(
             **table,
             "notes": list(notes),
         }
-    from uebench.learnability.plots import plot_learnable_counts, plot_sal_heatmaps  # matplotlib
+    from uebench.learnability.plots import (  # lazy: matplotlib
+        plot_learnable_counts,
+        plot_sal_heatmaps,
+    )
 
     out_dir = Path(out_dir)
     result = write_results(out_dir, table, notes=notes, **meta)

@@ -39,6 +39,7 @@ from uebench.learnability.suffix import SuffixPlan
 from uebench.learnability.task import ORIGINS, SALData, SALResult, SALTask, SampleLoss
 from uebench.runtime import Runtime
 from uebench.train.loop import official_running_loss  # noqa: F401  (public here)
+from uebench.train.run import RUN_CALLBACKS, defense_pipeline
 
 DataSpec = Any  # SALData, or a TrainCfg-like object (batch_size, augment, crop_padding, drop_last)
 
@@ -188,6 +189,20 @@ class SALCallback:
         return {"sal": res.values, "sal_origin": res.origin,
                 "sal_origin_kind": res.details["origin_kind"], "sal_seconds": res.seconds,
                 "sal_engine": self.engine}
+
+
+@RUN_CALLBACKS.register("sal", description="SAL after every epoch (the run's sal: section)")
+def run_callbacks(cfg: Any) -> list[SALCallback]:
+    """The per-epoch SAL measurement a run's ``cfg.sal`` asks for (``train_run`` calls it through
+    :data:`uebench.train.run.RUN_CALLBACKS` when ``sal.enabled``)."""
+    kwargs = dict(cfg.sal.options)
+    if cfg.sal.origin is not None:
+        kwargs["origin"] = cfg.sal.origin
+    if defense_pipeline(cfg).official_origin == "eval":
+        # under MixUp/CutMix the official code's origin is an eval-mode pass over the SAL data,
+        # i.e. the exact origin (docs/sal.md, "The origin")
+        kwargs["origin"] = "exact"
+    return [SALCallback(engine=cfg.sal.engine, eps=cfg.sal.eps, **kwargs)]
 
 
 def epoch_origin_loss(ctx: Any) -> float:

@@ -13,13 +13,13 @@ from collections.abc import Mapping, MutableMapping, Sequence
 from typing import Any
 
 from uebench.learnability.paired import paired_difference, separation_text
+from uebench.learnability.statistics import STATISTICS, statistic_names
 from uebench.learnability.stats import format_summary, summarize
+from uebench.utils.stored import markdown_lines
 
 
 def add_statistics(rows: Sequence[MutableMapping[str, Any]]) -> None:
     """Fill ``statistics`` and ``paired`` of every row (in place)."""
-    from uebench.learnability.statistics import STATISTICS
-
     by_name = {r["name"]: r for r in rows}
     for row in rows:
         per_seed = row.get("statistics_per_seed") or {}
@@ -60,16 +60,12 @@ def add_statistics_by_seed(rows: Sequence[MutableMapping[str, Any]]) -> None:
 
 def shown_statistics(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """Registered statistics with at least one value in ``rows`` (registry order)."""
-    from uebench.learnability.statistics import statistic_names
-
     have = {k for r in rows for k, s in (r.get("statistics") or {}).items()
             if s.get("mean") is not None}
     return [n for n in statistic_names() if n in have]
 
 
 def _fmt(name: str) -> tuple[str, int, float]:
-    from uebench.learnability.statistics import STATISTICS
-
     if name not in STATISTICS:
         return name, 3, 1.0
     info = STATISTICS.get(name)
@@ -81,8 +77,6 @@ Grid = tuple[list[str], list[list[str]]]  # header, body rows
 
 def grid_lines(grid: Grid) -> list[str]:
     """A (header, rows) table as Markdown lines (none for an empty table)."""
-    from uebench.utils.stored import markdown_lines
-
     header, body = grid
     return markdown_lines(header, body) if body else []
 

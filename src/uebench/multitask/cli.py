@@ -1,4 +1,4 @@
-"""Command line of the multi-task tools (wired into ``uebench`` by :mod:`uebench.cli`).
+"""The multi-task commands (registered with :func:`uebench.commandline.command`).
 
     uebench train --tasks scene,segment,depth,keypoints [--dataset scenes] --out RUN [k=v ...]
     uebench multitask train    [--tasks T,...] --out RUN [k=v ...]          (the same)
@@ -19,70 +19,26 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from uebench.commandline import add_flag, add_quiet, command, command_group, flag_values
 from uebench.config import parse_params  # key=value items -> {dotted key: YAML value}
+from uebench.errors import UebenchError
+from uebench.multitask.config import MULTITASK_FLAGS, resolve_multitask_cfg
+from uebench.multitask.cross import cross_task_matrix, generate_poisons
+from uebench.multitask.evaluate import evaluate_poisons
+from uebench.multitask.generate import generate_for_run
+from uebench.multitask.run import train_multitask_run
+from uebench.train.run import is_complete
 
-
-def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    """``--tasks`` for ``uebench train`` (present = a multi-task run)."""
-    p.add_argument("--tasks", default=None,
-                   help="multi-task run on a multi-task dataset (default scenes): the tasks to "
-                        "train, comma-separated, or 'all' (uebench multitask train)")
+command_group("multitask", help="multi-task runs, poisons, per-task UD, cross-task")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", default=None, help="multi-task dataset (default scenes)")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--train-size", type=int, default=None)
-    p.add_argument("--test-size", type=int, default=None)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--device", default=None)
-    p.add_argument("--model", default=None, help="backbone: lenet (default), resnet10, resnet18")
-    p.add_argument("--epochs", type=int, default=None)
+    for name in ("dataset", "data_dir", "train_size", "test_size", "seed", "device", "model",
+                 "epochs"):
+        add_flag(p, name, table=MULTITASK_FLAGS)
     p.add_argument("--config", default=None, help="YAML file with MultiTaskRunCfg keys")
-    p.add_argument("--quiet", action="store_true")
+    add_quiet(p)
     p.add_argument("overrides", nargs="*", help="key=value, e.g. data.options.image_size=32")
-
-
-def add_parsers(sub: argparse._SubParsersAction) -> None:
-    """Add ``uebench multitask {train,poison,evaluate,cross,plot}`` to ``sub``."""
-    mt = sub.add_parser("multitask", help="multi-task runs, poisons, per-task UD, cross-task")
-    verbs = mt.add_subparsers(dest="verb", required=True, metavar="VERB")
-    p = verbs.add_parser("train", help="train a multi-task model into a run directory")
-    _common(p)
-    add_train_arguments(p)
-    p.add_argument("--poison", default=None, help="train on this poison directory")
-    p.add_argument("--out", required=True)
-    p = verbs.add_parser("poison", help="poison a multi-task training set (multi-task EM, or a "
-                                        "classification attack on the scene labels)")
-    _common(p)
-    p.add_argument("--attack", required=True, help="em (multi-task), or ops, ar, lsp, random ...")
-    p.add_argument("--preset", default="original")
-    p.add_argument("--label-task", default=None, help="classification task giving the labels")
-    p.add_argument("--param", dest="params_", action="append", default=[], metavar="KEY=VALUE",
-                   help="attack parameter, e.g. --param tasks=scene,depth --param steps=10")
-    p.add_argument("--out", required=True)
-    p = verbs.add_parser("evaluate", help="clean vs poisoned with per-task SAL: UD per task")
-    _common(p)
-    add_train_arguments(p)
-    p.add_argument("--poisons", nargs="+", required=True)
-    p.add_argument("--sal-engine", default=None)
-    p.add_argument("--out", required=True)
-    p = verbs.add_parser("cross", help="cross-task matrix: poison for task A, model for task B")
-    _common(p)
-    p.add_argument("--poisons", nargs="*", default=[], help="existing poison directories")
-    p.add_argument("--generate", nargs="*", default=[], metavar="SPEC",
-                   help="poisons to make into OUT/poisons: em:scene, em:segment+depth, em:all, "
-                        "ops, random ...")
-    p.add_argument("--poison-param", dest="poison_params", action="append", default=[],
-                   metavar="KEY=VALUE", help="parameter for every generated poison that has it")
-    p.add_argument("--targets", default=None, help="tasks to train for (default: all)")
-    p.add_argument("--seeds", default=None,
-                   help="several training seeds, e.g. 0,1,2 (same images and poisons): "
-                        "mean ± std of every difference")
-    p.add_argument("--out", required=True)
-    p = verbs.add_parser("plot", help="figures of a multi-task run, evaluation or matrix")
-    p.add_argument("directory")
-    p.add_argument("--out", default=None)
 
 
 def _take_overrides(args: argparse.Namespace, *lists: str) -> None:
@@ -97,27 +53,27 @@ def _take_overrides(args: argparse.Namespace, *lists: str) -> None:
 
 def cfg_from_args(args: argparse.Namespace) -> Any:
     """The :class:`~uebench.multitask.config.MultiTaskRunCfg` of a command's arguments."""
-    from uebench.multitask.config import resolve_multitask_cfg
-
     _take_overrides(args, "poisons", "generate")
-    tasks = getattr(args, "tasks", None)
+    flags = flag_values(args, MULTITASK_FLAGS)
+    if flags.get("tasks") == "all":  # every task of the dataset, as when --tasks is not given
+        flags["tasks"] = None
     return resolve_multitask_cfg(
         config_file=getattr(args, "config", None),
         overrides=getattr(args, "overrides", []) or [],
-        defense=getattr(args, "defense", None),
-        dataset=getattr(args, "dataset", None), data_dir=getattr(args, "data_dir", None),
-        train_size=getattr(args, "train_size", None), test_size=getattr(args, "test_size", None),
-        model=getattr(args, "model", None), epochs=getattr(args, "epochs", None),
-        seed=getattr(args, "seed", None), device=getattr(args, "device", None),
-        poison=getattr(args, "poison", None), sal_engine=getattr(args, "sal_engine", None),
-        tasks=None if tasks in (None, "all") else tasks)
+        defense=getattr(args, "defense", None), **flags)
 
 
+def _train_arguments(p: argparse.ArgumentParser) -> None:
+    _common(p)
+    add_flag(p, "tasks", table=MULTITASK_FLAGS)
+    add_flag(p, "poison", table=MULTITASK_FLAGS)
+    p.add_argument("--out", required=True)
+
+
+@command("multitask train", help="train a multi-task model into a run directory",
+         arguments=_train_arguments, resumable=True)
 def cmd_multitask_train(args: argparse.Namespace) -> int:
     """``uebench multitask train`` and ``uebench train --tasks``."""
-    from uebench.multitask.run import train_multitask_run
-    from uebench.train.run import is_complete
-
     cfg = cfg_from_args(args)
     out = Path(args.out)
     reused = is_complete(out)
@@ -129,12 +85,20 @@ def cmd_multitask_train(args: argparse.Namespace) -> int:
     return 0
 
 
-cmd_train_tasks = cmd_multitask_train  # what `uebench train` calls when --tasks is given
+def _poison_arguments(p: argparse.ArgumentParser) -> None:
+    _common(p)
+    p.add_argument("--attack", required=True, help="em (multi-task), or ops, ar, lsp, random ...")
+    p.add_argument("--preset", default="original")
+    p.add_argument("--label-task", default=None, help="classification task giving the labels")
+    p.add_argument("--param", dest="params_", action="append", default=[], metavar="KEY=VALUE",
+                   help="attack parameter, e.g. --param tasks=scene,depth --param steps=10")
+    p.add_argument("--out", required=True)
 
 
+@command("multitask poison", help="poison a multi-task training set (multi-task EM, or a "
+                                  "classification attack on the scene labels)",
+         arguments=_poison_arguments, resumable=True)
 def cmd_multitask_poison(args: argparse.Namespace) -> int:
-    from uebench.multitask.generate import generate_for_run
-
     manifest = generate_for_run(cfg_from_args(args), args.attack, Path(args.out),
                                 params=parse_params(args.params_), preset=args.preset,
                                 label_task=args.label_task, progress=not args.quiet)
@@ -146,9 +110,17 @@ def cmd_multitask_poison(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_multitask_evaluate(args: argparse.Namespace) -> int:
-    from uebench.multitask.evaluate import evaluate_poisons
+def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
+    _common(p)
+    add_flag(p, "tasks", table=MULTITASK_FLAGS)
+    p.add_argument("--poisons", nargs="+", required=True)
+    add_flag(p, "sal_engine", table=MULTITASK_FLAGS)
+    p.add_argument("--out", required=True)
 
+
+@command("multitask evaluate", help="clean vs poisoned with per-task SAL: UD per task",
+         arguments=_evaluate_arguments, resumable=True)
+def cmd_multitask_evaluate(args: argparse.Namespace) -> int:
     cfg = cfg_from_args(args)
     result = evaluate_poisons(cfg, [Path(p) for p in args.poisons],
                               out=Path(args.out), progress=not args.quiet)
@@ -157,10 +129,24 @@ def cmd_multitask_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_multitask_cross(args: argparse.Namespace) -> int:
-    from uebench.errors import UebenchError
-    from uebench.multitask.cross import cross_task_matrix, generate_poisons
+def _cross_arguments(p: argparse.ArgumentParser) -> None:
+    _common(p)
+    p.add_argument("--poisons", nargs="*", default=[], help="existing poison directories")
+    p.add_argument("--generate", nargs="*", default=[], metavar="SPEC",
+                   help="poisons to make into OUT/poisons: em:scene, em:segment+depth, em:all, "
+                        "ops, random ...")
+    p.add_argument("--poison-param", dest="poison_params", action="append", default=[],
+                   metavar="KEY=VALUE", help="parameter for every generated poison that has it")
+    p.add_argument("--targets", default=None, help="tasks to train for (default: all)")
+    p.add_argument("--seeds", default=None,
+                   help="several training seeds, e.g. 0,1,2 (same images and poisons): "
+                        "mean ± std of every difference")
+    p.add_argument("--out", required=True)
 
+
+@command("multitask cross", help="cross-task matrix: poison for task A, model for task B",
+         arguments=_cross_arguments, resumable=True)
+def cmd_multitask_cross(args: argparse.Namespace) -> int:
     cfg = cfg_from_args(args)
     poisons = [Path(p) for p in args.poisons]
     if args.generate:
@@ -182,8 +168,15 @@ def cmd_multitask_cross(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plot_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("directory")
+    p.add_argument("--out", default=None)
+
+
+@command("multitask plot", help="figures of a multi-task run, evaluation or matrix",
+         arguments=_plot_arguments)
 def cmd_multitask_plot(args: argparse.Namespace) -> int:
-    from uebench.multitask.plots import plot_multitask
+    from uebench.multitask.plots import plot_multitask  # lazy: matplotlib (figures)
 
     report = plot_multitask(Path(args.directory), out=Path(args.out) if args.out else None)
     for path in report["files"]:

@@ -19,18 +19,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from uebench.config import FLAG_KEYS as RUN_FLAG_KEYS
 from uebench.config import (
+    RUN_FLAGS,
     DataCfg,
+    Flag,
     SalCfg,
     TrainCfg,
     _deep_update,
     _merge,
     _number,
+    flag_paths,
     from_dict,
     input_layers,
 )
-from uebench.errors import ConfigError
+from uebench.errors import ConfigError, UebenchError
+from uebench.multitask.dataset import MULTITASK_DATASETS
+from uebench.train.rundir import read_config
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,12 +97,16 @@ class MultiTaskRunCfg:
             _number(f"weights.{task}", weight, low=0)
 
 
-# CLI flag -> config key path (a layer above the YAML file, below key=value): the single-task
-# flags, with --model naming the backbone, --tasks added and --defense refused
-FLAG_KEYS: dict[str, tuple[str, ...]] = {
-    **{k: v for k, v in RUN_FLAG_KEYS.items() if k != "defense"},
-    "model": ("model", "backbone"), "tasks": ("tasks",),
+# the single-task flags with --dataset naming a multi-task dataset, --model the backbone,
+# --tasks added and --defense refused (a layer above the YAML file, below key=value)
+MULTITASK_FLAGS: dict[str, Flag] = {
+    **{k: v for k, v in RUN_FLAGS.items() if k != "defense"},
+    "dataset": Flag("data.name", "multi-task dataset (default scenes; uebench datasets)"),
+    "model": Flag("model.backbone", "backbone: lenet (default), resnet10, resnet18"),
+    "tasks": Flag("tasks", "multi-task run on a multi-task dataset (default scenes): the tasks "
+                           "to train, comma-separated, or 'all' (uebench multitask train)"),
 }
+FLAG_KEYS = flag_paths(MULTITASK_FLAGS)
 
 
 def resolve_multitask_cfg(*, config_file: str | Path | None = None,
@@ -106,12 +114,10 @@ def resolve_multitask_cfg(*, config_file: str | Path | None = None,
                           **flags: Any) -> MultiTaskRunCfg:
     """The one way a :class:`MultiTaskRunCfg` is made from user input (module docstring).
 
-    ``flags`` use CLI names (:data:`FLAG_KEYS`; ``None`` = not given); ``tasks`` may be a
-    comma-separated string. ``defense`` is accepted only as ``None``/``"none"``: the defenses
-    act on classification batches and are not defined for dense targets.
+    ``flags`` use the short names of :data:`MULTITASK_FLAGS` (``None`` = not given); ``tasks``
+    may be a comma-separated string. ``defense`` is accepted only as ``None``/``"none"``: the
+    defenses act on classification batches and are not defined for dense targets.
     """
-    from uebench.multitask.dataset import MULTITASK_DATASETS
-
     if defense not in (None, "none"):
         raise ConfigError(f"--defense {defense}: defenses are not available for multi-task "
                           "runs (they transform classification batches); drop --defense")
@@ -133,15 +139,11 @@ def resolve_multitask_cfg(*, config_file: str | Path | None = None,
 
 def load_multitask_config(run_dir: Path | str) -> MultiTaskRunCfg:
     """The resolved config a multi-task run directory was trained with (``config.yaml``)."""
-    from uebench.train.run import load_run_config
-
-    return load_run_config(run_dir, MultiTaskRunCfg)
+    return read_config(run_dir, MultiTaskRunCfg)
 
 
 def is_multitask_run(run_dir: Path | str) -> bool:
     """Whether ``run_dir`` holds a multi-task run (its config.yaml reads as one)."""
-    from uebench.errors import UebenchError
-
     try:
         load_multitask_config(run_dir)
     except (UebenchError, TypeError):

@@ -22,8 +22,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from uebench.learnability.stats import summarize
 from uebench.multitask.config import MultiTaskRunCfg
 from uebench.multitask.evaluate import named_poisons, shared_base
+from uebench.multitask.generate import generate_for_run, method
 from uebench.multitask.metrics import TASK_METRICS
 from uebench.multitask.run import load_multitask_splits, train_multitask_run
 from uebench.utils.io import atomic_write_text, check_output_dir, write_json
@@ -43,8 +45,6 @@ def generate_poisons(cfg: MultiTaskRunCfg, specs: Sequence[str], out: Path, *,
                      params: Mapping[str, Any] | None = None, progress: bool = True) -> list[Path]:
     """Poisons ``out/<name>`` for the run's training images, one per spec (reused if present);
     ``params`` apply to every method that has them (e.g. EM's ``steps``)."""
-    from uebench.multitask.generate import generate_for_run, method
-
     dirs = []
     for spec in specs:
         attack, own, folder = parse_spec(spec)
@@ -95,7 +95,7 @@ def cross_task_matrix(cfg: MultiTaskRunCfg, poisons: Sequence[Path], *, out: Pat
     atomic_write_text(out / "results.md", markdown(table))
     atomic_write_text(out / "results.csv", _csv(table))
     if figures:
-        from uebench.multitask.plots import plot_cross_task
+        from uebench.multitask.plots import plot_cross_task  # lazy: matplotlib
 
         table["files"] = [str(plot_cross_task(table, out / "figures" / "cross_task.png"))]
     return table
@@ -103,8 +103,6 @@ def cross_task_matrix(cfg: MultiTaskRunCfg, poisons: Sequence[Path], *, out: Pat
 
 def _cell(pairs: Sequence[tuple[dict, dict]], key: str, higher: bool) -> dict[str, Any]:
     """Mean clean / poisoned values over seeds, the per-seed differences and their summary."""
-    from uebench.learnability.stats import summarize
-
     clean = [c.get(key) for c, _ in pairs]
     poisoned = [p.get(key) for _, p in pairs]
     diffs = [p - c if c is not None and p is not None else None for c, p in zip(clean, poisoned)]

@@ -119,6 +119,7 @@ MULTITASK_DATASETS: Registry[MultiTaskDatasetFn] = Registry("multi-task dataset"
 def register_multitask_dataset(
     name: str, *, description: str, splits: tuple[str, ...] = ("train", "test"),
     files: str = "", how_to_get: str = "", recipe: dict[str, Any] | None = None,
+    probe: dict[str, Any] | None = None,
 ) -> Callable[[MultiTaskDatasetFn], MultiTaskDatasetFn]:
     """Register ``fn(root: Path | None, split: str, **options) -> MultiTaskSet``.
 
@@ -130,10 +131,12 @@ def register_multitask_dataset(
         how_to_get: how a user obtains the files.
         recipe: default training settings (a partial ``TrainCfg``) for runs on this data, the
             layer just above the dataclass defaults (:mod:`uebench.multitask.config`).
+        probe: loader options that make a small load which still reads the files, for
+            ``uebench datasets`` to say whether the dataset is available in seconds.
     """
     return MULTITASK_DATASETS.register(
         name, description=description, splits=splits, files=files, how_to_get=how_to_get,
-        recipe=dict(recipe or {}),
+        recipe=dict(recipe or {}), probe=dict(probe or {}),
     )
 
 

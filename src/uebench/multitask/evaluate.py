@@ -21,9 +21,12 @@ from typing import Any
 
 from uebench.errors import UebenchError
 from uebench.evaluation import unique_name
+from uebench.learnability.sal import SAL_ENGINES, check_engine_options
 from uebench.multitask.config import MultiTaskRunCfg
 from uebench.multitask.poisons import load_poisoned_multitask
+from uebench.multitask.report import multitask_report
 from uebench.multitask.run import load_multitask_splits, train_multitask_run
+from uebench.poisons.store import manifest_attack, read_manifest
 from uebench.utils.io import check_output_dir
 
 
@@ -31,8 +34,6 @@ def poison_name(poison_dir: Path, taken: set[str]) -> str:
     """A readable, unique name for a poison: its attack and, for a task-specific method, the
     tasks it was made for (``em-scene``, ``em-segment+depth``, ``em-all``), else the folder
     name."""
-    from uebench.poisons.store import manifest_attack, read_manifest
-
     try:
         manifest = read_manifest(poison_dir)
     except UebenchError:
@@ -77,9 +78,6 @@ def evaluate_poisons(cfg: MultiTaskRunCfg, poisons: Sequence[Path], *, out: Path
         progress: progress bars.
         figures: draw Fig. 4a/4b into ``out/figures``.
     """
-    from uebench.learnability.sal import SAL_ENGINES, check_engine_options
-    from uebench.multitask.report import multitask_report
-
     base = shared_base(dataclasses.replace(cfg, sal=dataclasses.replace(cfg.sal, enabled=True)))
     SAL_ENGINES.get(base.sal.engine)
     check_engine_options(base.sal.engine, base.sal.options)
@@ -96,7 +94,7 @@ def evaluate_poisons(cfg: MultiTaskRunCfg, poisons: Sequence[Path], *, out: Path
                               notes=[f"seed {base.seed}; same initial weights and images in "
                                      "every run"])
     if figures:
-        from uebench.multitask.plots import plot_multitask
+        from uebench.multitask.plots import plot_multitask  # lazy: matplotlib
 
         result["files"] = plot_multitask(out)["files"]
     return result

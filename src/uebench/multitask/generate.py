@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from uebench.attacks.base import attack_info, fill_shape_defaults, resolve_params, run_attack
 from uebench.attacks.generate import json_ready, make_runtime
 from uebench.config import coerce
 from uebench.data.base import ImageSet
@@ -34,6 +35,7 @@ from uebench.errors import ConfigError
 from uebench.multitask.dataset import MultiTaskSet, load_multitask
 from uebench.multitask.em import multitask_em
 from uebench.multitask.poisons import as_image_set
+from uebench.poisons.store import read_manifest, save_poison
 from uebench.registry import Registry
 from uebench.runtime import Runtime
 from uebench.utils.io import DirectoryLock, check_output_dir, refuse_if_different
@@ -101,7 +103,6 @@ def method(name: str) -> Method:
                 clean, rt=rt, workdir=workdir, **resolved),
             lambda resolved: (meta["norm"], resolved.get(meta["eps_param"])),
             frozenset(_defaults(name)))
-    from uebench.attacks.base import attack_info, fill_shape_defaults, resolve_params, run_attack
 
     info = attack_info(name)  # unknown names fail here, before any data is loaded
 
@@ -153,8 +154,6 @@ def generate_multitask_poison(
     identity = {"attack": attack, "preset": preset, "seed": seed, "dataset": dataset,
                 "n": len(clean), "params": json_ready(resolved), "multitask": info}
     with DirectoryLock(out):
-        from uebench.poisons.store import read_manifest, save_poison
-
         if (out / "manifest.json").exists():
             manifest = read_manifest(out)
             refuse_if_different(out, {k: manifest.get(k) for k in identity}, identity,

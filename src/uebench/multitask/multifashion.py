@@ -80,7 +80,7 @@ _RECIPE = {"augment": "none"}
     description="MultiFashion (Sener & Koltun 2018 construction): two overlapped Fashion-MNIST "
     "items, tasks left/right (10 classes), 1x28x28",
     files="the fashion-mnist IDX files", how_to_get=DATASETS.meta("fashion-mnist")["how_to_get"],
-    recipe=_RECIPE,
+    recipe=_RECIPE, probe={"n": 2},
 )
 def multi_fashion_mnist(root: Path | None, split: str, *, n: int | None = None,
                         data_seed: int = 0) -> MultiTaskSet:
@@ -92,7 +92,7 @@ def multi_fashion_mnist(root: Path | None, split: str, *, n: int | None = None,
     "multi-mnist",
     description="MultiMNIST (Sener & Koltun 2018): two overlapped MNIST digits, tasks left/right",
     files="the mnist IDX files", how_to_get=DATASETS.meta("mnist")["how_to_get"],
-    recipe=_RECIPE,
+    recipe=_RECIPE, probe={"n": 2},
 )
 def multi_mnist(root: Path | None, split: str, *, n: int | None = None,
                 data_seed: int = 0) -> MultiTaskSet:

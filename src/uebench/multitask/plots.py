@@ -21,6 +21,8 @@ from matplotlib.figure import Figure
 
 from uebench.errors import UebenchError
 from uebench.learnability.plots import _save  # atomic write, format from the suffix
+from uebench.multitask.config import is_multitask_run
+from uebench.multitask.report import multitask_report
 
 FORMATS = ("png",)
 
@@ -132,16 +134,12 @@ def plot_cross_task(table: Mapping[str, Any], path: Path | str) -> Path:
 
 def _single_run_result(run_dir: Path) -> dict[str, Any]:
     """A one-run 'evaluation' (β from the run itself) so Fig. 4 can be drawn for any run."""
-    from uebench.multitask.report import multitask_report
-
     return multitask_report(run_dir, [])
 
 
 def supports(directory: Path | str) -> bool:
     """Whether :func:`plot_multitask` has something to draw for ``directory`` (a multi-task
     evaluation, a cross-task matrix or a multi-task run): ``uebench plot`` asks this first."""
-    from uebench.multitask.config import is_multitask_run
-
     directory = Path(directory)
     return _stored(directory)[0] is not None or is_multitask_run(directory)
 
@@ -154,8 +152,6 @@ def plot_multitask(directory: Path | str, *, out: Path | str | None = None,
     a cross-task matrix (kind ``cross-task``): Fig. 8; a multi-task run with per-task SAL:
     Fig. 4a/4b of that run alone. Returns ``{"files": [...], "skipped": {figure: reason}}``.
     """
-    from uebench.multitask.config import is_multitask_run
-
     directory = Path(directory)
     out = Path(out) if out is not None else directory / "figures"
     report: dict[str, Any] = {"files": [], "skipped": {}}

@@ -16,6 +16,7 @@ from typing import Any
 from uebench.data.base import ImageSet
 from uebench.errors import PoisonValidationError, UebenchError
 from uebench.multitask.dataset import MultiTaskSet
+from uebench.poisons.store import load_poisoned, read_manifest
 
 
 def label_task(data: MultiTaskSet, task: str | None = None) -> str:
@@ -45,8 +46,6 @@ def as_image_set(data: MultiTaskSet, task: str | None = None) -> ImageSet:
 
 def poison_label_task(poison_dir: Path | str) -> str | None:
     """The label task recorded in a poison's manifest (None for a single-task poison)."""
-    from uebench.poisons.store import read_manifest
-
     info = read_manifest(poison_dir).get("multitask")
     return info.get("label_task") if isinstance(info, dict) else None
 
@@ -57,8 +56,6 @@ def load_poisoned_multitask(poison_dir: Path | str, clean: MultiTaskSet) -> Mult
     ``clean`` must be the split the poison was made for, with its label task among the tasks
     (select tasks *after* applying the poison).
     """
-    from uebench.poisons.store import load_poisoned
-
     task = poison_label_task(poison_dir)
     if task is not None and task not in clean.tasks:
         raise PoisonValidationError(

@@ -19,8 +19,9 @@ import numpy as np
 
 from uebench.errors import UebenchError
 from uebench.learnability.distance import ud_table
-from uebench.learnability.report import RunRecord, describe_engine, load_run
+from uebench.learnability.report import describe_engine
 from uebench.multitask.sal import KEY, measured_tasks, shared_layers, task_rows
+from uebench.train.rundir import RunRecord, load_run
 from uebench.utils.io import atomic_write_text, write_json
 
 
@@ -31,7 +32,7 @@ def task_similarity(rows: Sequence[Mapping[str, Any]],
     Returns ``{"tasks", "layers", "epochs", "per_epoch": [T x T lists], "mean": T x T}``
     (``nan`` where a task's vector is all zero; the mean skips those epochs).
     """
-    from uebench.learnability.plots import sal_cosine_similarity
+    from uebench.learnability.plots import sal_cosine_similarity  # lazy: matplotlib
 
     tasks = list(tasks or measured_tasks(rows))
     layers = shared_layers(rows, tasks)

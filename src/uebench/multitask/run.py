@@ -25,6 +25,7 @@ from uebench.multitask.model import MultiTaskNet, build_multitask_model
 from uebench.multitask.poisons import load_poisoned_multitask
 from uebench.multitask.sal import sal_callbacks
 from uebench.multitask.train import EpochCallback, check_task_specs, fit_multitask
+from uebench.train import rundir
 from uebench.train.run import run_directory, write_run_files
 from uebench.utils.io import write_json
 
@@ -101,7 +102,7 @@ def train_multitask_run(
                              callbacks=[*callbacks, *sal_callbacks(cfg)], desc=out.name or "train",
                              run_dir=out, run_id=ident["run_id"])
         summary = _summary(cfg, rows, data, splits, time.perf_counter() - t0)
-        write_json(out / "summary.json", summary)
+        write_json(out / rundir.SUMMARY, summary)
         return summary
 
     return run_directory(cfg, out, progress, train)

@@ -23,8 +23,10 @@ from typing import Any
 
 from torch import nn
 
+from uebench.errors import ConfigError
 from uebench.learnability.sal import check_engine_options, run_sal
 from uebench.learnability.task import ORIGINS, SALData, SALResult
+from uebench.models.base import layer_names
 from uebench.multitask.dataset import MultiTaskSet
 from uebench.multitask.losses import sample_loss
 from uebench.multitask.model import MultiTaskNet, TaskView
@@ -78,8 +80,6 @@ class TaskSALCallback:
                  tasks: Sequence[str] | None = None, every: int = 1, **options: Any) -> None:
         check_engine_options(engine, options)
         if origin is not None and origin not in ORIGINS:
-            from uebench.errors import ConfigError
-
             raise ConfigError(f"origin must be one of {sorted(ORIGINS)}, got {origin!r}")
         self.engine, self.eps, self.origin = engine, eps, origin
         self.tasks, self.every, self.options = tasks, max(1, int(every)), dict(options)
@@ -147,6 +147,4 @@ def shared_layers(rows: Sequence[Mapping[str, Any]], tasks: Sequence[str]) -> li
 
 def task_view_layers(model: nn.Module, task: str) -> list[str]:
     """Module paths of every Conv2d/Linear of ``TaskView(model, task)`` (backbone + head)."""
-    from uebench.models.base import layer_names
-
     return layer_names(TaskView(model, task))  # type: ignore[arg-type]

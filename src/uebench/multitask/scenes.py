@@ -204,6 +204,7 @@ def render(p: dict[str, torch.Tensor], side: int, gen: torch.Generator) -> dict[
     # targets with the image, so they are the only augmentation
     recipe={"batch_size": 64, "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4,
             "schedule": "cosine", "augment": "flip", "epochs": 10},
+    probe={"n": 4},
 )
 def scenes(root: Path | None, split: str, *, n: int | None = None, image_size: int = 64,
            data_seed: int = 0) -> MultiTaskSet:

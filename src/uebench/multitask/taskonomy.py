@@ -189,6 +189,7 @@ def _building(root: Path, rgb_dir: Path, building: str, tasks: Sequence[str], si
     "plus splits_taskonomy/train_val_test_<partition>.csv (or splits_taskonomy.zip)",
     how_to_get=HOW_TO_GET,
     recipe={"augment": "flip"},  # every target is per pixel or global: flips keep them aligned
+    probe={"max_per_building": 1},
 )
 def taskonomy(root: Path | None, split: str, *, tasks: Sequence[str] = DEFAULT_TASKS,
               partition: str = "tiny", image_size: int = 64,

@@ -29,10 +29,10 @@ from uebench.multitask.loader import MultiTaskLoader
 from uebench.multitask.losses import TASK_LOSSES, multitask_loss
 from uebench.multitask.metrics import TASK_METRICS, MetricAccumulator
 from uebench.multitask.tasks import TaskSpec
-from uebench.runtime import Runtime, derive_seed
+from uebench.runtime import Runtime, autocast, derive_seed
 
 # the run-directory checkpoint of train.fit (same files, same resume rules)
-from uebench.train.loop import FitState, _checkpoint, _resume, autocast, resolve_precision
+from uebench.train.loop import FitState, _checkpoint, _resume, resolve_precision
 from uebench.train.optim import make_optimizer, make_scheduler
 from uebench.utils.progress import bar
 

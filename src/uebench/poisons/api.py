@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from uebench.data.base import ImageSet, load_dataset
 from uebench.errors import UebenchError
+from uebench.poisons import interop, store
 from uebench.utils.io import DirectoryLock, check_output_dir
 
 ImportFormat = Literal["apbench", "array", "images"]
@@ -56,8 +57,6 @@ def import_poison(
     Returns:
         The manifest.
     """
-    from uebench.poisons import interop
-
     src = Path(src)
     if not src.exists():
         raise UebenchError(f"{src} does not exist")
@@ -81,8 +80,6 @@ def import_poison(
 
 def export_poison(poison_dir: Path, dest: Path, *, data_dir: str | Path | None = None) -> Path:
     """Write a stored poison in APBench's layout (``dest/data/<train_index>.png``)."""
-    from uebench.poisons import interop, store
-
     manifest = store.read_manifest(poison_dir)
     _, indices, _ = store.load_delta(poison_dir)
     full = load_dataset(manifest["dataset"], data_dir=data_dir).train

@@ -28,6 +28,7 @@ import torch
 
 from uebench.data.base import ImageSet
 from uebench.errors import PoisonValidationError, UebenchError
+from uebench.poisons.preview import render_preview
 from uebench.poisons.quantize import (
     budget_violation,
     chunks,
@@ -35,7 +36,8 @@ from uebench.poisons.quantize import (
     quantize,
     range_extremes,
 )
-from uebench.utils.io import atomic_write_bytes, read_json, write_json
+from uebench.utils.io import atomic_write_bytes, dumps, read_json, write_json
+from uebench.version import __version__
 
 FORMAT_VERSION = 1
 TENSORS, MANIFEST, PREVIEW = "poison.safetensors", "manifest.json", "preview.png"
@@ -131,12 +133,8 @@ def save_poison(
     blob = st_save(tensors)
     atomic_write_bytes(out / TENSORS, blob)
     if preview:
-        from uebench.poisons.preview import render_preview
-
         png = render_preview(clean.x, q, clean.y, clean.classes, title=attack)
         atomic_write_bytes(out / PREVIEW, png)
-    from uebench import __version__
-
     manifest: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "attack": attack, "preset": preset, "params": dict(params),
@@ -162,8 +160,6 @@ def save_poison(
 def integrity_hash(manifest: dict[str, Any], version: str = INTEGRITY_VERSION) -> str:
     """``"<version>:<sha256>"`` of the manifest's identity fields (:data:`IDENTITY_FIELDS`) as
     canonical strict JSON: the same value whether computed before writing or after reading."""
-    from uebench.utils.io import dumps
-
     fields = {k: manifest.get(k) for k in IDENTITY_FIELDS[version]}
     text = dumps(fields, sort_keys=True, separators=(",", ":"))
     return f"{version}:{hashlib.sha256(text.encode()).hexdigest()}"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,13 +21,14 @@ from torch import nn
 from uebench.config import TrainCfg
 from uebench.data.loader import DeviceLoader
 from uebench.errors import ConfigError, UebenchError
-from uebench.runtime import Runtime, check_budget, derive_seed
+from uebench.runtime import Runtime, autocast, check_budget, derive_seed
+from uebench.train import rundir
 from uebench.train.optim import make_optimizer, make_scheduler
+from uebench.train.rundir import snapshot_path
 from uebench.utils.io import (
     atomic_torch_save,
     atomic_write_bytes,
     corrupt,
-    read_jsonl,
     safe_torch_load,
     write_jsonl,
 )
@@ -132,12 +132,6 @@ def resolve_precision(cfg: TrainCfg, device: torch.device) -> tuple[str, bool]:
     else:
         channels_last = cfg.channels_last == "on"
     return precision, channels_last
-
-
-def autocast(device: torch.device, precision: str) -> Any:
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return nullcontext()
 
 
 def cross_entropy(cfg: TrainCfg) -> BatchLoss:
@@ -415,7 +409,7 @@ def _checkpoint(
         save_snapshot(run_dir, epoch, model)
     # metrics first, then the checkpoint: a crash between the two leaves metrics ahead of the
     # checkpoint, and _resume trims them back to the checkpoint's epoch.
-    write_jsonl(run_dir / "metrics.jsonl", rows)
+    write_jsonl(run_dir / rundir.METRICS, rows)
     state = {
         "model": model.state_dict(),
         "optimizer": opt.state_dict(),
@@ -423,14 +417,7 @@ def _checkpoint(
         "epoch": epoch,
         "run_id": run_id,
     }
-    atomic_torch_save(state, run_dir / "checkpoint.pt")
-
-
-SNAPSHOTS = "snapshots"
-
-
-def snapshot_path(run_dir: Path, epoch: int) -> Path:
-    return Path(run_dir) / SNAPSHOTS / f"epoch-{epoch:04d}.safetensors"
+    atomic_torch_save(state, run_dir / rundir.CHECKPOINT)
 
 
 def save_snapshot(run_dir: Path, epoch: int, model: nn.Module) -> Path:
@@ -459,9 +446,9 @@ def _resume(
     run_dir: Path | None, model: nn.Module, opt: torch.optim.Optimizer, sched: Any,
     run_id: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    if run_dir is None or not (Path(run_dir) / "checkpoint.pt").exists():
+    if run_dir is None or not (Path(run_dir) / rundir.CHECKPOINT).exists():
         return [], 0
-    path = Path(run_dir) / "checkpoint.pt"
+    path = Path(run_dir) / rundir.CHECKPOINT
     state = safe_torch_load(path, map_location=next(model.parameters()).device)
     needed = {"model", "optimizer", "scheduler", "epoch"}
     if not isinstance(state, dict) or not needed <= set(state):
@@ -478,12 +465,13 @@ def _resume(
     except (RuntimeError, ValueError, KeyError) as exc:
         raise corrupt(path, f"does not fit this model: {str(exc).splitlines()[0][:100]}") from None
     epoch = int(state["epoch"])
-    rows = read_jsonl(Path(run_dir) / "metrics.jsonl")
+    rows = rundir.read_metrics(run_dir, missing_ok=True)
+    metrics = Path(run_dir) / rundir.METRICS
     if any(not isinstance(r.get("epoch"), int) for r in rows):
-        raise corrupt(Path(run_dir) / "metrics.jsonl", "a row has no epoch number")
+        raise corrupt(metrics, "a row has no epoch number")
     rows = [r for r in rows if r["epoch"] <= epoch]
     if [r["epoch"] for r in rows] != list(range(1, epoch + 1)):
-        raise corrupt(Path(run_dir) / "metrics.jsonl",
+        raise corrupt(metrics,
                       f"its rows do not cover epochs 1..{epoch} of checkpoint.pt",
                       fix="delete the run directory and re-run")
     return rows, epoch

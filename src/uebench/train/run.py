@@ -3,13 +3,18 @@
 ::
 
     <out>/config.yaml     resolved RunCfg (written first)
+    <out>/identity.json   run id and the content hash of its poison
     <out>/env.json        package versions, git commit, device
     <out>/metrics.jsonl   one JSON row per epoch (rewritten atomically after every epoch)
     <out>/checkpoint.pt   model/optimizer/scheduler after the last finished epoch
     <out>/summary.json    final numbers; written LAST: its presence marks a complete run
 
 Re-running the same command resumes an interrupted run from ``checkpoint.pt``; a complete run is
-reused, not retrained. A directory that holds a run with a different config is refused.
+reused, not retrained. A directory that holds a run with a different config is refused. The file
+names and the readers of every file are in :mod:`uebench.train.rundir`.
+
+What a run measures while it trains beyond the metrics (SAL after every epoch) is made by the
+layers above training, which register a factory in :data:`RUN_CALLBACKS`.
 """
 
 from __future__ import annotations
@@ -23,22 +28,37 @@ import torch
 import yaml
 from torch import nn
 
-from uebench.config import RunCfg, canonical, config_hash, from_dict, to_dict
+from uebench.config import RunCfg, canonical, config_hash, to_dict
 from uebench.data.base import ImageSet, Splits, load_dataset
-from uebench.errors import UebenchError
+from uebench.defenses import DefensePipeline
 from uebench.models.base import get_model
+from uebench.poisons.store import content_hash, load_poisoned
+from uebench.registry import Registry
 from uebench.runtime import Runtime, resolve_device
+from uebench.train import rundir
 from uebench.train.loop import Callback, fit
+from uebench.train.rundir import RUN_FILES, is_complete
+from uebench.train.trajectory import recorder_for_run
 from uebench.utils.env import environment
 from uebench.utils.io import (
     DirectoryLock,
     atomic_write_text,
     check_output_dir,
-    corrupt,
-    read_json,
     refuse_if_different,
     write_json,
 )
+
+__all__ = [
+    "RUN_CALLBACKS", "RUN_FILES", "build_model", "defense_batch_loss", "defense_pipeline",
+    "identity", "is_complete", "load_splits", "make_runtime", "run_directory", "sal_callbacks",
+    "train_run", "training_set", "write_run_files",
+]
+
+# Per-epoch measurements a run's config asks for, made by the layers above training, which import
+# training and so cannot be imported by it: ``fn(cfg) -> [Callback]`` under the config section's
+# name. ``uebench.learnability.sal`` registers "sal" (SAL after every epoch, ``cfg.sal``); it is
+# loaded with the package (``uebench/__init__.py``), so the entry is there before any run starts.
+RUN_CALLBACKS: Registry[Callable[[RunCfg], list[Callback]]] = Registry("run measurement")
 
 
 def make_runtime(cfg: RunCfg, progress: bool = True) -> Runtime:
@@ -59,8 +79,6 @@ def training_set(cfg: RunCfg, splits: Splits) -> ImageSet:
     (JPEG, grayscale, BDR, blur), applied once before training and cached for the process."""
     data = splits.train
     if cfg.poison is not None:
-        from uebench.poisons.store import load_poisoned
-
         data = load_poisoned(Path(cfg.poison), splits.train)
     pipe = defense_pipeline(cfg)
     if not pipe.dataset:
@@ -87,18 +105,14 @@ def _trajectory_hooks(cfg: RunCfg, out: Path, n_train: int, model: nn.Module) ->
     t = cfg.trajectory
     if not t.enabled:
         return []
-    from uebench.landscape.trajectory import recorder_for_run
-
     recorder = recorder_for_run(out, cfg.train, n_train, every=t.every,
                                 layers=list(t.layers) or None, dtype=t.dtype)
     recorder.begin(model)
     return [recorder]
 
 
-def defense_pipeline(cfg: RunCfg) -> Any:
+def defense_pipeline(cfg: RunCfg) -> DefensePipeline:
     """The run's :class:`~uebench.defenses.DefensePipeline` (empty for ``defense: none``)."""
-    from uebench.defenses import DefensePipeline
-
     return DefensePipeline.from_spec(cfg.defense)
 
 
@@ -139,46 +153,19 @@ def build_model(cfg: RunCfg, clean_train: ImageSet) -> nn.Module:
 
 
 def sal_callbacks(cfg: RunCfg) -> list[Callback]:
-    """The per-epoch SAL measurement requested by ``cfg.sal`` (none when disabled)."""
+    """The per-epoch SAL measurement requested by ``cfg.sal`` (none when disabled), made by the
+    factory registered in :data:`RUN_CALLBACKS`."""
     if not cfg.sal.enabled:
         return []
-    from uebench.learnability.sal import SALCallback
-
-    kwargs = dict(cfg.sal.options)
-    if cfg.sal.origin is not None:
-        kwargs["origin"] = cfg.sal.origin
-    if defense_pipeline(cfg).official_origin == "eval":
-        # under MixUp/CutMix the official code's origin is an eval-mode pass over the SAL data,
-        # i.e. the exact origin (docs/sal.md, "The origin")
-        kwargs["origin"] = "exact"
-    return [SALCallback(engine=cfg.sal.engine, eps=cfg.sal.eps, **kwargs)]
-
-
-def load_run_config(run_dir: Path | str, cls: type[Any] = RunCfg) -> Any:
-    """The resolved config a run directory was trained with (``config.yaml``), as ``cls``
-    (:class:`RunCfg`; a multi-task run passes its own config class)."""
-    path = Path(run_dir) / "config.yaml"
-    if not path.is_file():
-        raise UebenchError(f"{run_dir} is not a run directory (no config.yaml)")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError:
-        raise UebenchError(f"{path} is corrupt; delete the run directory and re-run") from None
-    if not isinstance(data, dict):
-        raise UebenchError(f"{path} is corrupt; delete the run directory and re-run")
-    return from_dict(cls, data)
-
-
-def is_complete(out: Path) -> bool:
-    return (Path(out) / "summary.json").exists()
+    return RUN_CALLBACKS.get("sal")(cfg)
 
 
 def _check_existing(out: Path, cfg: Any) -> None:
-    if not (out / "config.yaml").exists():
+    if not (out / rundir.CONFIG).exists():
         return
     # the stored config read back through the config class, so keys added since (with their
     # defaults) do not make an old run look different
-    old = to_dict(load_run_config(out, type(cfg)))
+    old = to_dict(rundir.read_config(out, type(cfg)))
     refuse_if_different(out, old, to_dict(cfg), what="a run")
 
 
@@ -188,23 +175,17 @@ def identity(cfg: RunCfg) -> dict[str, Any]:
     A different poison imported into the same directory changes the content hash, so the old
     runs are never reused or resumed as if they had been trained on it.
     """
-    from uebench.poisons.store import content_hash
-
     return {"run_id": config_hash(cfg),
             "poison_sha256": content_hash(Path(cfg.poison)) if cfg.poison else None}
 
 
 def _check_identity(out: Path, ident: dict[str, Any]) -> None:
-    path = out / "identity.json"
-    if path.exists():
-        refuse_if_different(out, read_json(path), ident, what="a run",
+    old = rundir.read_identity(out)
+    if old is not None:
+        refuse_if_different(out, old, ident, what="a run",
                             fix="The poison's content changed since this run was trained (or the "
                                 "run belongs to other settings): use another --out, or delete "
                                 "the run directory to retrain.")
-
-
-# any of these marks a directory as a (possibly interrupted) run of ours
-RUN_FILES = ("config.yaml", "checkpoint.pt", "metrics.jsonl", "summary.json")
 
 
 def train_run(
@@ -240,18 +221,15 @@ def run_directory(cfg: Any, out: Path | str, progress: bool,
         ident = identity(cfg)
         _check_identity(out, ident)
         if is_complete(out):
-            summary = read_json(out / "summary.json")
-            if not isinstance(summary, dict):
-                raise corrupt(out / "summary.json", "not a JSON object")
-            return summary
+            return rundir.read_summary(out)
         return train(out, rt, ident)
 
 
 def write_run_files(out: Path, cfg: Any, ident: dict[str, Any], rt: Runtime) -> None:
     """config.yaml, identity.json and env.json, written once the run's inputs have loaded."""
-    atomic_write_text(out / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    write_json(out / "identity.json", ident)
-    write_json(out / "env.json", environment(rt.device))
+    atomic_write_text(out / rundir.CONFIG, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    write_json(out / rundir.IDENTITY, ident)
+    write_json(out / rundir.ENV, environment(rt.device))
 
 
 def _train(cfg: RunCfg, out: Path, rt: Runtime, ident: dict[str, Any], *,
@@ -300,5 +278,5 @@ def _train(cfg: RunCfg, out: Path, rt: Runtime, ident: dict[str, Any], *,
         "data_source": splits.train.meta.get("source", cfg.data.name),
     }
     summary.update(extra_summary or {})
-    write_json(out / "summary.json", summary)
+    write_json(out / rundir.SUMMARY, summary)
     return summary

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from uebench.errors import UebenchError
+from uebench.errors import ConfigError, UebenchError, is_torch_write_failure
 
 
 class CorruptFileError(UebenchError):
@@ -112,6 +112,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     rows = []
+    number = 0
     try:
         with open(path, encoding="utf-8") as fh:
             for number, line in enumerate(fh, start=1):
@@ -121,7 +122,9 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
                 if not isinstance(row, dict):
                     raise corrupt(path, f"line {number} is not a JSON object")
                 rows.append(row)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except json.JSONDecodeError as exc:
+        raise corrupt(path, f"line {number} is not valid JSON: {exc.msg}") from None
+    except UnicodeDecodeError as exc:
         raise corrupt(path, f"not valid JSON lines: {exc}") from None
     return rows
 
@@ -142,8 +145,6 @@ def refuse_if_different(where: Path | str, old: Mapping[str, Any], new: Mapping[
 
     Raises ConfigError naming the differing keys unless ``old == new``.
     """
-    from uebench.errors import ConfigError
-
     if dict(old) == dict(new):
         return
     diff = ", ".join(sorted(diff_keys(old, new)))
@@ -175,8 +176,6 @@ def check_output_dir(path: Path | str, *, marker: str | tuple[str, ...], what: s
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """``torch.save`` atomically; torch's RuntimeError for a refused write (a full disk: "unexpected
     pos", "file write failed") becomes ``OSError(ENOSPC)`` naming ``path``, as any other write."""
-    from uebench.errors import is_torch_write_failure
-
     def write(tmp: str) -> None:
         try:
             torch.save(obj, tmp)

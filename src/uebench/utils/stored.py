@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from uebench.errors import UebenchError
+from uebench.utils.env import git_info
 from uebench.utils.io import atomic_write_text, read_json, write_json
 
 RESULTS_DIR = Path(__file__).resolve().parents[3] / "results"
@@ -47,8 +48,6 @@ def save_result(name: str, values: Mapping[str, Any], *, command: str,
                 root: Path | None = None) -> Path:
     """Write ``results/<name>.json`` (atomically) with the values, the command, the commit and
     the machine; ``tables`` are (header, rows) pairs the docs include by name."""
-    from uebench.utils.env import git_info
-
     path = (root or RESULTS_DIR) / f"{name}.json"
     write_json(path, {
         "name": name, "command": command, "commit": git_info()["commit"], "machine": machine(),

@@ -6,32 +6,9 @@ skipped, while the rest of the grid goes on. ``run(jobs, progress) -> {key: resu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol
-
-from uebench.bench.graph import Job
-from uebench.bench.progress import GridProgress
-from uebench.registry import Registry
-
-
-class Executor(Protocol):
-    def run(self, jobs: Sequence[Job], progress: GridProgress) -> dict[str, dict[str, Any]]: ...
-
-
-EXECUTORS: Registry[Any] = Registry("executor")
-
-
-def get_executor(name: str, **options: Any) -> Executor:
-    """An executor by name; ``options`` are its constructor's keyword arguments."""
-    return EXECUTORS.get(name)(**options)
-
-
-def error_text(exc: BaseException) -> str:
-    """The last line of an error (a worker's traceback ends with the message), shortened."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[-1] if text else ''}"[:300]
-
-
 # the executors register themselves (ray is imported only when the ray executor runs)
-from uebench.bench.executors import local as _local  # noqa: E402,F401
-from uebench.bench.executors import ray as _ray  # noqa: E402,F401
+from uebench.bench.executors import local as _local  # noqa: F401
+from uebench.bench.executors import ray as _ray  # noqa: F401
+from uebench.bench.executors.base import EXECUTORS, Executor, error_text, get_executor
+
+__all__ = ["EXECUTORS", "Executor", "error_text", "get_executor"]

@@ -23,7 +23,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from uebench.bench.executors import EXECUTORS, error_text
+from uebench.bench.executors.base import EXECUTORS, error_text
 from uebench.bench.graph import Job
 from uebench.bench.jobs import run_job
 from uebench.bench.progress import GridProgress

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from uebench.bench.executors import EXECUTORS, error_text
+from uebench.bench.executors.base import EXECUTORS, error_text
 from uebench.bench.graph import Job
 from uebench.bench.jobs import FAULT_ENV, run_job
 from uebench.bench.progress import GridProgress
@@ -40,9 +40,7 @@ def _import_ray() -> Any:
 
 def _runtime_env() -> dict[str, Any]:
     """Environment for the tasks: this uebench on the path; the fault switch when it is set."""
-    import uebench
-
-    src = str(Path(uebench.__file__).resolve().parents[1])
+    src = str(Path(__file__).resolve().parents[3])  # .../src of src/uebench/bench/executors
     path = os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH", "")) if p)
     env = {"PYTHONPATH": path, "OMP_NUM_THREADS": "1"}
     if os.environ.get(FAULT_ENV):

@@ -23,9 +23,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from uebench.learnability.report import RunRecord, load_run
-from uebench.learnability.threshold import epoch_thresholds, sal_matrix
+from uebench.learnability.threshold import SalDataError, epoch_thresholds, sal_matrix
 from uebench.registry import Registry
+from uebench.train.rundir import RunRecord, has_tag, load_run
 
 Direction = Literal["lower", "higher"]
 
@@ -53,8 +53,6 @@ class Pair:
         p, have = sal_matrix(run.rows, name=run.name)
         index = {layer: j for j, layer in enumerate(have)}
         if set(have) != set(layers):
-            from uebench.learnability.threshold import SalDataError
-
             raise SalDataError(f"{run.name} measures different layers from {clean.name}: "
                                "statistics compare runs of the same architecture")
         p = p[:, [index[layer] for layer in layers]]
@@ -64,11 +62,9 @@ class Pair:
     def tagged(self, tag: str) -> Pair | None:
         """The same pair with SAL from the post-hoc measurement ``tag`` (``RUN/sal/<tag>.jsonl``)
         of both runs, or ``None`` if either run lacks it or they cover different epochs."""
-        from uebench.learnability.posthoc import tag_paths
-
         runs = []
         for record in (self.clean, self.run):
-            if record.path is None or not tag_paths(record.path, tag)[0].is_file():
+            if record.path is None or not has_tag(record.path, tag):
                 return None
             tagged = load_run(record.path, name=record.name, sal_tag=tag)
             runs.append(tagged)

@@ -19,16 +19,23 @@ whose data is not on this machine gives ``None``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from uebench.config import DataCfg, from_dict, to_dict
+from uebench.data import load_dataset
 from uebench.errors import UebenchError
 from uebench.learnability.statistics.base import Pair, register_statistic
 from uebench.runtime import derive_seed
+from uebench.train.run import training_set
+from uebench.train.rundir import read_config, stats_file
+from uebench.utils.io import read_json, write_json
 
 SETTINGS: dict[str, Any] = {"lr": 3e-3, "batch_size": 128, "steps": 500, "hidden": 256,
                             "version": 3}
@@ -72,11 +79,6 @@ def fit_probe(kind: str, x_train: torch.Tensor, y_train: torch.Tensor, x_test: t
 @functools.lru_cache(maxsize=2)
 def _splits(data_key: str) -> Any:
     """The clean splits of a run's data settings, loaded once per process."""
-    import json
-
-    from uebench.config import DataCfg, from_dict
-    from uebench.data import load_dataset
-
     d = from_dict(DataCfg, json.loads(data_key))
     return load_dataset(d.name, data_dir=d.data_dir, train_size=d.train_size,
                         test_size=d.test_size, seed=d.subset_seed)
@@ -84,14 +86,7 @@ def _splits(data_key: str) -> Any:
 
 def probe_of_run(run_dir: Path, kind: str) -> float | None:
     """The probe's accuracy for one run directory (cached in ``RUN/stats/probes.json``)."""
-    import dataclasses
-    import json
-
-    from uebench.config import to_dict
-    from uebench.train.run import load_run_config, training_set
-    from uebench.utils.io import read_json, write_json
-
-    cache = run_dir / "stats" / "probes.json"
+    cache = stats_file(run_dir, "probes.json")
     stored: dict[str, Any] = {}
     if cache.is_file():
         try:
@@ -103,7 +98,7 @@ def probe_of_run(run_dir: Path, kind: str) -> float | None:
         value = entry.get("value")
         return float(value) if isinstance(value, (int, float)) else None
     try:
-        cfg = load_run_config(run_dir)
+        cfg = read_config(run_dir)
         data = cfg.data
         if data.subset_seed is None:
             data = dataclasses.replace(data, subset_seed=cfg.seed)

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from uebench.learnability.statistics.base import Pair, register_statistic
 from uebench.learnability.statistics.ud import ud_of
+from uebench.train.rundir import RunError, read_tag_settings
 
 BN_TAG = "bn"
 
@@ -23,16 +22,13 @@ BN_TAG = "bn"
 def _recalibrated(run_dir: Path | None) -> bool:
     """Whether the run's ``bn`` tag was measured with ``recalibrate_bn`` (not another setting
     someone happened to tag ``bn``)."""
-    from uebench.learnability.posthoc import tag_paths
-
     if run_dir is None:
         return False
-    settings = tag_paths(run_dir, BN_TAG)[1]
     try:
-        data = yaml.safe_load(settings.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        settings = read_tag_settings(run_dir, BN_TAG)
+    except (OSError, RunError):
         return False
-    return isinstance(data, dict) and data.get("recalibrate_bn") is True
+    return settings is not None and settings.get("recalibrate_bn") is True
 
 
 @register_statistic("ud_bn", label="UD (BN recalibrated)",

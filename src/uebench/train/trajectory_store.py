@@ -28,10 +28,11 @@ from safetensors import safe_open
 from safetensors.torch import save as safetensors_bytes
 
 from uebench.errors import UebenchError
+from uebench.train.rundir import TRAJECTORY
 from uebench.utils.io import atomic_write_bytes, write_json
 
 FORMAT = "uebench-trajectory/1"
-DIRNAME = "trajectory"
+DIRNAME = TRAJECTORY
 INDEX = "index.json"
 STEPS_KEY = "__steps__"
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16,

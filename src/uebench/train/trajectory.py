@@ -10,12 +10,15 @@ as in Li et al., NeurIPS 2018, arXiv 1712.09913). Usage::
 
 Snapshots are taken every ``every`` optimiser steps and at the end of every epoch (so the last
 snapshot is the final model, and every checkpoint's weights are on the path). They are buffered
-in memory up to ``memory_mb`` and written as safetensors chunks (:mod:`uebench.landscape.store`)
-at least at every epoch end, *before* ``fit`` writes the epoch checkpoint. Resuming is exact:
-``on_resume(epoch, step)`` drops everything recorded after the checkpoint's step; a run restarted
-from scratch (no checkpoint) drops everything after step 0 at its first step.
+in memory up to ``memory_mb`` and written as safetensors chunks
+(:mod:`uebench.train.trajectory_store`) at least at every epoch end, *before* ``fit`` writes the
+epoch checkpoint. Resuming is exact: ``on_resume(epoch, step)`` drops everything recorded after
+the checkpoint's step; a run restarted from scratch (no checkpoint) drops everything after step 0
+at its first step.
 
-The hook only reads the model (``detach`` + copy to CPU), so training stays bit-identical.
+The hook only reads the model (``detach`` + copy to CPU), so training stays bit-identical. It
+lives with training because a run records its path while it trains (``trajectory.enabled``);
+:mod:`uebench.landscape` reads the path back.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from torch import nn
 
 from uebench.config import TrainCfg
 from uebench.errors import UebenchError
-from uebench.landscape import store
+from uebench.train import trajectory_store as store
 
 DEFAULT_SNAPSHOTS = 150  # the paper's toy run: 10 epochs x 63 steps / 5 = 126 snapshots
 

@@ -1,0 +1,297 @@
+"""Run directories, read in one place: the file names and one reader per file.
+
+A run directory is written by :mod:`uebench.train.run` (and ``fit``'s checkpoints) and read by
+everything after training (SAL after training, UD and the statistics, landscapes, the bench)::
+
+    RUN/config.yaml                        CONFIG      the resolved config (written first)
+    RUN/env.json                           ENV         package versions, git commit, device
+    RUN/identity.json                      IDENTITY    run id and the poison's content hash
+    RUN/metrics.jsonl                      METRICS     one JSON row per epoch
+    RUN/checkpoint.pt                      CHECKPOINT  model/optimizer/scheduler, last epoch
+    RUN/snapshots/epoch-NNNN.safetensors   SNAPSHOTS   per-epoch weights (train.snapshots)
+    RUN/trajectory/                        TRAJECTORY  the optimisation path (trajectory.enabled)
+    RUN/sal/<tag>.jsonl, <tag>.yaml        SAL_DIR     SAL measured after training, per tag
+    RUN/stats/<name>                       STATS       caches of the statistics (probes)
+    RUN/summary.json                       SUMMARY     final numbers; written LAST
+
+Every reader raises :class:`RunError` (a :class:`~uebench.errors.UebenchError`, so the command
+line prints one message and exits with status 2): ``<dir> is not a training run directory: it has
+no <file> ...`` for a missing file, ``<file> is corrupt (<why>); <fix>`` for one that cannot be
+read, and :class:`IncompleteRunError` for a run without ``summary.json`` where a finished one is
+needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from uebench.config import RunCfg, from_dict
+from uebench.errors import UebenchError
+from uebench.utils.io import CorruptFileError, read_json, read_jsonl
+
+CONFIG = "config.yaml"
+ENV = "env.json"
+IDENTITY = "identity.json"
+METRICS = "metrics.jsonl"
+CHECKPOINT = "checkpoint.pt"
+SUMMARY = "summary.json"
+SNAPSHOTS = "snapshots"
+TRAJECTORY = "trajectory"
+SAL_DIR = "sal"
+STATS = "stats"
+
+# any of these marks a directory as a (possibly interrupted) run
+RUN_FILES = (CONFIG, CHECKPOINT, METRICS, SUMMARY)
+
+
+class RunError(UebenchError, ValueError):
+    """A run directory is missing, or one of its files is missing or cannot be read."""
+
+
+class IncompleteRunError(RunError):
+    """A run directory has no ``summary.json``: training has not finished."""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One stored training run: its metrics rows, summary and config (plain data)."""
+
+    name: str
+    rows: list[dict[str, Any]]
+    summary: dict[str, Any]
+    config: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def _missing(run_dir: Path | str, name: str) -> RunError:
+    return RunError(f"{run_dir} is not a training run directory: it has no {name} (runs are "
+                    "written by `uebench train --out DIR`)")
+
+
+def _corrupt(path: Path, why: str, fix: str = "delete it and re-run") -> RunError:
+    return RunError(f"{path} is corrupt ({why}); {fix}")
+
+
+def _json_object(path: Path) -> dict[str, Any]:
+    try:
+        data = read_json(path)
+    except CorruptFileError as exc:
+        raise RunError(str(exc)) from None
+    if not isinstance(data, dict):
+        raise _corrupt(path, "not a JSON object")
+    return data
+
+
+def _json_rows(path: Path) -> list[dict[str, Any]]:
+    try:
+        return read_jsonl(path)
+    except CorruptFileError as exc:
+        raise RunError(str(exc)) from None
+
+
+# ----------------------------------------------------------------------------- what is there
+
+
+def is_run_dir(path: Path | str) -> bool:
+    """Whether ``path`` holds a run: its config and its metrics or a checkpoint."""
+    path = Path(path)
+    return (path / CONFIG).is_file() and ((path / METRICS).is_file()
+                                         or (path / CHECKPOINT).is_file())
+
+
+def is_complete(run_dir: Path | str) -> bool:
+    """Whether the run finished (``summary.json`` is written last)."""
+    return (Path(run_dir) / SUMMARY).exists()
+
+
+# ----------------------------------------------------------------------------- the files
+
+
+def read_config_data(run_dir: Path | str, *, missing_ok: bool = False) -> dict[str, Any]:
+    """``config.yaml`` as plain data (``{}`` for a run without one when ``missing_ok``)."""
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        if missing_ok:
+            return {}
+        raise _missing(run_dir, CONFIG)
+    fix = "delete the run directory and re-run"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise _corrupt(path, f"not valid YAML: {str(exc).splitlines()[0]}", fix) from None
+    if not isinstance(data, dict):
+        raise _corrupt(path, "not a mapping", fix)
+    return data
+
+
+def read_config(run_dir: Path | str, cls: type[Any] = RunCfg) -> Any:
+    """The resolved config a run was trained with, as ``cls`` (:class:`~uebench.config.RunCfg`;
+    a multi-task run passes its own config class)."""
+    return from_dict(cls, read_config_data(run_dir))
+
+
+def read_metrics(run_dir: Path | str, *, missing_ok: bool = False) -> list[dict[str, Any]]:
+    """The per-epoch rows of ``metrics.jsonl`` (``[]`` for a run without one when
+    ``missing_ok``: one that has not finished an epoch)."""
+    path = Path(run_dir) / METRICS
+    if not path.is_file() and not missing_ok:
+        raise _missing(run_dir, METRICS)
+    return _json_rows(path)
+
+
+def read_summary(run_dir: Path | str) -> dict[str, Any]:
+    """``summary.json`` of a finished run (:class:`IncompleteRunError` if it has none)."""
+    path = Path(run_dir) / SUMMARY
+    if not path.is_file():
+        raise IncompleteRunError(
+            f"run {run_dir} is incomplete: it has no {SUMMARY} (written when training "
+            "finishes). Finish or resume it: re-run the same command (training resumes from "
+            f"{CHECKPOINT})")
+    return _json_object(path)
+
+
+def read_identity(run_dir: Path | str) -> dict[str, Any] | None:
+    """``identity.json`` (what makes the run this run), or ``None`` before it is written."""
+    path = Path(run_dir) / IDENTITY
+    return _json_object(path) if path.is_file() else None
+
+
+def read_env(run_dir: Path | str) -> dict[str, Any]:
+    """``env.json``: the package versions, commit and device the run was trained with."""
+    path = Path(run_dir) / ENV
+    if not path.is_file():
+        raise _missing(run_dir, ENV)
+    return _json_object(path)
+
+
+def stats_file(run_dir: Path | str, name: str) -> Path:
+    """Where a statistic caches what it computed for this run (``RUN/stats/<name>``)."""
+    return Path(run_dir) / STATS / name
+
+
+# ----------------------------------------------------------------------------- snapshots
+
+
+def snapshot_path(run_dir: Path | str, epoch: int) -> Path:
+    return Path(run_dir) / SNAPSHOTS / f"epoch-{epoch:04d}.safetensors"
+
+
+def snapshot_epochs(run_dir: Path | str) -> list[int]:
+    """Epochs that have a stored snapshot, ascending."""
+    folder = Path(run_dir) / SNAPSHOTS
+    epochs = []
+    for f in folder.glob("epoch-*.safetensors") if folder.is_dir() else []:
+        try:
+            epochs.append(int(f.stem.split("-", 1)[1]))
+        except ValueError:
+            continue
+    return sorted(epochs)
+
+
+# ----------------------------------------------------------------------------- SAL tags
+
+
+def tag_paths(run_dir: Path | str, tag: str) -> tuple[Path, Path]:
+    """(rows, settings) files of one post-hoc SAL measurement."""
+    if not tag or any(c in tag for c in "/\\") or tag.startswith("."):
+        raise UebenchError(f"SAL tag {tag!r} must be a plain name such as 'compat' or 'eps0.1'")
+    base = Path(run_dir) / SAL_DIR
+    return base / f"{tag}.jsonl", base / f"{tag}.yaml"
+
+
+def has_tag(run_dir: Path | str, tag: str) -> bool:
+    return tag_paths(run_dir, tag)[0].is_file()
+
+
+def read_tag(run_dir: Path | str, tag: str) -> list[dict[str, Any]]:
+    """The stored rows ``{epoch, sal, sal_origin, ...}`` of a post-hoc measurement."""
+    rows_path, _ = tag_paths(run_dir, tag)
+    if not rows_path.is_file():
+        raise RunError(
+            f"{run_dir} has no SAL measurement tagged {tag!r} ({rows_path} is missing): run "
+            f"`uebench sal {run_dir} --tag {tag} ...` first")
+    return _json_rows(rows_path)
+
+
+def read_tag_settings(run_dir: Path | str, tag: str) -> dict[str, Any] | None:
+    """The settings a tag was measured with (``RUN/sal/<tag>.yaml``), ``None`` before any."""
+    rows_path, path = tag_paths(run_dir, tag)
+    if not path.is_file():
+        return None
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError):
+        raise _corrupt(path, "not YAML", f"delete it (and {rows_path}) and re-run") from None
+    return data if isinstance(data, dict) else {}
+
+
+def merge_tag_rows(metrics_rows: Sequence[Mapping[str, Any]],
+                   tag_rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Metrics rows of the measured epochs with their SAL fields replaced by the tag's."""
+    by_epoch = {int(r["epoch"]): dict(r) for r in metrics_rows}
+    out = []
+    for t in tag_rows:
+        epoch = int(t["epoch"])
+        row = {k: v for k, v in by_epoch.get(epoch, {"epoch": epoch}).items()
+               if not k.startswith("sal")}
+        row.update(t)
+        out.append(row)
+    return out
+
+
+# ----------------------------------------------------------------------------- a whole run
+
+
+def load_run(
+    run_dir: Path | str, *, name: str | None = None, require_complete: bool = True,
+    sal_tag: str | None = None,
+) -> RunRecord:
+    """Read ``metrics.jsonl``, ``summary.json`` and ``config.yaml`` of one run directory.
+
+    Args:
+        run_dir: the run directory.
+        name: the run's display name; default ``summary["name"]``, else ``config["name"]``, else
+            the directory name.
+        require_complete: refuse a run without ``summary.json`` (the completion marker).
+        sal_tag: take SAL from the post-hoc measurement ``RUN/sal/<tag>.jsonl``
+            (:mod:`uebench.learnability.posthoc`) instead of the in-training one; the rows are
+            then the measured epochs only.
+
+    Raises:
+        RunError: the directory or ``metrics.jsonl`` is missing or unreadable, or has no rows.
+        IncompleteRunError: no ``summary.json`` and ``require_complete``.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"run directory {run_dir} does not exist")
+    rows = read_metrics(run_dir)
+    if not rows:
+        raise RunError(f"{run_dir / METRICS} has no epoch rows")
+    if is_complete(run_dir):
+        summary = read_summary(run_dir)
+    elif require_complete:
+        raise IncompleteRunError(
+            f"run {run_dir} is incomplete: it has no {SUMMARY} (written when training "
+            f"finishes; {len(rows)} epoch row(s) so far). Finish or resume it (re-run the same "
+            f"command: training resumes from {CHECKPOINT}) before computing UD")
+    else:
+        summary = {}
+    config = read_config_data(run_dir, missing_ok=True)
+    if sal_tag is not None:
+        rows = merge_tag_rows(rows, read_tag(run_dir, sal_tag))
+        if not rows:
+            raise RunError(f"{run_dir}: SAL tag {sal_tag!r} has no measured epochs yet")
+    label = name or _str(summary.get("name")) or _str(config.get("name")) or run_dir.name
+    return RunRecord(name=label, rows=rows, summary=summary, config=config, path=run_dir)
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
