@@ -77,7 +77,7 @@ def poisons(tmp_path_factory):
 def test_check_writes_a_self_contained_report(poisons, tmp_path, capsys):
     argv = ["check", "--clean", "synthetic", "--protected", str(poisons / "ops"),
             "--models", "tiny:2", "--defenses", "cutout:size=4",
-            "--seeds", "2", "--test-size", "64", "--workers", "2", "--quiet",
+            "--seeds", "2", "--ratios", "1", "--test-size", "64", "--workers", "2", "--quiet",
             "--store", str(tmp_path / "store"), "--out", str(tmp_path / "out"),
             "train.epochs=3", "train.batch_size=32", "train.lr=0.05",
             "sal.options.probe_size=32"]

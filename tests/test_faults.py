@@ -670,6 +670,17 @@ def test_train_size_too_large(tmp_path, capsys):
     assert "larger than synthetic's split (1000 images)" in cli(capsys, args)
 
 
+@kind("value", "--poison-ratio outside [0, 1] (or NaN), or a --poison-mix other than replace/add")
+def test_poison_ratio_outside(made, tmp_path, capsys):
+    for flags in (["--poison-ratio", "1.5"], ["--poison-ratio", "-0.2"], ["--poison-ratio", "nan"],
+                  ["--poison-mix", "blend"]):
+        err = cli(capsys, [*TRAIN, "--poison", made / "poison", *flags, "--out", tmp_path / "r"])
+        assert len(err.strip().splitlines()) == 1
+        assert "poison_ratio must be a number in [0, 1]" in err or \
+            "poison_mix must be one of replace, add" in err
+        assert not (tmp_path / "r").exists()
+
+
 @kind("value", "--data-dir that does not exist")
 def test_data_dir_missing(tmp_path, capsys):
     err = cli(capsys, [*TRAIN, "--data-dir", tmp_path / "nowhere", "--out", tmp_path / "r"])
@@ -792,6 +803,21 @@ def test_other_settings(made, tmp_path, capsys):
     run = copy(made / "run", tmp_path / "run")
     err = cli(capsys, [*TRAIN, "--out", run, "train.snapshots=true", "train.lr=0.5"])
     assert "different settings (differs in: train.lr)" in err
+
+
+@kind("integrity", "a partially poisoned run whose stored poisoned indices do not match its "
+                   "config or lie outside the dataset")
+def test_poisoned_indices_mismatch(made, tmp_path, capsys):
+    run = tmp_path / "r"
+    partial = [*TRAIN, "--poison", made / "poison", "--poison-ratio", "0.5", "--out", run]
+    cli(capsys, partial, code=0)
+    path = run / "poisoned_indices.json"
+    stored = json.loads(path.read_text())
+    others = [i for i in range(64) if i not in stored["indices"]]
+    for indices, message in ((sorted([*stored["indices"][1:], others[0]]), "does not list"),
+                             ([*stored["indices"][:-1], 64], "lie outside the 64 training")):
+        path.write_text(json.dumps({**stored, "indices": indices}))
+        assert message in cli(capsys, partial)
 
 
 @kind("integrity", "EM killed mid-round (surrogate epoch saved, round not): resumes bit-identical")

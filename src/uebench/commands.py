@@ -39,7 +39,7 @@ def _data_args(p: argparse.ArgumentParser, *, dataset_required: bool = True) -> 
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
-    for name in ("model", "epochs", "defense"):
+    for name in ("model", "epochs", "defense", "poison_ratio", "poison_mix"):
         add_flag(p, name)
     p.add_argument("--config", default=None, help="YAML file with RunCfg keys")
     p.add_argument("overrides", nargs="*", help="key=value, e.g. train.lr=0.05 model.width=0.5")

@@ -28,7 +28,7 @@ import yaml
 from uebench.data import DATASETS
 from uebench.defenses import DefensePipeline
 from uebench.errors import ConfigError
-from uebench.utils.typed import coerce, from_dict, to_dict
+from uebench.utils.typed import added_field, coerce, from_dict, to_dict
 from uebench.utils.typed import parse_number as parse_number  # public here too
 
 Optimizer = Literal["sgd", "adam"]
@@ -37,6 +37,7 @@ Augment = Literal["none", "flip", "crop", "crop_flip"]
 Precision = Literal["auto", "fp32", "bf16"]
 Switch = Literal["auto", "on", "off"]
 Origin = Literal["official", "exact"]
+PoisonMix = Literal["replace", "add"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,6 +152,13 @@ class RunCfg:
     seed: int = 0
     init_seed: int | None = None  # None = seed; equal init_seed => identical initial weights
     poison: str | None = None  # a poison directory (uebench poison generate --out DIR)
+    # partial and mixed poisoning (docs/bench.md, "Partial and mixed poisoning"): the share of the
+    # training images that take their poisoned version, and whether that version replaces the
+    # clean image (N images) or is added beside the whole clean set (N + ratio * N). Added after
+    # runs were stored: at these defaults (every image poisoned, in place) the keys are left out
+    # of stored configs, so earlier run ids and bench store keys stay what they were.
+    poison_ratio: float = added_field(1.0)
+    poison_mix: PoisonMix = added_field("replace")
     # defenses, in the order they act: "none", "jpeg", "jpeg,cutout", "at:eps=4/255" (see
     # uebench.defenses.pipeline); stored canonically (DefensePipeline.spec)
     defense: str = "none"
@@ -160,6 +168,14 @@ class RunCfg:
         _number("seed", self.seed, low=0)
         if self.init_seed is not None:
             _number("init_seed", self.init_seed, low=0)
+        ratio = self.poison_ratio
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) \
+                or not 0 <= ratio <= 1:  # NaN fails both comparisons
+            raise ConfigError(
+                f"poison_ratio must be a number in [0, 1] (the share of the training images that "
+                f"take their poisoned version; 1, the default, is all of them), got {ratio!r}: "
+                "pass e.g. --poison-ratio 0.5 or poison_ratio=0.5")
+        coerce("poison_mix", self.poison_mix, PoisonMix)
 
 
 # ----------------------------------------------------------------------------- checks
@@ -293,6 +309,10 @@ RUN_FLAGS: dict[str, Flag] = {
     "seed": Flag("seed", "seed (subsets, data order, init; 0)", int),
     "device": Flag("device", "cpu, cuda, cuda:1 or auto (default)"),
     "poison": Flag("poison", "train on this poison directory"),
+    "poison_ratio": Flag("poison_ratio", "share of the training images that take their poisoned "
+                                         "version, 0..1 (default 1: all)", float),
+    "poison_mix": Flag("poison_mix", "replace (default: protected images replace their clean "
+                                     "ones) or add (protected copies beside the whole clean set)"),
     "init_seed": Flag("init_seed"),
     "sal_engine": Flag("sal.engine", "SAL engine (default: sal.engine, fast)"),
     "sal_origin": Flag("sal.origin", "official or exact (engine default)"),
@@ -352,6 +372,13 @@ def resolve_run_cfg(
     for path, value in parsed:
         _merge(data, path, value)
     return canonical(from_dict(RunCfg, data))
+
+
+def without_poison(cfg: RunCfg) -> RunCfg:
+    """``cfg`` of its clean run: no poison, and so no poisoned share or mix. A clean run is the same
+    run whatever ratio its poisoned siblings use, so one clean run serves them all (a grid with a
+    ``poison_ratio`` axis trains its clean runs once)."""
+    return dataclasses.replace(cfg, poison=None, poison_ratio=1.0, poison_mix="replace")
 
 
 def canonical(cfg: RunCfg) -> RunCfg:

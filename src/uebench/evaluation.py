@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from uebench.config import RunCfg, canonical
+from uebench.config import RunCfg, canonical, without_poison
 from uebench.controls import make_controls
 from uebench.errors import UebenchError
 from uebench.learnability.aggregate import aggregate_seeds
@@ -83,7 +83,8 @@ def evaluate(
     """Run Algorithm 1 and write the results table and figures into ``out``.
 
     Args:
-        cfg: the run settings shared by every run (dataset, subset, model, training, defense).
+        cfg: the run settings shared by every run (dataset, subset, model, training, defense;
+            ``poison_ratio`` and ``poison_mix`` apply to every poison and control alike).
         poisons: poison directories made for the same dataset subset (``uebench poison``).
         out: output directory (new, empty, or an earlier evaluation to resume).
         seeds: several seeds (init + data order, same images); ``None`` = ``[cfg.seed]``.
@@ -132,6 +133,10 @@ def evaluate(
     else:
         notes.append("no random-noise control (--no-control): the statistics below are not "
                      "read against one")
+    if (base.poison_ratio, base.poison_mix) != (1.0, "replace"):
+        notes.append(f"partial poisoning: every poisoned run and control uses poison_ratio "
+                     f"{base.poison_ratio:g}, poison_mix {base.poison_mix} (the same images "
+                     "for every seed; docs/bench.md, \"Partial and mixed poisoning\")")
     if len(seeds) == 1:
         return _one_seed(base, seeds[0], named, out, splits, beta_from, progress, notes,
                          recalibrate_bn)
@@ -185,7 +190,7 @@ def _one_seed(base: RunCfg, seed: int, named: list[tuple[str, Path]], out: Path,
     runs_dir = out / "runs"
     suffix = _suffix(cfg.defense)
     clean_dir = runs_dir / f"clean{suffix}"
-    train_run(cfg, clean_dir, progress=progress, splits=splits)
+    train_run(without_poison(cfg), clean_dir, progress=progress, splits=splits)
     dirs = []
     for name, path in named:
         dirs.append(runs_dir / f"{name}{suffix}")
@@ -199,8 +204,8 @@ def _one_seed(base: RunCfg, seed: int, named: list[tuple[str, Path]], out: Path,
         notes.append(f"defense: {label} (every run below except the β run is defended)")
         if beta_from == "undefended":
             plain = runs_dir / "clean"
-            train_run(dataclasses.replace(cfg, defense="none"), plain, progress=progress,
-                      splits=splits)
+            train_run(dataclasses.replace(without_poison(cfg), defense="none"), plain,
+                      progress=progress, splits=splits)
             notes.append("β and the UD denominator come from the undefended clean run, as the "
                          "paper's Table 2")
             return recompute(plain, [clean_dir, *dirs], out_dir=out, notes=notes)

@@ -12,6 +12,14 @@ t-interval, and a verdict by the rule in :mod:`uebench.bench.verdict`; then the 
 references and the figures. Written to ``OUT/check/check.html`` (self-contained) and
 ``check.md``.
 
+Every protected set is also checked with only part of it protected (``ratios``, default 1, 0.8,
+0.5 and 0.2: ``poison_ratio``, docs/bench.md, "Partial and mixed poisoning"), each share with its
+own control at the same share and the same images, so the report says how protection falls when
+a data owner protects only part of the set. Cost: per model, defense and seed, 1 clean run (shared
+by every share) + R x (protected sets + controls) runs for R shares, against 1 + sets + controls
+with ``ratios=(1,)``: the default four shares train one protected set and its control 9 times
+instead of 3.
+
 Default training (no ``--config``): the main job's recipe — ResNet-18 at width 0.125, SGD lr 0.1,
 momentum 0.9, weight decay 5e-3, batch 64, cosine, 10 epochs, no augmentation, fast SAL with a
 256 + 256-image probe: on 2,000 Fashion-MNIST images the clean model reaches ~83 % and EM, OPS and
@@ -61,6 +69,9 @@ CHECK_DEFAULTS: dict[str, Any] = {
 }
 DEFAULT_SEEDS = 3
 DEFAULT_MODELS = ("resnet18",)
+# the shares of the protected set that are checked (poison_ratio): all of it, and three parts
+DEFAULT_RATIOS = (1.0, 0.8, 0.5, 0.2)
+RATIO_AXIS = "poison_ratio"
 
 
 def _model_value(spec: str, base_width: Any) -> dict[str, Any]:
@@ -77,6 +88,25 @@ def _model_value(spec: str, base_width: Any) -> dict[str, Any]:
     return value
 
 
+def parse_ratios(text: str) -> list[float]:
+    """``"1,0.8,0.5"`` -> ``[1.0, 0.8, 0.5]`` (``--ratios``), each a share in [0, 1]."""
+    try:
+        ratios = [float(r) for r in text.split(",") if r.strip()]
+    except ValueError:
+        raise UebenchError(f"--ratios must be comma-separated numbers in [0, 1] such as "
+                           f"1,0.8,0.5,0.2, got {text!r}") from None
+    return ratios
+
+
+def _checked_ratios(ratios: Sequence[float]) -> list[float]:
+    ratios = list(dict.fromkeys(float(r) for r in ratios))
+    bad = [r for r in ratios if not 0 <= r <= 1]
+    if not ratios or bad:
+        raise UebenchError(f"--ratios must be shares of the protected set in [0, 1] such as "
+                           f"1,0.8,0.5,0.2, got {bad or 'none'}")
+    return ratios
+
+
 def poison_names(protected: Sequence[Path]) -> list[str]:
     taken: set[str] = set()
     return [run_name(Path(p), taken) for p in protected]
@@ -86,9 +116,10 @@ def check_grid(clean: str, protected: Sequence[Path], *, models: Sequence[str] =
                defenses: Sequence[str] = ("none",), seeds: int = DEFAULT_SEEDS,
                data_dir: str | None = None, test_size: int | None = 2000,
                config_file: str | None = None, overrides: Sequence[str] = (), ci: str = "t",
-               controls: bool = True) -> Grid:
+               controls: bool = True, ratios: Sequence[float] = DEFAULT_RATIOS) -> Grid:
     """The grid of a check: vanilla + each protected set + the random-noise control at each
-    protected set's budget (:mod:`uebench.controls`) × models × defenses × seeds."""
+    protected set's budget (:mod:`uebench.controls`) × models × defenses × protected shares
+    (``poison_ratio``, the controls at the same share) × seeds."""
     if not protected:
         raise UebenchError("check needs at least one --protected POISON directory")
     manifests = [read_manifest(p) for p in protected]
@@ -115,6 +146,7 @@ def check_grid(clean: str, protected: Sequence[Path], *, models: Sequence[str] =
                  "model": [_model_value(m, dict(flatten(base)).get("model.width"))
                            for m in models],
                  "defense": list(dict.fromkeys(["none", *defenses])),
+                 RATIO_AXIS: _checked_ratios(ratios),
                  "seed": list(range(seeds))},
     })
 
@@ -126,34 +158,46 @@ def _validate(grid: Grid, protected: Sequence[Path]) -> None:
         load_poisoned(Path(p), splits.train)
 
 
+def _share(record: Mapping[str, Any]) -> float | None:
+    """The protected share of a record's cell; ``None`` for the clean model, which is the same run
+    at every share (:func:`uebench.config.without_poison`)."""
+    label = record["labels"].get(RATIO_AXIS)
+    return None if record["vanilla"] or label is None else float(label)
+
+
 def check_rows(records: Sequence[Mapping[str, Any]], *, ci: str, min_drop: float
                ) -> list[dict[str, Any]]:
-    """Per (protected set, model, defense): UD, #LP, accuracy, the drop paired by seed against
-    the clean undefended model, every statistic over seeds and paired against the cell's
-    random-noise control, and the verdict (:mod:`uebench.bench.verdict`)."""
+    """Per (protected set, model, defense, protected share): UD, #LP, accuracy, the drop paired
+    by seed against the clean undefended model, every statistic over seeds and paired against
+    the cell's random-noise control at the same share, and the verdict
+    (:mod:`uebench.bench.verdict`)."""
     def _key(r: Mapping[str, Any], method: str, defense: str) -> tuple[Any, ...]:
         return method, r["labels"]["model"], defense, r["seed"]
 
     at = {_key(r, r["method"], r["labels"]["defense"]): r for r in records}
-    cells: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
-    for r in records:
-        cells.setdefault((r["method"], r["labels"]["model"], r["labels"]["defense"]), []).append(r)
+    shares = {_share(r) for r in records} - {None}
+    cells: dict[tuple[str, str, str, float | None], dict[int, Mapping[str, Any]]] = {}
+    for r in records:  # the clean run appears once per share: the same run, counted once
+        key = (r["method"], r["labels"]["model"], r["labels"]["defense"], _share(r))
+        cells.setdefault(key, {}).setdefault(r["seed"], r)
     rows = []
-    for (method, model, defense), group in cells.items():
+    for (method, model, defense, share), by_seed in cells.items():
+        group = list(by_seed.values())
         drops = []
         for r in group:
             ref = at.get(_key(r, "vanilla", "none"))
             ok = ref and ref["test_acc"] is not None and r["test_acc"] is not None
             drops.append(ref["test_acc"] - r["test_acc"] if ok else None)
         names = list(dict.fromkeys(k for r in group for k in r.get("statistics") or {}))
+        shown = share is not None and shares != {1.0}
         row: dict[str, Any] = {
-            "method": method, "model": model, "defense": defense,
+            "method": method, "model": model, "defense": defense, "ratio": share,
             "vanilla": group[0]["vanilla"],
             "role": "clean" if group[0]["vanilla"] else next(
                 (r["role"] for r in group if r.get("role")), "poisoned"),
             "control": next((r["control_method"] for r in group if r.get("control_method")),
                             None),
-            "label": f"{method} · {model} · {defense}",
+            "label": f"{method} · {model} · {defense}" + (f" · ratio {share:g}" if shown else ""),
             "seeds": [r["seed"] for r in group], "drop_per_seed": drops,
             "drop": summarize(drops, method=ci),  # type: ignore[arg-type]
             "statistics_by_seed": {k: {r["seed"]: (r.get("statistics") or {}).get(k)
@@ -162,10 +206,7 @@ def check_rows(records: Sequence[Mapping[str, Any]], *, ci: str, min_drop: float
             values = [r[field] for r in group]
             row[field], row[f"{field}_per_seed"] = summarize(values, method=ci), values
         rows.append(row)
-    by_setting: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for row in rows:
-        by_setting.setdefault((row["model"], row["defense"]), []).append(row)
-    for group_rows in by_setting.values():
+    for group_rows in _by_setting(rows).values():  # a control pairs within its own share
         for row in group_rows:
             row["name"] = row["method"]
         add_statistics_by_seed(group_rows)
@@ -174,6 +215,34 @@ def check_rows(records: Sequence[Mapping[str, Any]], *, ci: str, min_drop: float
             row["verdict"] = verdict(row["drop"], row["paired"].get(HEADLINE),
                                      min_drop=min_drop)
     return rows
+
+
+def _by_setting(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, ...], list[Any]]:
+    """Rows per (model, defense, share); the clean rows (share ``None``) in a group of their own."""
+    out: dict[tuple[Any, ...], list[Any]] = {}
+    for row in rows:
+        out.setdefault((row["model"], row["defense"], row["ratio"]), []).append(row)
+    return out
+
+
+def ratio_table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Per protected set, model and defense: the verdict and accuracy drop at every share (one
+    column per share, highest first); empty when the check has one share."""
+    checked = [r for r in rows if r["role"] == "poisoned"]
+    shares = sorted({r["ratio"] for r in checked}, reverse=True)
+    if len(shares) < 2:
+        return [], []
+    at = {(r["method"], r["model"], r["defense"], r["ratio"]): r for r in checked}
+    body = []
+    for method, model, defense in dict.fromkeys((r["method"], r["model"], r["defense"])
+                                                for r in checked):
+        line = [f"{method} · {model} · {defense}"]
+        for share in shares:
+            r = at.get((method, model, defense, share))
+            line.append("" if r is None else
+                        f"{r['verdict']} (drop {format_summary(r['drop'], 1, 100)})")
+        body.append(line)
+    return ["protected set", *(f"ratio {s:g}" for s in shares)], body
 
 
 def _table(rows: Sequence[Mapping[str, Any]], title: str, metrics: Sequence[str]) -> Table:
@@ -188,20 +257,25 @@ def _table(rows: Sequence[Mapping[str, Any]], title: str, metrics: Sequence[str]
 
 
 def _figures(view: Path, records: Sequence[Mapping[str, Any]], store: Store) -> list[Block]:
-    """Per (model, defense): SAL heat maps and learnable counts of the first seed."""
+    """Per (model, defense, protected share): SAL heat maps and learnable counts of the first
+    seed."""
     blocks: list[Block] = []
     first = min(r["seed"] for r in records)
-    settings: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    several = len({r["labels"].get(RATIO_AXIS) for r in records}) > 1
+    settings: dict[tuple[str, str, Any], list[Mapping[str, Any]]] = {}
     for r in records:
         if r["seed"] == first and r.get("beta_value") is not None:
-            settings.setdefault((r["labels"]["model"], r["labels"]["defense"]), []).append(r)
-    for (model, defense), group in settings.items():
+            key = (r["labels"]["model"], r["labels"]["defense"], r["labels"].get(RATIO_AXIS))
+            settings.setdefault(key, []).append(r)
+    for (model, defense, share), group in settings.items():
         beta_key = group[0]["beta"]
         runs = [("clean", store.path("train", beta_key))]
         runs += [(r["method"], store.path("train", r["run"]))
                  for r in group if r["run"] != beta_key]
-        stem = f"{model}_{defense}".replace(":", "-").replace("/", "-")
-        blocks.append(("h2", f"Figures: {model}, defense {defense} (seed {first})"))
+        at_share = f", ratio {float(share):g}" if several else ""
+        stem = f"{model}_{defense}{'_r' + share if several else ''}".replace(":", "-").replace(
+            "/", "-")
+        blocks.append(("h2", f"Figures: {model}, defense {defense}{at_share} (seed {first})"))
         for path, caption in figures.setting_figures(runs, group[0]["beta_value"],
                                                      view / "figures", stem):
             blocks.append(("img", path, caption))
@@ -220,23 +294,40 @@ def verdict_table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[li
 
 
 def _statistics_blocks(rows: Sequence[Mapping[str, Any]]) -> list[Block]:
-    """Per (model, defense): every statistic over seeds and each protected set against its
-    random-noise control (the numbers the verdict reads)."""
+    """Per (model, defense, protected share): every statistic over seeds (the clean model's
+    too) and each protected set against its random-noise control at that share (the numbers the
+    verdict reads)."""
     blocks: list[Block] = []
-    settings: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
-    for r in rows:
-        settings.setdefault((r["model"], r["defense"]), []).append(r)
-    for (model, defense), group in settings.items():
+    groups = _by_setting(rows)
+    several = len({share for _, _, share in groups} - {None}) > 1
+    for (model, defense, share), group in groups.items():
+        if share is None:
+            continue
+        group = [*groups.get((model, defense, None), []), *group]
         header, body = statistics_grid(group)
         if not body:
             continue
-        blocks += [("h2", f"Statistics: {model}, defense {defense}"),
+        at_share = f", ratio {share:g}" if several else ""
+        blocks += [("h2", f"Statistics: {model}, defense {defense}{at_share}"),
                    ("p", "Mean ± std [95 % t-interval] over seeds; definitions in docs/ud.md."),
                    ("grid", header, body)]
         header, body = paired_grid(group)
         if body:
             blocks += [("p", PAIRED_NOTE), ("grid", header, body)]
     return blocks
+
+
+def _ratio_blocks(rows: Sequence[Mapping[str, Any]]) -> list[Block]:
+    header, body = ratio_table(rows)
+    if not body:
+        return []
+    return [("h2", "Protection by protected share"),
+            ("p", "The verdict and the accuracy drop (points, mean ± std [95 % interval] over "
+                  "seeds) when only that share of the set is protected (poison_ratio: a "
+                  "class-stratified subset, the same images for every seed and for the control; "
+                  "the rest stay clean). Each share is read against its own random-noise control "
+                  "at the same share."),
+            ("grid", header, body)]
 
 
 def write_check_report(view: Path, rows: Sequence[Mapping[str, Any]], records: Sequence[Any],
@@ -255,6 +346,7 @@ def write_check_report(view: Path, rows: Sequence[Mapping[str, Any]], records: S
         ("table", _table(checked, "protected data", ("ud", "lp", "test_acc", "drop"))),
         ("img", overview, f"`{HEADLINE}` against the random-noise control, and the accuracy "
                           "drop, per cell with 95 % intervals; dashed: thresholds"),
+        *_ratio_blocks(rows),
         ("h2", "Controls and clean references"),
         ("p", "Random noise at each protected set's budget (the control every statistic is read "
               "against) and the clean model per model and defense; a clean model's UD is the "

@@ -4,7 +4,8 @@
     uebench bench GRID.yaml [--executor local|ray] [--workers N] [--devices cuda:0,cuda:1]
                   [--address auto|HOST:PORT] [--store DIR] [--out DIR] [--dry-run] [--quiet]
     uebench check --clean DATASET --protected POISON [POISON ...] [--models resnet18 lenet5:1]
-                  [--defenses jpeg cutout] [--seeds N] [--executor ...] [--out DIR] [k=v ...]
+                  [--defenses jpeg cutout] [--seeds N] [--ratios 1,0.8,0.5,0.2]
+                  [--executor ...] [--out DIR] [k=v ...]
     uebench validate VIEW [VIEW ...] [--k 3] [--save NAME]
 """
 
@@ -15,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from uebench.bench.check import run_check, verdict_table
+from uebench.bench.check import DEFAULT_RATIOS, parse_ratios, run_check, verdict_table
 from uebench.bench.executors import get_executor
 from uebench.bench.grid import load_grid
 from uebench.bench.run import run_grid
@@ -97,6 +98,11 @@ def _check_arguments(p: argparse.ArgumentParser) -> None:
                    help="defense specs (uebench defenses), e.g. jpeg cutout at:eps=4/255")
     p.add_argument("--seeds", type=int, default=3,
                    help="seeds 0..N-1 (default 3: paired t-intervals against the control)")
+    p.add_argument("--ratios", default=",".join(f"{r:g}" for r in DEFAULT_RATIOS),
+                   help="shares of each protected set that are protected, each checked against "
+                        "its control at the same share (default %(default)s; each share beyond "
+                        "the first trains every protected set and control again: 1 = the whole "
+                        "set only)")
     add_flag(p, "data_dir")
     add_flag(p, "test_size", help="test subset (default: all)")
     p.add_argument("--config", default=None,
@@ -127,7 +133,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         min_drop=MIN_DROP if args.min_drop is None else args.min_drop,
         models=args.models, defenses=args.defenses, seeds=args.seeds, data_dir=args.data_dir,
         test_size=args.test_size, config_file=args.config, overrides=args.overrides, ci=args.ci,
-        controls=not args.no_control)
+        controls=not args.no_control, ratios=parse_ratios(args.ratios))
     print(Path(result["files"]["md"]).read_text())
     print(f"report: {result['files']['html']} (self-contained) and {result['files']['md']}")
     if args.save:

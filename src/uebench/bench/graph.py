@@ -19,7 +19,7 @@ from uebench.attacks.base import resolve_params
 from uebench.attacks.generate import json_ready
 from uebench.bench.grid import Cell, Grid, Method, expand
 from uebench.bench.store import Store, job_key
-from uebench.config import RunCfg, to_dict
+from uebench.config import RunCfg, to_dict, without_poison
 from uebench.poisons.store import content_hash, read_manifest
 
 DEFAULT_RESOURCES = {"cpus": 1.0, "gpus": 0.0}
@@ -72,7 +72,10 @@ def external_poison_ref(path: Path, store: Store) -> str:
 
 
 def train_spec(cfg: RunCfg, poison_ref: str | None) -> dict[str, Any]:
-    """The resolved RunCfg (device: the executor's; poison: by reference) of a training job."""
+    """The resolved RunCfg (device: the executor's; poison: by reference) of a training job; a
+    clean job without the poisoned share and mix, so every ratio of a grid shares its clean run."""
+    if poison_ref is None:
+        cfg = without_poison(cfg)
     data = to_dict(dataclasses.replace(cfg, poison=None, device="auto"))
     return {"cfg": data, "poison": poison_ref}
 

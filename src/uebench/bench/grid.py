@@ -13,6 +13,7 @@ A grid YAML (``uebench bench GRID.yaml``; examples in ``experiments/``)::
       defense: [none, jpeg]   # shorthands: dataset, model, defense, seed, epochs, width, ...
       model: [resnet18, {label: vit-s, name: vit, width: 0.5}]   # a mapping sets several keys
       train.lr: [0.1, 0.05]   # any RunCfg key
+      poison_ratio: [1.0, 0.5]  # share of the images poisoned (docs/bench.md, partial poisoning)
       seed: [0, 1]            # replicates: tables give mean ± std and a 95 % interval over these
     poison_seed: 0            # every poison's subset + generation seed (runs vary init/order only)
     beta_from: undefended     # defended cells take β from the undefended clean run (paper Table 2)

@@ -60,7 +60,8 @@ def cfg_from_args(args: argparse.Namespace) -> Any:
     return resolve_multitask_cfg(
         config_file=getattr(args, "config", None),
         overrides=getattr(args, "overrides", []) or [],
-        defense=getattr(args, "defense", None), **flags)
+        defense=getattr(args, "defense", None), poison_ratio=getattr(args, "poison_ratio", None),
+        poison_mix=getattr(args, "poison_mix", None), **flags)
 
 
 def _train_arguments(p: argparse.ArgumentParser) -> None:

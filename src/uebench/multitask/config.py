@@ -98,9 +98,11 @@ class MultiTaskRunCfg:
 
 
 # the single-task flags with --dataset naming a multi-task dataset, --model the backbone,
-# --tasks added and --defense refused (a layer above the YAML file, below key=value)
+# --tasks added and --defense, --poison-ratio and --poison-mix refused (a layer above the YAML
+# file, below key=value)
 MULTITASK_FLAGS: dict[str, Flag] = {
-    **{k: v for k, v in RUN_FLAGS.items() if k != "defense"},
+    # defenses and partial poisoning act on classification sets: not multi-task settings
+    **{k: v for k, v in RUN_FLAGS.items() if k not in ("defense", "poison_ratio", "poison_mix")},
     "dataset": Flag("data.name", "multi-task dataset (default scenes; uebench datasets)"),
     "model": Flag("model.backbone", "backbone: lenet (default), resnet10, resnet18"),
     "tasks": Flag("tasks", "multi-task run on a multi-task dataset (default scenes): the tasks "
@@ -111,16 +113,23 @@ FLAG_KEYS = flag_paths(MULTITASK_FLAGS)
 
 def resolve_multitask_cfg(*, config_file: str | Path | None = None,
                           overrides: Sequence[str] = (), defense: str | None = None,
+                          poison_ratio: float | None = None, poison_mix: str | None = None,
                           **flags: Any) -> MultiTaskRunCfg:
     """The one way a :class:`MultiTaskRunCfg` is made from user input (module docstring).
 
     ``flags`` use the short names of :data:`MULTITASK_FLAGS` (``None`` = not given); ``tasks``
     may be a comma-separated string. ``defense`` is accepted only as ``None``/``"none"``: the
-    defenses act on classification batches and are not defined for dense targets.
+    defenses act on classification batches and are not defined for dense targets; likewise
+    ``poison_ratio`` only as ``None``/1 and ``poison_mix`` as ``None``/``"replace"`` (a multi-task
+    poison covers the whole set).
     """
     if defense not in (None, "none"):
         raise ConfigError(f"--defense {defense}: defenses are not available for multi-task "
                           "runs (they transform classification batches); drop --defense")
+    if poison_ratio not in (None, 1) or poison_mix not in (None, "replace"):
+        raise ConfigError("--poison-ratio / --poison-mix: partial and mixed poisoning is not "
+                          "available for multi-task runs (a multi-task poison covers the whole "
+                          "set); drop them")
     file_data, flag_data, parsed = input_layers(config_file, flags, overrides, FLAG_KEYS)
     dataset = MultiTaskDataCfg().name
     for layer in (file_data, flag_data):

@@ -6,6 +6,8 @@ everything after training (SAL after training, UD and the statistics, landscapes
     RUN/config.yaml                        CONFIG      the resolved config (written first)
     RUN/env.json                           ENV         package versions, git commit, device
     RUN/identity.json                      IDENTITY    run id and the poison's content hash
+    RUN/poisoned_indices.json              POISONED    which images are poisoned (poison_ratio <
+                                                       1 or poison_mix add only)
     RUN/metrics.jsonl                      METRICS     one JSON row per epoch
     RUN/checkpoint.pt                      CHECKPOINT  model/optimizer/scheduler, last epoch
     RUN/snapshots/epoch-NNNN.safetensors   SNAPSHOTS   per-epoch weights (train.snapshots)
@@ -37,6 +39,7 @@ from uebench.utils.io import CorruptFileError, read_json, read_jsonl
 CONFIG = "config.yaml"
 ENV = "env.json"
 IDENTITY = "identity.json"
+POISONED = "poisoned_indices.json"
 METRICS = "metrics.jsonl"
 CHECKPOINT = "checkpoint.pt"
 SUMMARY = "summary.json"
@@ -162,6 +165,32 @@ def read_identity(run_dir: Path | str) -> dict[str, Any] | None:
     """``identity.json`` (what makes the run this run), or ``None`` before it is written."""
     path = Path(run_dir) / IDENTITY
     return _json_object(path) if path.is_file() else None
+
+
+def read_poisoned_indices(run_dir: Path | str) -> dict[str, Any] | None:
+    """``poisoned_indices.json`` of a partially or mixed poisoned run: ``{poison_ratio,
+    poison_mix, seed, n_clean, indices}``, the indices (sorted, unique, in [0, n_clean)) of the
+    clean training images that took their poisoned version. ``None`` when the run has none (a
+    clean run, or every image poisoned in place)."""
+    path = Path(run_dir) / POISONED
+    if not path.is_file():
+        return None
+    data = _json_object(path)
+    fix = "delete the run directory and re-run to retrain"
+    n, indices = data.get("n_clean"), data.get("indices")
+    if not _is_int(n) or n < 0 or not isinstance(indices, list) \
+            or not all(_is_int(i) for i in indices):
+        raise _corrupt(path, "expected n_clean and a list of integer indices", fix)
+    outside = [i for i in indices if not 0 <= i < n]
+    if outside:
+        raise _corrupt(path, f"indices {outside[:3]} lie outside the {n} training images", fix)
+    if indices != sorted(set(indices)):
+        raise _corrupt(path, "the indices are not sorted and unique", fix)
+    return data
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def read_env(run_dir: Path | str) -> dict[str, Any]:

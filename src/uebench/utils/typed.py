@@ -111,7 +111,31 @@ def from_dict(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:
     return cls(**kwargs)
 
 
+# Metadata of a field added to a config after configs of that class were stored (run directories'
+# config.yaml, run ids, bench store keys, all made from to_dict): to_dict leaves such a field out
+# while it holds its default, so every config written before the field existed still reads,
+# compares and hashes exactly as it did, and only settings that use the new field get new ids.
+OMIT_AT_DEFAULT = "omit_at_default"
+
+
+def added_field(default: Any) -> Any:
+    """A dataclass field with ``default`` that :func:`to_dict` omits while it holds that default
+    (see :data:`OMIT_AT_DEFAULT`); :func:`from_dict` fills it back in."""
+    return dataclasses.field(default=default, metadata={OMIT_AT_DEFAULT: True})
+
+
 def to_dict(cfg: Any) -> dict[str, Any]:
-    """A plain (YAML/JSON-serialisable) dict of a config dataclass."""
+    """A plain (YAML/JSON-serialisable) dict of a config dataclass, without the
+    :func:`added_field` fields that hold their defaults."""
     out = dataclasses.asdict(cfg)
+    _omit_defaults(cfg, out)
     return json.loads(json.dumps(out))  # tuples -> lists
+
+
+def _omit_defaults(cfg: Any, out: dict[str, Any]) -> None:
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if f.metadata.get(OMIT_AT_DEFAULT) and value == f.default:
+            del out[f.name]
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            _omit_defaults(value, out[f.name])
