@@ -4,6 +4,7 @@ verdict rule on constructed intervals, the table renderers and the CLI entry poi
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -78,6 +79,7 @@ def test_check_writes_a_self_contained_report(poisons, tmp_path, capsys):
     argv = ["check", "--clean", "synthetic", "--protected", str(poisons / "ops"),
             "--models", "tiny:2", "--defenses", "cutout:size=4",
             "--seeds", "2", "--ratios", "1", "--test-size", "64", "--workers", "2", "--quiet",
+            "--no-detect",  # detection: test_check_reports_how_detectable_each_set_is
             "--store", str(tmp_path / "store"), "--out", str(tmp_path / "out"),
             "train.epochs=3", "train.batch_size=32", "train.lr=0.05",
             "sal.options.probe_size=32"]
@@ -122,7 +124,76 @@ def test_check_writes_a_self_contained_report(poisons, tmp_path, capsys):
     header, body = verdict_table(report["rows"])
     assert header[-1] == "verdict" and [r[-1] for r in body] == [r["verdict"] for r in checked]
     assert (view / "figures" / "overview.png").is_file()
+    assert "detect" not in report and not (view / "detect").exists()  # --no-detect
+    assert "Protected vs detectable" not in md
     assert "report:" in capsys.readouterr().out
+
+
+def test_check_reports_how_detectable_each_set_is(poisons, tmp_path, capsys):
+    """Every protected set and control gets each registered detector's score against its
+    threshold and a detect verdict beside its protection verdict; a rerun reuses the readings."""
+    from uebench.bench.check import run_check
+    from uebench.bench.executors import get_executor
+    from uebench.detect import DETECTORS
+
+    def check():
+        return run_check("synthetic", [poisons / "ops"], store=tmp_path / "store",
+                         out=tmp_path / "out", executor=get_executor("local", workers=1),
+                         progress=False, models=["tiny:2"], seeds=1, ratios=[1],
+                         test_size=64, overrides=["train.epochs=1", "train.batch_size=32",
+                                                  "sal.options.probe_size=32"])
+
+    first = check()
+    view = tmp_path / "out" / "check"
+    report = json.loads((view / "check.json").read_text())
+    sets = {s["method"]: s for s in report["detect"]["sets"]}
+    assert {m: s["role"] for m, s in sets.items()} == {"ops": "protected",
+                                                       "random-l0": "control"}
+    for entry in sets.values():
+        assert [d["name"] for d in entry["detectors"]] == DETECTORS.names()
+        for d in entry["detectors"]:
+            assert d["flagged"] == (d["score"] > d["threshold"])
+        assert entry["flagged"] == any(d["flagged"] for d in entry["detectors"])
+        assert not entry["reused"] and (Path(entry["dir"]) / "detect.json").is_file()
+        assert Path(entry["dir"]).parent == view / "detect"
+    assert not list((view / "detect").glob(".*"))  # no partial folder left behind
+    table = report["protected_vs_detectable"]
+    assert table["header"][:3] == ["protected set", "protection", "acc drop (points)"]
+    assert table["header"][-1] == "detect verdict"
+    assert [h.split(":")[0] for h in table["header"][3:-1]] == DETECTORS.names()
+    protected = [r for r in report["rows"] if r["role"] == "poisoned"]
+    assert [line[0] for line in table["rows"]] == [
+        *(r["label"] for r in protected),
+        *(r["label"] for r in report["rows"] if r["role"] == "control")]
+    ops = table["rows"][0]
+    assert ops[1] == protected[0]["verdict"] and ops[2] != ""
+    for cell, d in zip(ops[3:-1], sets["ops"]["detectors"]):
+        assert f"{d['score']:+.3f} / {d['threshold']:.3f}" in cell
+        assert ("flagged" in cell) == d["flagged"]
+    assert ops[-1] == ("not flagged" if not sets["ops"]["flagged"] else
+                       "**flagged** by " + ", ".join(sets["ops"]["flagged_by"]))
+    assert "Protected vs detectable" in (view / "check.md").read_text()
+    assert "Protected vs detectable" in (view / "check.html").read_text()
+
+    # the same check from the command line: the readings are reused, a short table is printed
+    stamps = {m: (Path(s["dir"]) / "detect.json").stat().st_mtime_ns for m, s in sets.items()}
+    capsys.readouterr()
+    assert cli(["check", "--clean", "synthetic", "--protected", str(poisons / "ops"),
+                "--models", "tiny:2", "--seeds", "1", "--ratios", "1", "--test-size", "64",
+                "--quiet", "--store", str(tmp_path / "store"), "--out", str(tmp_path / "out"),
+                "train.epochs=1", "train.batch_size=32", "sal.options.probe_size=32"]) == 0
+    again = json.loads((view / "check.json").read_text())["detect"]["sets"]
+    assert all(s["reused"] for s in again)
+    assert {s["method"]: (Path(s["dir"]) / "detect.json").stat().st_mtime_ns
+            for s in again} == stamps
+    assert [{k: v for k, v in s.items() if k != "reused"} for s in again] == [
+        {k: v for k, v in s.items() if k != "reused"} for s in first["detect"]]
+    printed = capsys.readouterr().out
+    assert "protected vs detectable" in printed
+    verdict = "FLAGGED by " + ", ".join(sets["ops"]["flagged_by"]) if sets["ops"]["flagged"] \
+        else "not flagged"
+    assert f"{protected[0]['label']}: {protected[0]['verdict']}, drop " in printed
+    assert f"detect: {verdict}" in printed
 
 
 def test_check_refuses_a_poison_of_other_data(poisons, tmp_path):
@@ -132,8 +203,6 @@ def test_check_refuses_a_poison_of_other_data(poisons, tmp_path):
 
 
 def test_bench_dry_run_prints_the_plan(tmp_path, capsys):
-    from pathlib import Path
-
     grid = Path(__file__).parents[1] / "experiments" / "table1-cpu.yaml"
     assert cli(["bench", str(grid), "--dry-run", "--store", str(tmp_path)]) == 0
     text = capsys.readouterr().out

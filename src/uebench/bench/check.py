@@ -8,9 +8,10 @@ SAL after every epoch (Ye et al., ICLR 2025, arXiv 2509.08058), through the same
 ``uebench bench`` (store, executors, resumable). The report gives, per protected set × model ×
 defense: UD, #LP, the test-accuracy drop paired by seed against the clean model, every statistic
 of :mod:`uebench.learnability.statistics` and its paired difference from the control with a 95 %
-t-interval, and a verdict by the rule in :mod:`uebench.bench.verdict`; then the controls and clean
-references and the figures. Written to ``OUT/check/check.html`` (self-contained) and
-``check.md``.
+t-interval, and a verdict by the rule in :mod:`uebench.bench.verdict`; then how detectable each
+protected set is (the detectors of ``uebench detect`` on the whole set, beside its verdict:
+:mod:`uebench.bench.detectability`; ``detect=False`` skips it), the controls and clean references
+and the figures. Written to ``OUT/check/check.html`` (self-contained) and ``check.md``.
 
 Every protected set is also checked with only part of it protected (``ratios``, default 1, 0.8,
 0.5 and 0.2: ``poison_ratio``, docs/bench.md, "Partial and mixed poisoning"), each share with its
@@ -35,6 +36,13 @@ from typing import Any
 
 from uebench.bench import figures
 from uebench.bench.collect import per_seed_values
+from uebench.bench.detectability import TITLE as DETECT_TITLE
+from uebench.bench.detectability import (
+    detect_blocks,
+    detect_check_sets,
+    detect_headline,
+    detect_table,
+)
 from uebench.bench.graph import build_plan
 from uebench.bench.grid import Grid, expand, flatten, grid_from_dict
 from uebench.bench.html import Block, to_html, to_markdown
@@ -44,6 +52,7 @@ from uebench.bench.store import Store
 from uebench.bench.tables import Entry, Table
 from uebench.bench.verdict import HEADLINE, MIN_DROP, rule_text, verdict
 from uebench.config import load_yaml, parse_override
+from uebench.detect.api import RULE as DETECT_RULE
 from uebench.errors import UebenchError
 from uebench.evaluation import run_name
 from uebench.learnability.stat_report import (
@@ -331,8 +340,10 @@ def _ratio_blocks(rows: Sequence[Mapping[str, Any]]) -> list[Block]:
 
 
 def write_check_report(view: Path, rows: Sequence[Mapping[str, Any]], records: Sequence[Any],
-                       collected: Mapping[str, Any], *, min_drop: float,
-                       store: Store) -> dict[str, Path]:
+                       collected: Mapping[str, Any], *, min_drop: float, store: Store,
+                       detected: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Path]:
+    """``check.html``, ``check.md`` and ``check.json`` in ``view``; ``detected``: the readings of
+    :func:`uebench.bench.detectability.detect_check_sets` (``None``: not run, no such section)."""
     checked = [r for r in rows if r["role"] == "poisoned"]
     overview = figures.plot_overview(checked, view / "figures" / "overview.png",
                                      min_drop=min_drop, headline=HEADLINE)
@@ -341,12 +352,13 @@ def write_check_report(view: Path, rows: Sequence[Mapping[str, Any]], records: S
     blocks: list[Block] = [
         ("h1", "How protected is this data?"),
         ("p", "Verdicts: " + ", ".join(f"**{v}** {n}" for v, n in counts.items())
-         + f" (of {len(checked)} cells)."),
+         + f" (of {len(checked)} cells)." + detect_headline(detected or [])),
         ("p", "Rule: " + rule_text(min_drop)),
         ("table", _table(checked, "protected data", ("ud", "lp", "test_acc", "drop"))),
         ("img", overview, f"`{HEADLINE}` against the random-noise control, and the accuracy "
                           "drop, per cell with 95 % intervals; dashed: thresholds"),
         *_ratio_blocks(rows),
+        *detect_blocks(rows, detected or []),
         ("h2", "Controls and clean references"),
         ("p", "Random noise at each protected set's budget (the control every statistic is read "
               "against) and the clean model per model and defense; a clean model's UD is the "
@@ -361,15 +373,27 @@ def write_check_report(view: Path, rows: Sequence[Mapping[str, Any]], records: S
     files = {"html": view / "check.html", "md": view / "check.md", "json": view / "check.json"}
     atomic_write_text(files["html"], to_html("uebench check", blocks))
     atomic_write_text(files["md"], to_markdown(blocks, relative_to=view))
-    write_json(files["json"], {"rule": rule_text(min_drop), "min_drop": min_drop,
-                               "headline": HEADLINE, "rows": list(rows)})
+    summary: dict[str, Any] = {"rule": rule_text(min_drop), "min_drop": min_drop,
+                               "headline": HEADLINE, "rows": list(rows)}
+    if detected is not None:
+        header, body = detect_table(rows, detected)
+        summary["detect"] = {"rule": DETECT_RULE, "sets": list(detected)}
+        summary["protected_vs_detectable"] = {"title": DETECT_TITLE, "header": header,
+                                              "rows": body}
+    write_json(files["json"], summary)
     return files
 
 
 def run_check(clean: str, protected: Sequence[Path], *, store: Path | str, out: Path | str,
               executor: Any, min_drop: float = MIN_DROP, progress: bool = True,
-              **grid_options: Any) -> dict[str, Any]:
-    """Plan, run (or reuse) and report a check; ``grid_options`` go to :func:`check_grid`."""
+              detect: bool = True, **grid_options: Any) -> dict[str, Any]:
+    """Plan, run (or reuse) and report a check; ``grid_options`` go to :func:`check_grid`.
+
+    ``detect``: also run the detectors of ``uebench detect`` on every protected set and control
+    (whole sets; stored in ``OUT/check/detect/`` and reused by a rerun) and report them beside the
+    verdicts (``uebench check --no-detect``: ``False``). The result's ``detect`` holds the
+    readings (``None`` when skipped).
+    """
     protected = [Path(p) for p in protected]
     grid = check_grid(clean, protected, **grid_options)
     _validate(grid, protected)
@@ -379,6 +403,9 @@ def run_check(clean: str, protected: Sequence[Path], *, store: Path | str, out: 
 
     records, _ = per_seed_values(read_json(view / "index.json"))
     rows = check_rows(records, ci=grid.ci, min_drop=min_drop)
+    detected = detect_check_sets(grid, plan.store, view, data_dir=grid_options.get("data_dir"),
+                                 progress=progress) if detect else None
     files = write_check_report(view, rows, records, result["tables"], min_drop=min_drop,
-                               store=plan.store)
-    return {**result, "rows": rows, "files": {k: str(v) for k, v in files.items()}}
+                               store=plan.store, detected=detected)
+    return {**result, "rows": rows, "detect": detected,
+            "files": {k: str(v) for k, v in files.items()}}

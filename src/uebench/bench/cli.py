@@ -5,7 +5,7 @@
                   [--address auto|HOST:PORT] [--store DIR] [--out DIR] [--dry-run] [--quiet]
     uebench check --clean DATASET --protected POISON [POISON ...] [--models resnet18 lenet5:1]
                   [--defenses jpeg cutout] [--seeds N] [--ratios 1,0.8,0.5,0.2]
-                  [--executor ...] [--out DIR] [k=v ...]
+                  [--no-detect] [--executor ...] [--out DIR] [k=v ...]
     uebench validate VIEW [VIEW ...] [--k 3] [--save NAME]
 """
 
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from uebench.bench.check import DEFAULT_RATIOS, parse_ratios, run_check, verdict_table
+from uebench.bench.detectability import detect_summary
 from uebench.bench.executors import get_executor
 from uebench.bench.grid import load_grid
 from uebench.bench.run import run_grid
@@ -113,6 +114,9 @@ def _check_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-control", action="store_true",
                    help="do not train random noise at each protected set's budget (no verdict "
                         "can then say more than the accuracy drop)")
+    p.add_argument("--no-detect", action="store_true",
+                   help="do not run the detectors of uebench detect on each protected set and "
+                        "control (the report's table \"Protected vs detectable\")")
     p.add_argument("--min-drop", type=float, default=None,
                    help="accuracy drop (fraction) that counts as biting (default 0.10)")
     _executor_args(p)
@@ -133,8 +137,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         min_drop=MIN_DROP if args.min_drop is None else args.min_drop,
         models=args.models, defenses=args.defenses, seeds=args.seeds, data_dir=args.data_dir,
         test_size=args.test_size, config_file=args.config, overrides=args.overrides, ci=args.ci,
-        controls=not args.no_control, ratios=parse_ratios(args.ratios))
+        controls=not args.no_control, ratios=parse_ratios(args.ratios),
+        detect=not args.no_detect)
     print(Path(result["files"]["md"]).read_text())
+    if result["detect"] is not None:
+        print("protected vs detectable (uebench detect on each whole set):")
+        print("\n".join(detect_summary(result["rows"], result["detect"])))
     print(f"report: {result['files']['html']} (self-contained) and {result['files']['md']}")
     if args.save:
         command = "uebench check " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "check"
