@@ -60,12 +60,6 @@ PAPER = {"clean": (94.11, None), "em": (26.52, 0.187), "tap": (29.85, 1.639),
 PAPER_CLEAN_LP = 3.32
 COMPAT_TAG = "compat"
 RESERVE = 15.0  # seconds kept for the table and the files at the end
-_CALL_BUDGET = [float("inf")]
-
-
-def budget_of_call() -> float:
-    """This call's budget (seconds) less the reserve: a stage estimated above it never fits."""
-    return _CALL_BUDGET[0]
 
 FULL = {"width": 1.0, "epochs": 15, "batch": 256, "train_size": None, "test_size": None,
         "sal_options": {},  # the fast engine's defaults
@@ -115,10 +109,9 @@ def passes_compat(rounds: int, subset: int, n: int, layers: int = 21) -> float:
 class Stages:
     """The stage log: state, seconds and estimate of every stage, written after each one."""
 
-    def __init__(self, out: Path, meta: dict[str, Any]) -> None:
-        self.out, self.meta = out, meta
+    def __init__(self, budget: float) -> None:
+        self.budget = budget  # this call's seconds less the reserve: above it, never fits
         self.log: dict[str, dict[str, Any]] = {}
-        self.t0 = time.perf_counter()
 
     def run(self, name: str, fn: Callable[[], Any], estimate: float | None = None) -> Any:
         left = seconds_left()
@@ -130,7 +123,7 @@ class Stages:
         if left is not None and estimate is not None and estimate > left:
             # later (cheaper) stages may still fit; a rerun tries this one again
             entry["state"] = (f"not started: estimated {estimate:.0f} s, {left:.0f} s left"
-                              + ("" if estimate < budget_of_call() else
+                              + ("" if estimate < self.budget else
                                  " (more than a whole call: raise --budget)"))
             print(f"[table1] {name}: {entry['state']}", flush=True)
             return None
@@ -282,10 +275,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "changes": [c.format(epochs=cfg.train.epochs) for c in CHANGES],
         "paper": {k: {"acc": a, "ud": u} for k, (a, u) in PAPER.items()},
     }
-    stages = Stages(out, result)
     runs_dir, poisons_dir = out / "runs", out / "poisons"
     budget = max(args.budget - RESERVE, 0.0)
-    _CALL_BUDGET[0] = budget
+    stages = Stages(budget)
 
     def poison(name: str, attack: str, params: dict[str, Any] | None = None) -> Path:
         generate_poison(attack, dataset=cfg.data.name, out=poisons_dir / name,
