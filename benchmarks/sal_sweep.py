@@ -35,7 +35,7 @@ from uebench.learnability.scoring import rescore, sal_from_losses, split_probe, 
 from uebench.learnability.task import SALTask, measuring
 from uebench.learnability.threshold import learnable_threshold
 from uebench.runtime import Runtime
-from uebench.train.loop import fit
+from uebench.train.classification import fit
 from uebench.utils.io import read_json, write_json
 
 SCHEDULES = {  # step sizes in units of the radius r = ε‖θ_l‖

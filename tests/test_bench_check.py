@@ -119,7 +119,7 @@ def test_check_writes_a_self_contained_report(poisons, tmp_path, capsys):
     md = (view / "check.md").read_text()
     assert "Rule: **protected**" in md and "figures/overview.png" in md
     assert "ops − random-l0" in md and "Statistics: tiny" in md
-    from uebench.bench.check import verdict_table  # what `check --save` stores for the docs
+    from uebench.bench.check_report import verdict_table  # what `check --save` stores for docs
 
     header, body = verdict_table(report["rows"])
     assert header[-1] == "verdict" and [r[-1] for r in body] == [r["verdict"] for r in checked]

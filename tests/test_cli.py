@@ -85,7 +85,7 @@ def _is_config_key(cls, path: tuple[str, ...]) -> bool:
 def test_flags_resolve_to_their_declared_config_keys():
     """A flag is declared once (RUN_FLAGS / MULTITASK_FLAGS: key, type, help); its option lands on
     that key, above the YAML file and below key=value."""
-    from uebench.commands import _run_cfg_from_args
+    from uebench.commands.common import run_cfg_from_args as _run_cfg_from_args
     from uebench.config import RUN_FLAGS, RunCfg
     from uebench.multitask.cli import cfg_from_args
     from uebench.multitask.config import MULTITASK_FLAGS, MultiTaskRunCfg

@@ -19,7 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
-from uebench.data import DATASETS, cifar, imagenet, load_dataset
+from uebench.data import DATASETS, cifar, cifar_batches, imagenet, load_dataset
 from uebench.data.download import DOWNLOADABLE, SOURCES, _extract, md5sum
 from uebench.errors import DataNotFoundError, UebenchError
 
@@ -267,7 +267,7 @@ def test_malicious_pickle_is_refused(isolated: Path, payload: str) -> None:
     assert payload.split(".")[1].encode() in blob
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch", "batches.meta"]:
         (folder / name).write_bytes(blob)
-    with pytest.raises(cifar.UnsafePickleError, match="refusing to unpickle global"):
+    with pytest.raises(cifar_batches.UnsafePickleError, match="refusing to unpickle global"):
         DATASETS.get("cifar10")(isolated, False)
     assert not marker.exists()
 

@@ -22,8 +22,8 @@ from uebench.attacks import run_attack
 from uebench.attacks.generate import generate_poison
 from uebench.data import ImageSet, load_dataset
 from uebench.detect import DETECTORS, detect, detect_sets, reference_indices
-from uebench.detect.api import threshold_for
 from uebench.detect.base import META_FIELDS, Measurement, check_options, halves, run_detector
+from uebench.detect.report import threshold_for
 from uebench.errors import ConfigError, PoisonValidationError, UebenchError, UnknownNameError
 from uebench.runtime import Runtime
 
@@ -279,7 +279,7 @@ def test_nothing_but_the_cli_imports_detect():
     bad = []
     for path in src.rglob("*.py"):
         rel = path.relative_to(src)
-        if rel.parts[0] in ("detect", "bench") or str(rel) in ("cli.py", "commands.py"):
+        if rel.parts[0] in ("detect", "bench", "commands") or str(rel) == "cli.py":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             names = ([node.module or ""] if isinstance(node, ast.ImportFrom)

@@ -120,7 +120,7 @@ def test_permission_denied(tmp_path, capsys, monkeypatch):
 
 @kind("file system", "the disk fills up while a run is checkpointing; re-running resumes")
 def test_disk_full_then_resume(tmp_path, capsys, monkeypatch):
-    import uebench.train.loop as loop
+    import uebench.train.checkpoint as loop
 
     real = loop.atomic_torch_save
     calls = {"n": 0}
@@ -349,7 +349,7 @@ def test_float_labels(made, tmp_path, capsys):
 
     from safetensors.torch import load_file, save_file
 
-    from uebench.poisons.store import integrity_hash
+    from uebench.poisons.manifest import integrity_hash
 
     poison = copy(made / "poison", tmp_path / "p")
     tensors = load_file(str(poison / "poison.safetensors"))

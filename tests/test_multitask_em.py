@@ -13,7 +13,8 @@ from uebench.multitask import load_multitask
 from uebench.multitask.em import SummedLoss, multitask_em
 from uebench.multitask.generate import generate_multitask_poison
 from uebench.multitask.poisons import as_image_set, load_poisoned_multitask
-from uebench.poisons.store import load_poisoned, read_manifest
+from uebench.poisons.manifest import read_manifest
+from uebench.poisons.store import load_poisoned
 from uebench.runtime import Runtime
 
 pytestmark = pytest.mark.timeout(120)

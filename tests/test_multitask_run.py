@@ -76,7 +76,7 @@ def crash_at(epoch: int):
 
 
 def _rows(run: Path) -> list[dict]:
-    drop = ("seconds", "task_sal_seconds")
+    drop = ("seconds", "train_seconds", "task_sal_seconds")  # wall times
     return [{k: v for k, v in json.loads(line).items() if k not in drop}
             for line in (run / "metrics.jsonl").read_text().splitlines()]
 

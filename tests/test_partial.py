@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from uebench.attacks.generate import generate_poison
-from uebench.bench.check import check_grid, check_rows
+from uebench.bench.check_grid import check_grid
+from uebench.bench.check_rows import check_rows
 from uebench.bench.graph import build_plan, train_spec
 from uebench.bench.grid import expand, grid_from_dict
 from uebench.bench.store import Store, job_key
@@ -21,7 +22,8 @@ from uebench.errors import ConfigError, UebenchError
 from uebench.evaluation import evaluate
 from uebench.poisons.store import load_poisoned
 from uebench.train import rundir
-from uebench.train.run import identity, load_splits, poisoned_indices, train_run, training_set
+from uebench.train.partial import poisoned_indices
+from uebench.train.run import identity, load_splits, train_run, training_set
 
 N = 100  # synthetic: 10 classes of 10 images at this size, so "half of each class" is exact
 DATA = {"dataset": "synthetic", "train_size": N, "test_size": 32}

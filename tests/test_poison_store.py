@@ -18,17 +18,9 @@ from uebench.attacks import measure
 from uebench.data import ImageSet, load_dataset
 from uebench.errors import PoisonValidationError
 from uebench.poisons import export_apbench, import_apbench, import_array
-from uebench.poisons.store import (
-    MANIFEST,
-    PREVIEW,
-    TENSORS,
-    fingerprint,
-    integrity_hash,
-    load_delta,
-    load_poisoned,
-    read_manifest,
-    save_poison,
-)
+from uebench.poisons.manifest import MANIFEST, PREVIEW, TENSORS, integrity_hash, read_manifest
+from uebench.poisons.store import load_delta, load_poisoned, save_poison
+from uebench.poisons.validation import fingerprint
 
 EPS = 8 / 255
 UNPICKLED: list[str] = []  # set if a refused file was unpickled after all

@@ -18,7 +18,7 @@ from uebench.learnability.posthoc import (
     snapshot_epochs,
 )
 from uebench.learnability.report import recompute
-from uebench.train.loop import load_snapshot
+from uebench.train.checkpoint import load_snapshot
 from uebench.train.run import train_run
 
 FAST = {"probe_size": 64}

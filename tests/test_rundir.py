@@ -1,4 +1,5 @@
-"""The run-directory reader (uebench.train.rundir): one reader per file, one error style."""
+"""The run-directory readers (uebench.train.rundir, .sal_tags, .run_record): one reader per file,
+one error style."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import yaml
 
 from uebench.config import RunCfg, to_dict
 from uebench.errors import UebenchError
-from uebench.train import rundir
+from uebench.train import run_record, rundir, sal_tags
 from uebench.train.rundir import IncompleteRunError, RunError
 
 
@@ -35,7 +36,7 @@ def test_readers(tmp_path):
     assert rundir.read_summary(run)["test_acc"] == 0.5
     assert rundir.read_identity(run) == {"run_id": "abc", "poison_sha256": None}
     assert rundir.read_env(run) == {"device": "cpu"}
-    record = rundir.load_run(run)
+    record = run_record.load_run(run)
     assert (record.name, len(record.rows), record.config["seed"]) == ("x", 2, 0)
     assert rundir.snapshot_path(run, 3) == run / "snapshots" / "epoch-0003.safetensors"
     assert rundir.stats_file(run, "probes.json") == run / "stats" / "probes.json"
@@ -43,17 +44,17 @@ def test_readers(tmp_path):
 
 def test_sal_tags(tmp_path):
     run = _run(tmp_path)
-    assert not rundir.has_tag(run, "t") and rundir.read_tag_settings(run, "t") is None
-    rows_path, settings_path = rundir.tag_paths(run, "t")
+    assert not sal_tags.has_tag(run, "t") and sal_tags.read_tag_settings(run, "t") is None
+    rows_path, settings_path = sal_tags.tag_paths(run, "t")
     rows_path.parent.mkdir()
     rows_path.write_text(json.dumps({"epoch": 2, "sal": {"fc": 9.0}}) + "\n")
     settings_path.write_text("engine: fast\n")
-    assert rundir.read_tag(run, "t") == [{"epoch": 2, "sal": {"fc": 9.0}}]
-    assert rundir.read_tag_settings(run, "t") == {"engine": "fast"}
-    tagged = rundir.load_run(run, sal_tag="t")
+    assert sal_tags.read_tag(run, "t") == [{"epoch": 2, "sal": {"fc": 9.0}}]
+    assert sal_tags.read_tag_settings(run, "t") == {"engine": "fast"}
+    tagged = run_record.load_run(run, sal_tag="t")
     assert [(r["epoch"], r["sal"], r["test_acc"]) for r in tagged.rows] == [(2, {"fc": 9.0}, 0.5)]
     with pytest.raises(UebenchError, match="plain name"):
-        rundir.tag_paths(run, "../x")
+        sal_tags.tag_paths(run, "../x")
 
 
 @pytest.mark.parametrize("name, read", [
@@ -75,8 +76,8 @@ def test_missing_files(tmp_path):
     with pytest.raises(IncompleteRunError, match="no summary.json"):
         rundir.read_summary(run)
     with pytest.raises(IncompleteRunError, match="no summary.json.*resume"):
-        rundir.load_run(run)
-    assert len(rundir.load_run(run, require_complete=False).rows) == 2
+        run_record.load_run(run)
+    assert len(run_record.load_run(run, require_complete=False).rows) == 2
     (run / rundir.CONFIG).unlink()
     with pytest.raises(RunError, match="not a training run directory: it has no config.yaml"):
         rundir.read_config(run)
@@ -86,6 +87,6 @@ def test_missing_files(tmp_path):
     with pytest.raises(RunError, match="it has no metrics.jsonl"):
         rundir.read_metrics(run)
     with pytest.raises(RunError, match="has no SAL measurement tagged 't'"):
-        rundir.read_tag(run, "t")
+        sal_tags.read_tag(run, "t")
     with pytest.raises(RunError, match="does not exist"):
-        rundir.load_run(tmp_path / "nope")
+        run_record.load_run(tmp_path / "nope")

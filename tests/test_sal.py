@@ -22,7 +22,7 @@ from uebench.learnability.sal import SALData, official_running_loss
 from uebench.learnability.task import SALTask
 from uebench.models import get_model
 from uebench.runtime import Runtime
-from uebench.train.loop import EpochContext, fit
+from uebench.train.classification import EpochContext, fit
 
 pytestmark = pytest.mark.timeout(120)
 RT = Runtime(device="cpu", seed=0, progress=False)
@@ -185,7 +185,7 @@ def _per_image_mean(losses: list[list[float]]) -> float:
 
 
 def test_official_origin_is_the_running_mean_with_and_without_drop_last() -> None:
-    from uebench.train.loop import paper_formula_loss
+    from uebench.train.classification import paper_formula_loss
 
     # drop_last=True: the paper's loader, every batch full; its formula and ours agree
     full = [[1.0, 1.0, 1.0, 1.0], [2.0, 2.0, 2.0, 2.0], [3.0, 2.0, 4.0, 3.0]]
@@ -202,7 +202,7 @@ def test_official_origin_is_the_running_mean_with_and_without_drop_last() -> Non
 
 def test_fit_records_the_running_mean_as_the_official_origin() -> None:
     # 10 images in batches of 4: a short last batch (drop_last=False, uebench's default)
-    from uebench.train.loop import fit
+    from uebench.train.classification import fit
 
     x, y = data(10)
     rows = fit(build("tiny"), x, y, cfg=TrainCfg(epochs=1, batch_size=4), rt=RT)

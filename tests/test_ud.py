@@ -20,21 +20,12 @@ from uebench.learnability.distance import (
     ud_table,
     unlearnable_distance,
 )
-from uebench.learnability.plots import (
-    plot_learnable_counts,
-    plot_parameter_cdf,
-    plot_sal_heatmaps,
-    plot_task_similarity,
-    sal_cosine_similarity,
-)
-from uebench.learnability.report import (
-    IncompleteRunError,
-    RunError,
-    describe_engine,
-    load_run,
-    recompute,
-    write_results,
-)
+from uebench.learnability.parameter_cdf import plot_parameter_cdf
+from uebench.learnability.plots import plot_learnable_counts, plot_sal_heatmaps
+from uebench.learnability.report import IncompleteRunError, RunError, load_run, recompute
+from uebench.learnability.results import write_results
+from uebench.learnability.run_info import describe_engine
+from uebench.learnability.task_similarity import plot_task_similarity, sal_cosine_similarity
 from uebench.learnability.threshold import (
     SalDataError,
     epoch_thresholds,
@@ -364,7 +355,7 @@ def test_task_cosine_similarity():
 
 
 def test_parameter_values_skip_buffers():
-    from uebench.learnability.plots import parameter_values
+    from uebench.learnability.parameter_cdf import parameter_values
 
     state = {"w.weight": np.array([[1.0, -2.0]]), "bn.running_var": np.ones(3),
              "bn.num_batches_tracked": np.array(5), "normalize.std": np.ones(3)}

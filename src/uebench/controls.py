@@ -17,7 +17,7 @@ from typing import Any
 
 from uebench.attacks.generate import generate_poison
 from uebench.learnability.paired import identity_of_manifest
-from uebench.poisons.store import read_manifest
+from uebench.poisons.manifest import read_manifest
 
 EM_EPS = 8 / 255
 

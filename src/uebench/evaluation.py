@@ -32,7 +32,8 @@ from uebench.learnability.posthoc import measure_run
 from uebench.learnability.report import recompute
 from uebench.learnability.sal import SAL_ENGINES, check_engine_options
 from uebench.learnability.statistics.ud_bn import BN_TAG
-from uebench.poisons.store import content_hash, load_poisoned, manifest_attack, read_manifest
+from uebench.poisons.manifest import manifest_attack, read_manifest
+from uebench.poisons.store import content_hash, load_poisoned
 from uebench.train.run import defense_pipeline, load_splits, train_run
 from uebench.train.rundir import is_complete
 from uebench.utils.io import check_output_dir
@@ -105,34 +106,16 @@ def evaluate(
     if beta_from not in ("undefended", "defended"):
         raise UebenchError(f"beta_from must be 'undefended' or 'defended', got {beta_from!r}")
     seeds = [cfg.seed] if not seeds else list(dict.fromkeys(int(s) for s in seeds))
-    sal = dataclasses.replace(
-        cfg.sal, enabled=True, engine=sal_engine or cfg.sal.engine,
-        origin=sal_origin if sal_origin is not None else cfg.sal.origin,
-    )
-    subset = cfg.seed if cfg.data.subset_seed is None else cfg.data.subset_seed
-    data = dataclasses.replace(cfg.data, subset_seed=subset) if len(seeds) > 1 else cfg.data
-    train = dataclasses.replace(cfg.train, snapshots=True) if recalibrate_bn else cfg.train
-    base = canonical(dataclasses.replace(cfg, sal=sal, poison=None, data=data, train=train))
+    base = _shared_config(cfg, several_seeds=len(seeds) > 1, sal_engine=sal_engine,
+                          sal_origin=sal_origin, recalibrate_bn=recalibrate_bn)
     _check_sal(base)
     splits = load_splits(base)
-    _refuse_duplicates(poisons)
     taken: set[str] = set()
-    named = []
-    for p in poisons:  # validate every poison before spending any compute on training
-        load_poisoned(Path(p), splits.train)
-        named.append((run_name(Path(p), taken), Path(p).resolve()))
+    named = _checked_poisons(poisons, splits, taken)
     out = check_output_dir(out, marker=("runs", f"seed{seeds[0]}", "controls"),
                            what="a uebench evaluation")
-    notes: list[str] = []
-    if controls:
-        made, notes = make_controls([p for _, p in named], out / "controls",
-                                    data_dir=base.data.data_dir, progress=progress)
-        for p in made:
-            load_poisoned(p, splits.train)
-            named.append((unique_name(p.name, taken), p.resolve()))
-    else:
-        notes.append("no random-noise control (--no-control): the statistics below are not "
-                     "read against one")
+    notes = _add_controls(named, taken, out / "controls", base, splits, controls=controls,
+                          progress=progress)
     if (base.poison_ratio, base.poison_mix) != (1.0, "replace"):
         notes.append(f"partial poisoning: every poisoned run and control uses poison_ratio "
                      f"{base.poison_ratio:g}, poison_mix {base.poison_mix} (the same images "
@@ -144,6 +127,47 @@ def evaluate(
     per_seed = [_one_seed(base, s, named, out / f"seed{s}", splits, beta_from, progress, notes,
                           recalibrate_bn) for s in seeds]
     return aggregate_seeds(per_seed, seeds, out)
+
+
+def _shared_config(cfg: RunCfg, *, several_seeds: bool, sal_engine: str | None,
+                   sal_origin: str | None, recalibrate_bn: bool) -> RunCfg:
+    """The settings every run of the evaluation shares: SAL on (with the chosen engine and
+    origin), no poison, the data subset fixed across seeds, snapshots kept for recalibration."""
+    sal = dataclasses.replace(
+        cfg.sal, enabled=True, engine=sal_engine or cfg.sal.engine,
+        origin=sal_origin if sal_origin is not None else cfg.sal.origin,
+    )
+    subset = cfg.seed if cfg.data.subset_seed is None else cfg.data.subset_seed
+    data = dataclasses.replace(cfg.data, subset_seed=subset) if several_seeds else cfg.data
+    train = dataclasses.replace(cfg.train, snapshots=True) if recalibrate_bn else cfg.train
+    return canonical(dataclasses.replace(cfg, sal=sal, poison=None, data=data, train=train))
+
+
+def _checked_poisons(poisons: Sequence[Path], splits: Any, taken: set[str]
+                     ) -> list[tuple[str, Path]]:
+    """(run name, resolved directory) of every poison, each validated against the clean data
+    before any compute is spent on training."""
+    _refuse_duplicates(poisons)
+    named = []
+    for p in poisons:
+        load_poisoned(Path(p), splits.train)
+        named.append((run_name(Path(p), taken), Path(p).resolve()))
+    return named
+
+
+def _add_controls(named: list[tuple[str, Path]], taken: set[str], folder: Path, base: RunCfg,
+                  splits: Any, *, controls: bool, progress: bool) -> list[str]:
+    """Generate the random-noise control of every poison into ``folder``, validate each and
+    append it to ``named``; returns the notes the results carry about the controls."""
+    if not controls:
+        return ["no random-noise control (--no-control): the statistics below are not read "
+                "against one"]
+    made, notes = make_controls([p for _, p in named], folder, data_dir=base.data.data_dir,
+                                progress=progress)
+    for p in made:
+        load_poisoned(p, splits.train)
+        named.append((unique_name(p.name, taken), p.resolve()))
+    return notes
 
 
 def _refuse_duplicates(poisons: Sequence[Path]) -> None:

@@ -108,31 +108,53 @@ def register_attack(
         raise ValueError(f"norm must be one of {NORMS}")
 
     def deco(fn: AttackFn) -> AttackFn:
-        sig = inspect.signature(fn)
-        all_hints = typing.get_type_hints(fn)
-        defaults = {
-            k: p.default
-            for k, p in sig.parameters.items()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY
-            and p.default is not inspect.Parameter.empty
-            and k not in _NOT_PARAMS
-        }
-        hints = {k: all_hints.get(k, Any) for k in defaults}
-        all_presets = {"original": {}, **(presets or {})}
-        info = AttackInfo(
-            name, norm, eps_param, all_presets, surrogate, description, paper, defaults, norm_param,
-            eps_for_shape, hints, dict(test_params or {}),
-        )
-        for pname, params in [*all_presets.items(), ("test_params", info.test_params)]:
-            _coerce_params(info, params, f"preset {pname}", exc=ValueError)
-        if norm_param is not None and defaults.get(norm_param) != norm:
-            raise ValueError(f"attack {name}: default of {norm_param} must be {norm!r}")
-        for params in all_presets.values():
-            info.norm_for(params)
+        info = attack_spec(name, fn, norm=norm, eps_param=eps_param, presets=presets,
+                           surrogate=surrogate, description=description, paper=paper,
+                           norm_param=norm_param, eps_for_shape=eps_for_shape,
+                           test_params=test_params)
         ATTACKS.register(name, info=info)(fn)
         return fn
 
     return deco
+
+
+def attack_spec(
+    name: str, fn: Callable[..., Any], *, norm: str | None, eps_param: str | None = "eps",
+    presets: Mapping[str, Mapping[str, Any]] | None = None, surrogate: bool = False,
+    description: str, paper: str = "", norm_param: str | None = None,
+    eps_for_shape: Callable[[tuple[int, int, int]], float] | None = None,
+    test_params: Mapping[str, Any] | None = None,
+    not_params: tuple[str, ...] = _NOT_PARAMS,
+) -> AttackInfo:
+    """An attack's :class:`AttackInfo` from its function: the keyword-only parameters with
+    defaults (except ``not_params``, what the caller passes) are its hyperparameters, their type
+    hints check every override. Presets and test parameters are type-checked here (``ValueError``,
+    a programming error). The one place an attack's parameters are declared, for
+    :func:`register_attack` and for the multi-task attacks alike."""
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}")
+    sig = inspect.signature(fn)
+    all_hints = typing.get_type_hints(fn)
+    defaults = {
+        k: p.default
+        for k, p in sig.parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+        and p.default is not inspect.Parameter.empty
+        and k not in not_params
+    }
+    hints = {k: all_hints.get(k, Any) for k in defaults}
+    all_presets = {"original": {}, **(presets or {})}
+    info = AttackInfo(
+        name, norm, eps_param, all_presets, surrogate, description, paper, defaults, norm_param,
+        eps_for_shape, hints, dict(test_params or {}),
+    )
+    for pname, params in [*all_presets.items(), ("test_params", info.test_params)]:
+        _coerce_params(info, params, f"preset {pname}", exc=ValueError)
+    if norm_param is not None and defaults.get(norm_param) != norm:
+        raise ValueError(f"attack {name}: default of {norm_param} must be {norm!r}")
+    for params in all_presets.values():
+        info.norm_for(params)
+    return info
 
 
 def attack_info(name: str) -> AttackInfo:
@@ -157,13 +179,16 @@ def _coerce_params(info: AttackInfo, params: Mapping[str, Any], where: str,
 
 
 def resolve_params(
-    name: str, preset: str = "original", overrides: Mapping[str, Any] | None = None
+    name: str | AttackInfo, preset: str = "original",
+    overrides: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Defaults < preset < overrides, each override checked against the function's type hints."""
-    info = attack_info(name)
+    """Defaults < preset < overrides, each override checked against the function's type hints.
+    ``name``: a registered attack, or the :class:`AttackInfo` of one registered elsewhere (the
+    multi-task attacks)."""
+    info = attack_info(name) if isinstance(name, str) else name
     if preset not in info.presets:
         raise ConfigError(
-            f"attack {name} has no preset {preset!r}; presets: {', '.join(info.presets)}"
+            f"attack {info.name} has no preset {preset!r}; presets: {', '.join(info.presets)}"
         )
     params = dict(info.defaults)
     params.update(info.presets[preset])

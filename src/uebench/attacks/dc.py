@@ -43,7 +43,7 @@ from uebench.attacks.base import clamp_to_image, register_attack
 from uebench.attacks.surrogate import RunState, batched, build_surrogate, sub_runtime
 from uebench.config import TrainCfg
 from uebench.runtime import Runtime, derive_seed
-from uebench.train.loop import fit
+from uebench.train.classification import fit
 from uebench.utils.progress import bar
 
 STREAM = 8500

@@ -12,7 +12,8 @@ from typing import Any
 from uebench.attacks.base import attack_info, fill_shape_defaults, resolve_params, run_attack
 from uebench.errors import ConfigError
 from uebench.poisons.api import clean_train_set
-from uebench.poisons.store import manifest_attack, read_manifest, save_poison
+from uebench.poisons.manifest import manifest_attack, read_manifest
+from uebench.poisons.store import save_poison
 from uebench.runtime import Runtime, resolve_device
 from uebench.utils.io import DirectoryLock, atomic_write_text, check_output_dir, refuse_if_different
 

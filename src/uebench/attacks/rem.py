@@ -49,7 +49,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from uebench.attacks.base import clamp_to_image, project_linf, register_attack
-from uebench.attacks.em import MinMinSpec, run_min_min
+from uebench.attacks.em import min_min_noise
+from uebench.attacks.minmin import MinMinSpec
 from uebench.attacks.surrogate import (
     RunState,
     attack_precision,
@@ -63,7 +64,8 @@ from uebench.config import TrainCfg
 from uebench.data.loader import random_crop_flip
 from uebench.errors import ConfigError
 from uebench.runtime import Runtime, autocast
-from uebench.train.loop import BatchInfo, fit
+from uebench.train.classification import fit
+from uebench.train.loop import BatchInfo
 
 STREAM = 8200
 PADDING = 4  # crop padding of the training transform (CIFAR RandomCrop(32, padding=4))
@@ -164,8 +166,8 @@ def _rem_apbench(x: torch.Tensor, y: torch.Tensor, p: dict, *, num_classes: int,
                       batch_size=p["batch_size"], train_steps=10, stop_acc=p["stop_acc"],
                       max_rounds=p["max_rounds"], seed_eps=p["adv_eps"],
                       seed_steps=p["adv_steps"], seed_step_size=p["adv_step_size"])
-    return run_min_min(x, y, spec, num_classes=num_classes, rt=rt, workdir=workdir,
-                       surrogate=p["surrogate"], width=p["surrogate_width"], name="rem-apbench")
+    return min_min_noise(x, y, spec, num_classes=num_classes, rt=rt, workdir=workdir,
+                         surrogate=p["surrogate"], width=p["surrogate_width"], name="rem-apbench")
 
 
 VARIANTS = {"original": _rem_original, "apbench": _rem_apbench}

@@ -34,7 +34,8 @@ from uebench.config import TrainCfg
 from uebench.errors import ConfigError
 from uebench.models import get_model
 from uebench.runtime import Runtime, derive_seed
-from uebench.train.loop import fit, resolve_precision
+from uebench.train.classification import fit
+from uebench.train.loop import resolve_precision
 from uebench.utils.io import (
     atomic_torch_save,
     read_json,

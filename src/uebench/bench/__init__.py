@@ -6,11 +6,13 @@
   worker does; :mod:`.progress` the one view of a running grid; :mod:`.cost` the dry-run estimate;
 - :mod:`.collect`, :mod:`.tables`, :mod:`.render`, :mod:`.report` make Markdown, LaTeX, CSV and
   JSON tables with mean ± std and 95 % intervals over seeds, from run directories only;
-- :mod:`.check` answers a data owner's question (``uebench check``) as an HTML/Markdown report,
-  with :mod:`.detectability` (how detectable each protected set is: ``uebench detect``).
+- :mod:`.check` answers a data owner's question (``uebench check``) as an HTML/Markdown report
+  (:mod:`.check_grid`, :mod:`.check_rows`, :mod:`.check_report`), with :mod:`.detectability`
+  (how detectable each protected set is: ``uebench detect``).
 """
 
-from uebench.bench.grid import Grid, Method, expand, grid_from_dict, load_grid
+from uebench.bench.axes import Method
+from uebench.bench.grid import Grid, expand, grid_from_dict, load_grid
 from uebench.bench.run import run_grid, run_plan
 from uebench.bench.store import Store, job_key
 

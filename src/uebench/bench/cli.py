@@ -16,7 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from uebench.bench.check import DEFAULT_RATIOS, parse_ratios, run_check, verdict_table
+from uebench.bench.check import run_check
+from uebench.bench.check_grid import DEFAULT_RATIOS, parse_ratios
+from uebench.bench.check_report import verdict_table
 from uebench.bench.detectability import detect_summary
 from uebench.bench.executors import get_executor
 from uebench.bench.grid import load_grid

@@ -26,12 +26,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from uebench.bench.axes import Method
 from uebench.bench.graph import external_poison_ref, poison_spec
-from uebench.bench.grid import Grid, Method, expand
+from uebench.bench.grid import Grid, expand
 from uebench.bench.html import Block
 from uebench.bench.store import Store, job_key
-from uebench.detect.api import DEFAULT_REFERENCES, RULE, detect
+from uebench.detect.api import DEFAULT_REFERENCES, detect
 from uebench.detect.base import DETECTORS
+from uebench.detect.report import RULE
 from uebench.errors import UebenchError
 from uebench.learnability.stats import format_summary
 from uebench.utils.io import read_json

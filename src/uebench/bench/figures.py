@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from uebench.learnability.statistics import STATISTICS
-from uebench.train.rundir import load_run
+from uebench.train.run_record import load_run
 from uebench.utils.io import atomic_write_bytes
 
 VERDICT_COLOURS = {"protected": "tab:green", "accuracy only": "tab:orange",

@@ -17,10 +17,12 @@ from typing import Any
 
 from uebench.attacks.base import resolve_params
 from uebench.attacks.generate import json_ready
-from uebench.bench.grid import Cell, Grid, Method, expand
+from uebench.bench.axes import Method
+from uebench.bench.grid import Cell, Grid, expand
 from uebench.bench.store import Store, job_key
 from uebench.config import RunCfg, to_dict, without_poison
-from uebench.poisons.store import content_hash, read_manifest
+from uebench.poisons.manifest import read_manifest
+from uebench.poisons.store import content_hash
 
 DEFAULT_RESOURCES = {"cpus": 1.0, "gpus": 0.0}
 

@@ -35,46 +35,28 @@ import dataclasses
 import itertools
 import json
 import re
-import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from uebench.attacks.base import attack_info, resolve_params
+from uebench.bench.axes import (
+    VANILLA,
+    AxisValue,
+    Method,
+    axis_name,
+    axis_path,
+    flatten,
+    parse_axis_value,
+    parse_method,
+    reject_device,
+)
+from uebench.bench.grid_controls import control_methods
 from uebench.bench.tables import LAYOUTS
-from uebench.config import FLAG_KEYS, RunCfg, canonical, load_yaml, resolve_run_cfg
-from uebench.controls import needed_controls
-from uebench.data import load_dataset
+from uebench.config import RunCfg, canonical, load_yaml, resolve_run_cfg
 from uebench.errors import ConfigError
-from uebench.poisons.store import read_manifest
 
 TOP_KEYS = {"name", "description", "table", "base", "grid", "poison_seed", "beta_from", "ci",
             "resources", "retries", "controls"}
-VANILLA_NAMES = ("vanilla", "clean")
-
-
-@dataclasses.dataclass(frozen=True)
-class Method:
-    """One value of the method axis: clean training, a generated poison or an existing one."""
-
-    name: str
-    attack: str | None = None
-    preset: str = "original"
-    params: tuple[tuple[str, Any], ...] = ()
-    path: str | None = None  # an existing poison directory (uebench check --protected)
-
-    @property
-    def vanilla(self) -> bool:
-        return self.attack is None and self.path is None
-
-
-VANILLA = Method("vanilla")
-
-
-@dataclasses.dataclass(frozen=True)
-class AxisValue:
-    label: str
-    overrides: tuple[tuple[str, Any], ...]  # (dotted RunCfg key, value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,94 +88,6 @@ class Cell:
 # ----------------------------------------------------------------------------- parsing
 
 
-def flatten(mapping: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    """Nested/dotted settings as (dotted key, leaf value) pairs; lists are leaves."""
-    out: list[tuple[str, Any]] = []
-    for key, value in mapping.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            out += flatten(value, path + ".")
-        elif not (isinstance(value, Mapping) and not value):
-            out.append((path, value))
-    return out
-
-
-def _reject_device(keys: Sequence[str], where: str) -> None:
-    if any(k == "device" for k in keys):
-        raise ConfigError(f"{where}: 'device' is not a grid setting; the executor assigns devices "
-                          "(uebench bench --devices cuda:0,cuda:1, or Ray's num_gpus)")
-
-
-def parse_method(item: Any) -> Method:
-    """``"ops"``, ``"em:classwise"`` (attack:preset) or ``{name, attack, preset, params}``."""
-    if isinstance(item, str):
-        attack, _, preset = item.partition(":")
-        if attack in VANILLA_NAMES:
-            return VANILLA
-        return Method(name=item.replace(":", "-"), attack=attack, preset=preset or "original")
-    if not isinstance(item, Mapping):
-        raise ConfigError(f"grid.method: {item!r} is neither a name nor a mapping")
-    unknown = sorted(set(item) - {"name", "attack", "preset", "params", "path"})
-    if unknown:
-        raise ConfigError(f"grid.method: unknown key(s) {unknown}; use name, attack, preset, "
-                          "params (or path for an existing poison)")
-    params = item.get("params") or {}
-    if not isinstance(params, Mapping):
-        raise ConfigError(f"grid.method {item!r}: params must be a mapping")
-    attack, path = item.get("attack"), item.get("path")
-    if (attack is None) == (path is None):
-        raise ConfigError(f"grid.method {item!r}: give exactly one of attack or path")
-    name = item.get("name") or (attack if attack else Path(str(path)).name)
-    return Method(name=str(name), attack=attack, preset=str(item.get("preset", "original")),
-                  params=tuple(sorted(params.items())), path=None if path is None else str(path))
-
-
-def axis_path(axis: str) -> str:
-    """The dotted RunCfg key of an axis name (``dataset`` -> ``data.name``)."""
-    return ".".join(FLAG_KEYS[axis]) if axis in FLAG_KEYS else axis
-
-
-def axis_name(key: str) -> str:
-    """The short name of a dotted key, where there is one (``data.name`` -> ``dataset``)."""
-    for short, path in FLAG_KEYS.items():
-        if ".".join(path) == key:
-            return short
-    return key
-
-
-def _is_section(path: str) -> bool:
-    """Whether a dotted key names a section of :class:`RunCfg` (``train``, ``sal``), not a value."""
-    node: Any = RunCfg
-    for part in path.split("."):
-        if not dataclasses.is_dataclass(node):
-            return False
-        hints = typing.get_type_hints(node)
-        if part not in hints:
-            return False
-        node = hints[part]
-    return dataclasses.is_dataclass(node)
-
-
-def parse_axis_value(axis: str, value: Any) -> AxisValue:
-    path = axis_path(axis)
-    if not isinstance(value, Mapping):
-        return AxisValue(label=str(value), overrides=((path, value),))
-    fields = dict(value)
-    label = fields.pop("label", None)
-    if "." in path and axis in FLAG_KEYS:  # model: {name, width} sets model.name, model.width
-        section = path.rsplit(".", 1)[0]
-        overrides = tuple((f"{section}.{k}", v) for k, v in flatten(fields))
-        default = fields.get(path.rsplit(".", 1)[1], json.dumps(fields, sort_keys=True))
-    elif _is_section(path):  # train: {optimizer, lr} sets those keys, the rest stays as in base
-        overrides = tuple((f"{path}.{k}", v) for k, v in flatten(fields))
-        default = json.dumps(fields, sort_keys=True)
-    else:  # a mapping-valued key (e.g. sal.options)
-        overrides = ((path, fields),)
-        default = json.dumps(fields, sort_keys=True)
-    _reject_device([k for k, _ in overrides], f"grid.{axis}")
-    return AxisValue(label=str(label if label is not None else default), overrides=overrides)
-
-
 def _base(data: Any, source: Path | None) -> tuple[tuple[str, Any], ...]:
     if data is None:
         return ()
@@ -205,7 +99,7 @@ def _base(data: Any, source: Path | None) -> tuple[tuple[str, Any], ...]:
     if not isinstance(data, Mapping):
         raise ConfigError("base must be a mapping of RunCfg keys (or a YAML file path)")
     items = flatten(data)
-    _reject_device([k for k, _ in items], "base")
+    reject_device([k for k, _ in items], "base")
     return tuple(items)
 
 
@@ -261,7 +155,7 @@ def grid_from_dict(data: Mapping[str, Any], *, name: str = "grid",
         elif axis == "seed":
             seeds = [_int({"seed": v}, "seed", 0) for v in values]
         else:
-            _reject_device([axis_path(axis)], f"grid.{axis}")
+            reject_device([axis_path(axis)], f"grid.{axis}")
             axes.append((axis_name(axis_path(axis)),
                          tuple(parse_axis_value(axis, v) for v in values)))
     names = [m.name for m in methods]
@@ -284,60 +178,6 @@ def grid_from_dict(data: Mapping[str, Any], *, name: str = "grid",
         resources=_resources(data.get("resources") or {}),
         retries=_int(data, "retries", 2), controls=controls,
     )
-
-
-def _budget_manifest(method: Method, base: Sequence[tuple[str, Any]],
-                     axes: Sequence[tuple[str, Any]]) -> dict[str, Any]:
-    """A method's budget in the shape of a poison manifest (what the control rule reads)."""
-    if method.path is not None:
-        return read_manifest(Path(method.path))
-    assert method.attack is not None
-    info = attack_info(method.attack)
-    params = resolve_params(method.attack, method.preset, dict(method.params))
-    norm = info.norm_for(params)
-    eps = params.get(info.eps_param) if info.eps_param else None
-    if eps is None and info.eps_for_shape is not None:
-        shape = _image_shape(method, base, axes)
-        eps = None if shape is None else info.eps_for_shape(shape)
-    # an l0 attack without a radius parameter (OPS) changes one pixel per image
-    return {"attack": method.attack, "params": params, "budget": {"norm": norm, "eps": eps},
-            "measured": {"l0_max": 1.0}, "dataset": "", "n": 0, "seed": 0}
-
-
-def _image_shape(method: Method, base: Sequence[tuple[str, Any]],
-                 axes: Sequence[tuple[str, Any]]) -> tuple[int, int, int] | None:
-    """The image shape of the grid's one dataset (a size-dependent radius such as LSP's);
-    ``None`` (with a warning: that poison gets no control) when the grid varies the dataset."""
-    import warnings
-
-    if any(o[0] in ("data.name", "data.data_dir") for _, values in axes for v in values
-           for o in v.overrides):
-        warnings.warn(f"controls: {method.name}'s radius depends on the image size and the grid "
-                      "varies the dataset, so no control is added for it; run one grid per "
-                      "dataset, or list its control per dataset (a method {name, attack: random, "
-                      "params: {norm: l2, eps: RADIUS}})", UserWarning, stacklevel=2)
-        return None
-    settings = dict(base)
-    name = settings.get("data.name")
-    if not name:
-        raise ConfigError("controls: base needs data.name to size the controls' radii")
-    split = load_dataset(str(name), data_dir=settings.get("data.data_dir"), train_size=20,
-                         test_size=10, seed=0)
-    return split.train.image_shape
-
-
-def control_methods(methods: Sequence[Method], base: Sequence[tuple[str, Any]],
-                    axes: Sequence[tuple[str, Any]]) -> list[Method]:
-    """A random-noise control at each poison's budget that the grid does not already have
-    (:mod:`uebench.controls`: ℓ∞ at the poison's ε, ℓ2 at its radius, random pixels for ℓ0)."""
-    manifests = [_budget_manifest(m, base, axes) for m in methods if not m.vanilla]
-    taken = {m.name for m in methods}
-    out = []
-    for c in needed_controls(manifests)[0]:
-        name = c["name"] if c["name"] not in taken else f"{c['name']}-control"
-        taken.add(name)
-        out.append(Method(name=name, attack="random", params=tuple(sorted(c["params"].items()))))
-    return out
 
 
 def load_grid(path: Path | str, *, controls: bool | None = None) -> Grid:

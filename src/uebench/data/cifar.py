@@ -9,6 +9,9 @@ Formats, tried in this order (exact copies before re-encoded ones):
 3. a class-folder tree or tar(.gz) of ``train/<class>/*`` and ``test/<class>/*`` images, such as
    the shared JPEG re-encode ``cifar10_jpg.tar.gz``; decoded once, then cached as ``.npz``.
 
+The readers of formats 1 and 2 are in :mod:`uebench.data.cifar_batches`; this module finds the
+files, caches decoded image trees and registers the two datasets.
+
 Each ImageSet records which copy it came from in ``meta['source']``, so results can say so.
 """
 
@@ -16,129 +19,30 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pickle
 import tempfile
 import warnings
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from uebench.data import recipes
 from uebench.data.base import ImageSet, data_roots, find_files, register_dataset
+from uebench.data.cifar_batches import read_binary_batches, read_label_names, read_pickle_batches
 from uebench.data.imagenet import TreeSplit, decode_tree, list_class_images, shared_data_dirs
 from uebench.errors import DataNotFoundError, UebenchError
 
 CIFAR10_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
 )
-_PIXELS = 3 * 32 * 32
 _CACHE_VERSION = 1  # bump whenever decoding changes, so stale caches are ignored
 _C10_HOW = "uebench download cifar10 (or copy the shared cifar10_jpg.tar.gz into the data dir)"
 _C100_HOW = "uebench download cifar100"
 
 # (description, candidate sub-folders, required files, extra absolute folders) per format
 Attempt = tuple[str, Sequence[str], Sequence[str], Sequence[Path]]
-
-
-class UnsafePickleError(UebenchError):
-    """A pickle names a global outside the allow-list (possibly a malicious file)."""
-
-
-def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
-    # Python 3 writes bytes in protocol-2 pickles as _codecs.encode(text, 'latin1'); allow only that
-    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
-        raise UnsafePickleError(f"refusing _codecs.encode({type(text).__name__}, {encoding!r})")
-    return text.encode("latin-1")
-
-
-_ALLOWED: dict[tuple[str, str], Any] = {
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-    ("_codecs", "encode"): _latin1_encode,
-}
-for _module in ("numpy.core.multiarray", "numpy._core.multiarray"):  # numpy 1.x / 2.x names
-    _ALLOWED[(_module, "_reconstruct")] = np.zeros(1).__reduce__()[0]
-    _ALLOWED[(_module, "scalar")] = np.int64(0).__reduce__()[0]
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler that resolves only numpy array/dtype/scalar reconstruction globals.
-
-    Plain containers (dict, list, bytes, str, int) need no globals at all; anything else,
-    ``os.system`` or ``builtins.eval`` included, raises :class:`UnsafePickleError`.
-    """
-
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return _ALLOWED[(module, name)]
-        except KeyError:
-            raise UnsafePickleError(
-                f"refusing to unpickle global {module}.{name}: CIFAR batches only hold numpy "
-                "arrays, lists and strings (the file may be malicious)"
-            ) from None
-
-
-def load_pickle(path: Path) -> Any:
-    """Safely unpickle a CIFAR python batch (``encoding='bytes'``, like the Python 2 originals)."""
-    try:
-        with open(path, "rb") as fh:
-            return RestrictedUnpickler(fh, encoding="bytes").load()
-    except UnsafePickleError as err:
-        raise UnsafePickleError(f"{path}: {err}") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError,
-            AttributeError, OSError, UebenchError) as err:
-        msg = f"{path}: not a readable CIFAR pickle ({err!r}); download it again."
-        raise UebenchError(msg) from None
-
-
-def _field(batch: Any, key: str, path: Path) -> Any:
-    # encoding='bytes' turns the Python 2 str keys into bytes; re-pickled copies may use str
-    if isinstance(batch, dict):
-        for k in (key.encode(), key):
-            if k in batch:
-                return batch[k]
-    raise UebenchError(f"{path}: no '{key}' entry; not a CIFAR python batch.")
-
-
-def _names(path: Path, key: str) -> tuple[str, ...]:
-    values = _field(load_pickle(path), key, path)
-    return tuple(v.decode() if isinstance(v, bytes) else str(v) for v in values)
-
-
-def read_pickle_batches(paths: Sequence[Path], label_key: str) -> tuple[np.ndarray, np.ndarray]:
-    """Images (N x 3 x 32 x 32 uint8) and labels of python batches (rows: R, G, B planes)."""
-    xs, ys = [], []
-    for path in paths:
-        batch = load_pickle(path)
-        data = np.asarray(_field(batch, "data", path))
-        labels = np.asarray(_field(batch, label_key, path), dtype=np.int64)
-        if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != _PIXELS:
-            raise UebenchError(f"{path}: data is {data.dtype} {data.shape}, not uint8 N x 3072.")
-        if labels.shape != (data.shape[0],):
-            raise UebenchError(f"{path}: {labels.shape[0]} labels for {data.shape[0]} images.")
-        xs.append(data.reshape(-1, 3, 32, 32))
-        ys.append(labels)
-    return np.concatenate(xs), np.concatenate(ys)
-
-
-def read_binary_batches(paths: Sequence[Path]) -> tuple[np.ndarray, np.ndarray]:
-    """CIFAR-10 binary batches: records of 1 label byte + 3,072 pixel bytes (R, G, B planes)."""
-    xs, ys = [], []
-    for path in paths:
-        raw = np.fromfile(path, dtype=np.uint8)
-        if raw.size == 0 or raw.size % (_PIXELS + 1):
-            raise UebenchError(
-                f"{path}: {raw.size} bytes is not a whole number of 3,073-byte records; "
-                "the file is truncated or corrupt. Re-download it."
-            )
-        records = raw.reshape(-1, _PIXELS + 1)
-        xs.append(records[:, 1:].reshape(-1, 3, 32, 32))
-        ys.append(records[:, 0].astype(np.int64))
-    return np.concatenate(xs), np.concatenate(ys)
 
 
 # --- image trees / archives, cached: decoding CIFAR-10's 60k JPEGs takes about 15 s -------------
@@ -272,7 +176,7 @@ def cifar10(root: Path | None, train: bool) -> ImageSet:
     which, folder = _search("cifar10", root, attempts, _C10_HOW)
     if which == 0:
         x, y = read_pickle_batches([folder / f for f in py_files], "labels")
-        names = _names(folder / "batches.meta", "label_names")
+        names = read_label_names(folder / "batches.meta", "label_names")
         return _image_set(x, y, names, "cifar10", f"python batches {folder}")
     if which == 1:
         x, y = read_binary_batches([folder / f for f in bin_files])
@@ -297,6 +201,6 @@ def cifar100(root: Path | None, train: bool) -> ImageSet:
     which, folder = _search("cifar100", root, attempts, _C100_HOW)
     if which == 0:
         x, y = read_pickle_batches([folder / split], "fine_labels")
-        names = _names(folder / "meta", "fine_label_names")
+        names = read_label_names(folder / "meta", "fine_label_names")
         return _image_set(x, y, names, "cifar100", f"python batches {folder}")
     return _from_tree("cifar100", folder, attempts[which], train)

@@ -7,15 +7,10 @@ bench) imports this package.
 """
 
 from uebench.detect import loss_slope, simple, template  # noqa: F401 (registers)
-from uebench.detect.api import (
-    DetectorResult,
-    DetectReport,
-    detect,
-    detect_sets,
-    reference_indices,
-    write_report,
-)
+from uebench.detect.api import detect, detect_sets
 from uebench.detect.base import DETECTORS, Measurement, register_detector
+from uebench.detect.report import DetectorResult, DetectReport, write_report
+from uebench.detect.target import reference_indices
 
 __all__ = ["DETECTORS", "DetectReport", "DetectorResult", "Measurement", "detect", "detect_sets",
            "reference_indices", "register_detector", "write_report"]

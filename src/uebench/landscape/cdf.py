@@ -5,8 +5,9 @@ The paper reports that a model trained on UEs has smaller parameter values than 
 one CDF per run, from the runs' checkpoints. Groups are module paths cut at a depth chosen so
 there are at most ``max_groups`` panels: LeNet-5 gives ``conv1 ... fc3``; a CIFAR ResNet-18
 gives ``conv1, bn1, layer1.0, ..., layer4.1, linear``. Values per group come from
-:func:`uebench.learnability.plots.parameter_values` (trainable parameters, no BN statistics);
-the all-parameters CDF is :func:`uebench.learnability.plots.plot_parameter_cdf`.
+:func:`uebench.learnability.parameter_cdf.parameter_values` (trainable parameters, no BN
+statistics); the all-parameters CDF is
+:func:`uebench.learnability.parameter_cdf.plot_parameter_cdf`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from uebench.landscape.plots import FORMATS, PANEL, save_figure, style
-from uebench.learnability.plots import parameter_values
+from uebench.learnability.parameter_cdf import parameter_values
 
 _WRAPPERS = ("net.",)  # uebench models: Classifier(normalize, net); "net." carries no meaning
 _LEAVES = ("weight", "bias")

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from uebench.errors import UebenchError
-from uebench.landscape.bases import BASES, Basis, PathSource
+from uebench.landscape.bases import BASES, Basis, BasisFn, PathSource
 from uebench.landscape.directions import unflatten
 from uebench.landscape.plots import plot_landscape_result
 from uebench.landscape.runs import (
@@ -135,33 +135,21 @@ def landscape(
     Returns:
         The stored result (as ``landscape.json``), with ``files`` when plotted.
     """
-    basis_fn = BASES.get(basis)
+    basis_fn = BASES.get(basis)  # an unknown name fails before any run is loaded
     loaded = _load(runs, names, dtype)
     paths = [PathSource(run) for run in loaded]
     for run, path in zip(loaded, paths):
         if path.rows < MIN_SNAPSHOTS:
             raise UebenchError(f"run {run.path} has {path.rows} trajectory snapshot(s); the "
                                f"landscape needs at least {MIN_SNAPSHOTS}")
-    count = max(max(p) for p in planes) + 1
-    bases = [basis_fn(run, path, count, seed) for run, path in zip(loaded, paths)]
-    usable = [tuple(p) for p in planes if all(max(p) < len(b.directions) for b in bases)]
-    notes = [f"plane {tuple(p)} skipped: a run has fewer than {max(p) + 1} directions (its "
-             "path spans fewer dimensions)" for p in planes if tuple(p) not in usable]
+    bases, usable, notes = _bases(basis_fn, loaded, paths, planes, seed)
     rows = [_run_row(r, p, b) for r, p, b in zip(loaded, paths, bases)]
     data_sets = [loss_data(run, data, n_samples, seed) for run in loaded]
     opts = {"batch_size": batch_size, "memory_mb": memory_mb}
     plane_info = [_plane(p, loaded, paths, bases, rows, data_sets, grid=grid, margin=margin,
                          opts=opts) for p in usable]
-    ts = torch.linspace(-0.25, 1.25, interpolation_points, dtype=torch.float64)
     for run, path, row, subset in zip(loaded, paths, rows, data_sets):
-        centre = evaluate_points(run.model, run.final(path.names), [], torch.zeros(1, 0),
-                                 *subset, **opts)
-        row["final_loss"] = float(centre[0])
-        if path.dense is not None:  # the true loss at every snapshot (not its projection)
-            row["path_loss"] = _path_loss(run, path, subset, opts).tolist()
-        if interpolation_points:
-            row["interpolation"] = {"t": ts.tolist(),
-                                    "loss": _interpolation(run, ts, subset, opts).tolist()}
+        row.update(_line_losses(run, path, subset, opts, interpolation_points))
     result = {"format": FORMAT, "basis": basis, "data": data, "n_samples": n_samples,
               "seed": seed, "grid": grid, "planes": plane_info, "runs": rows, "notes": notes}
     out = Path(out)
@@ -169,6 +157,35 @@ def landscape(
     if plot:
         result["files"] = [str(f) for f in plot_landscape_result(result, out)]
     return result
+
+
+def _bases(basis_fn: BasisFn, runs: Sequence[LandscapeRun], paths: Sequence[PathSource],
+           planes: Sequence[tuple[int, int]], seed: int
+           ) -> tuple[list[Basis], list[tuple[int, int]], list[str]]:
+    """Each run's basis with as many directions as the planes need, the planes every basis
+    spans, and a note for each plane skipped."""
+    count = max(max(p) for p in planes) + 1
+    bases = [basis_fn(run, path, count, seed) for run, path in zip(runs, paths)]
+    usable = [tuple(p) for p in planes if all(max(p) < len(b.directions) for b in bases)]
+    notes = [f"plane {tuple(p)} skipped: a run has fewer than {max(p) + 1} directions (its "
+             "path spans fewer dimensions)" for p in planes if tuple(p) not in usable]
+    return bases, usable, notes
+
+
+def _line_losses(run: LandscapeRun, path: PathSource, data: tuple[torch.Tensor, torch.Tensor],
+                 opts: dict[str, Any], interpolation_points: int) -> dict[str, Any]:
+    """The losses of one run off the planes: at the final weights, at every recorded snapshot
+    (trajectories that fit in memory) and along the init -> final line."""
+    centre = evaluate_points(run.model, run.final(path.names), [], torch.zeros(1, 0), *data,
+                             **opts)
+    found: dict[str, Any] = {"final_loss": float(centre[0])}
+    if path.dense is not None:  # the true loss at every snapshot (not its projection)
+        found["path_loss"] = _path_loss(run, path, data, opts).tolist()
+    if interpolation_points:
+        ts = torch.linspace(-0.25, 1.25, interpolation_points, dtype=torch.float64)
+        found["interpolation"] = {"t": ts.tolist(),
+                                  "loss": _interpolation(run, ts, data, opts).tolist()}
+    return found
 
 
 def _plane(axes: tuple[int, int], runs: Sequence[LandscapeRun], paths: Sequence[PathSource],

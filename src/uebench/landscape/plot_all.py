@@ -31,10 +31,12 @@ from uebench.landscape.cdf import plot_layer_cdfs
 from uebench.landscape.compute import RESULT_FILE, landscape
 from uebench.landscape.plots import FORMATS, plot_landscape_result, style
 from uebench.landscape.runs import read_final_state
-from uebench.learnability.plots import plot_learnable_counts, plot_parameter_cdf, plot_sal_heatmaps
+from uebench.learnability.parameter_cdf import plot_parameter_cdf
+from uebench.learnability.plots import plot_learnable_counts, plot_sal_heatmaps
 from uebench.learnability.threshold import has_sal, learnable_threshold
 from uebench.train import rundir
-from uebench.train.rundir import is_run_dir, load_run
+from uebench.train.run_record import load_run
+from uebench.train.rundir import is_run_dir
 from uebench.train.trajectory_store import has_trajectory
 from uebench.utils.io import write_json
 

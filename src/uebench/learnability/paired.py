@@ -24,7 +24,7 @@ from typing import Any
 
 from uebench.errors import UebenchError
 from uebench.learnability.stats import summarize
-from uebench.poisons.store import read_manifest
+from uebench.poisons.manifest import read_manifest
 
 ControlKey = tuple[str, float | None, int]  # (norm, radius or pixel count, draw)
 

@@ -1,7 +1,10 @@
-"""Figures of SAL, β and learnable layers (paper Figs. 3/11, 5/12/13, 4a and 9).
+"""Figures of SAL, β and learnable layers (paper Figs. 3/11 and 5/12/13), and
+:func:`save_figure`, which every learnability and multi-task figure is written with.
 
-Every function draws on its own ``matplotlib.figure.Figure`` (Agg rendering, no pyplot, so no global
-state and no display needed), writes the PNG atomically and returns its path.
+Every plot function draws on its own ``matplotlib.figure.Figure`` (Agg rendering, no pyplot, so
+no global state and no display needed), writes it atomically with :func:`save_figure` and returns
+its path. The parameter CDF (Fig. 9) is in :mod:`uebench.learnability.parameter_cdf`, the task
+similarity (Fig. 4a) in :mod:`uebench.learnability.task_similarity`.
 
 Runs are anything :func:`uebench.learnability.distance.as_named_run` accepts: a ``RunRecord``, a
 ``{"name", "rows"}`` mapping or a ``(name, rows)`` pair.
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,23 +31,10 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 
 from uebench.learnability.distance import as_named_run, learnable_counts
-from uebench.learnability.threshold import (
-    SalDataError,
-    as_sal_matrix,
-    epoch_thresholds,
-    has_sal,
-    sal_matrix,
-)
+from uebench.learnability.threshold import epoch_thresholds, has_sal, sal_matrix
 from uebench.utils.io import atomic_write_bytes
 
-__all__ = [
-    "parameter_values",
-    "plot_learnable_counts",
-    "plot_parameter_cdf",
-    "plot_sal_heatmaps",
-    "plot_task_similarity",
-    "sal_cosine_similarity",
-]
+__all__ = ["plot_learnable_counts", "plot_sal_heatmaps", "save_figure"]
 
 _DECADES_FOR_LOG = 100.0  # max / 5th-percentile ratio from which the "auto" scale goes log
 
@@ -52,7 +42,8 @@ _DECADES_FOR_LOG = 100.0  # max / 5th-percentile ratio from which the "auto" sca
 # --------------------------------------------------------------------------- helpers
 
 
-def _save(fig: Figure, path: Path | str) -> Path:
+def save_figure(fig: Figure, path: Path | str) -> Path:
+    """Write ``fig`` to ``path`` atomically, in the format its suffix names (PNG without one)."""
     buf = io.BytesIO()  # the format follows the file name: .png, .pdf, .svg
     fig.savefig(buf, format=Path(path).suffix.lstrip(".") or "png", dpi=120, bbox_inches="tight")
     atomic_write_bytes(Path(path), buf.getvalue())
@@ -143,7 +134,7 @@ def plot_sal_heatmaps(
         ax.set_yticklabels(layers if k % ncols == 0 else [""] * len(layers),
                            fontsize=max(4, 8 - len(layers) // 12))
     fig.colorbar(image, ax=axes.ravel().tolist(), label="SAL", shrink=0.9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------- learnable layers
@@ -201,122 +192,5 @@ def plot_learnable_counts(
     ax_sal.set_ylabel("SAL")
     ax_sal.set_title(f"threshold from the clean run ({name})", fontsize=10)
     ax_sal.legend(fontsize=7, loc="best")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
-
-# --------------------------------------------------------------------------- parameter CDF
-
-_BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
-
-
-def parameter_values(model_or_state_dict: Any, *, absolute: bool = False) -> np.ndarray:
-    """All parameter values of a model (``named_parameters``) or state dict, flattened, float64.
-
-    From a state dict every floating entry is used except BatchNorm running statistics,
-    ``num_batches_tracked`` and the input-normalisation buffers (``normalize.mean/std``), i.e. the
-    trainable parameters. A bare array is used as is.
-    """
-    obj = model_or_state_dict
-    if hasattr(obj, "named_parameters"):
-        tensors = [p for _, p in obj.named_parameters()]
-    elif isinstance(obj, Mapping):
-        tensors = [
-            v for k, v in obj.items()
-            if not str(k).endswith(_BUFFER_SUFFIXES) and not str(k).startswith("normalize.")
-            and np.issubdtype(_as_array(v).dtype, np.floating)
-        ]
-    else:
-        tensors = [obj]
-    if not tensors:
-        raise ValueError("no floating-point parameters found")
-    flat = np.concatenate([_as_array(t).astype(np.float64).ravel() for t in tensors])
-    return np.abs(flat) if absolute else flat
-
-
-def _as_array(value: Any) -> np.ndarray:
-    if hasattr(value, "detach"):  # torch tensor, without importing torch here
-        return value.detach().float().cpu().numpy()
-    return np.asarray(value)
-
-
-def plot_parameter_cdf(
-    models_or_state_dicts: Mapping[str, Any] | Sequence[tuple[str, Any]],
-    path: Path | str,
-    *,
-    absolute: bool = False,
-    points: int = 2000,
-) -> Path:
-    """Empirical CDF of parameter values, one curve per model (paper appendix A.3, Fig. 9).
-
-    Args:
-        models_or_state_dicts: ``{name: nn.Module | state_dict | array}`` (or (name, obj) pairs).
-        path: the PNG to write.
-        absolute: plot the CDF of |value| instead of the signed value.
-        points: the curve is drawn through this many evenly spaced order statistics (exact CDF
-            values at those points), so 11M-parameter models stay cheap.
-    """
-    items = list(models_or_state_dicts.items()) if isinstance(models_or_state_dicts, Mapping) \
-        else list(models_or_state_dicts)
-    if not items:
-        raise ValueError("plot_parameter_cdf needs at least one model")
-    fig = Figure(figsize=(6, 4.2))
-    ax = fig.subplots()
-    for name, obj in items:
-        values = np.sort(parameter_values(obj, absolute=absolute))
-        idx = np.unique(np.linspace(0, values.size - 1, min(points, values.size)).astype(np.int64))
-        ax.plot(values[idx], (idx + 1) / values.size, label=f"{name} ({values.size:,} params)")
-    ax.set_xlabel("|parameter value|" if absolute else "parameter value")
-    ax.set_ylabel("CDF")
-    ax.set_ylim(0, 1.01)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return _save(fig, path)
-
-
-# --------------------------------------------------------------------------- task similarity
-
-
-def sal_cosine_similarity(matrix_by_task: Mapping[str, Any]) -> tuple[list[str], np.ndarray]:
-    """Cosine similarity between tasks' flattened (epochs × layers) SAL matrices (Fig. 4a).
-
-    Every task's matrix (array or rows) must have the same shape. A task whose SAL vector is all
-    zeros has no direction: its similarities are ``nan``.
-    """
-    names = list(matrix_by_task)
-    if not names:
-        raise ValueError("sal_cosine_similarity needs at least one task")
-    mats = [as_sal_matrix(matrix_by_task[n], name=str(n))[0] for n in names]
-    shapes = {m.shape for m in mats}
-    if len(shapes) > 1:
-        raise SalDataError(f"tasks have different SAL matrix shapes {sorted(shapes)}: use the same "
-                           "epochs and layers for every task (e.g. truncate to the shortest run)")
-    vectors = np.stack([m.ravel() for m in mats])
-    norms = np.linalg.norm(vectors, axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sim = (vectors @ vectors.T) / np.outer(norms, norms)
-    sim[norms == 0, :] = np.nan
-    sim[:, norms == 0] = np.nan
-    return [str(n) for n in names], sim
-
-
-def plot_task_similarity(matrix_by_task: Mapping[str, Any], path: Path | str) -> Path:
-    """Heat map of :func:`sal_cosine_similarity` between tasks, values written in the cells."""
-    names, sim = sal_cosine_similarity(matrix_by_task)
-    n = len(names)
-    fig = Figure(figsize=(1.0 * n + 2.5, 0.9 * n + 1.5))
-    ax = fig.subplots()
-    finite = sim[np.isfinite(sim)]
-    vmin = min(0.0, float(finite.min())) if finite.size else 0.0
-    image = ax.imshow(np.ma.masked_invalid(sim), cmap="viridis", vmin=vmin, vmax=1.0)
-    for i in range(n):
-        for j in range(n):
-            text = "–" if not np.isfinite(sim[i, j]) else f"{sim[i, j]:.2f}"
-            ax.text(j, i, text, ha="center", va="center", fontsize=8,
-                    color="white" if np.isfinite(sim[i, j]) and sim[i, j] < 0.6 else "black")
-    ax.set_xticks(range(n))
-    ax.set_xticklabels(names, rotation=45, ha="right")
-    ax.set_yticks(range(n))
-    ax.set_yticklabels(names)
-    ax.set_title("cosine similarity of SAL vectors", fontsize=10)
-    fig.colorbar(image, ax=ax)
-    return _save(fig, path)

@@ -19,6 +19,7 @@ engine, every k-th epoch with compat), and quantify what subsampling epochs chan
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -31,13 +32,13 @@ from uebench.data.base import stratified_subset
 from uebench.errors import UebenchError
 from uebench.learnability.sal import check_engine_options, run_sal
 from uebench.train import rundir
-from uebench.train.loop import load_snapshot
+from uebench.train.checkpoint import load_snapshot
 from uebench.train.run import build_model, defense_pipeline, load_splits, make_runtime, training_set
-from uebench.train.rundir import (  # the tag files' readers, public here as well
-    SAL_DIR,
+from uebench.train.rundir import SAL_DIR, snapshot_epochs  # public here as well
+from uebench.train.sal_tags import (  # the tag files' readers, public here as well
     merge_tag_rows,
     read_tag,
-    snapshot_epochs,
+    read_tag_settings,
     tag_paths,
 )
 from uebench.utils.io import atomic_write_text, refuse_if_different, write_jsonl
@@ -102,69 +103,107 @@ def measure_run(run_dir: Path | str, *, tag: str, engine: str = "fast", eps: flo
     run_dir = Path(run_dir)
     cfg = rundir.read_config(run_dir)
     if device is not None:
-        import dataclasses
-
         cfg = dataclasses.replace(cfg, device=device)
     check_engine_options(engine, dict(options or {}))
-    settings = {"engine": engine, "eps": float(eps), "origin": origin,
-                "options": dict(options or {}), "recalibrate_bn": bool(recalibrate_bn)}
-    if subset is not None:
-        settings["subset"] = int(subset)  # only when used: older tags stay valid
-    if origin_from is not None:
-        settings["origin_from"] = str(origin_from)
+    how = PosthocSettings(engine, float(eps), origin, dict(options or {}), bool(recalibrate_bn),
+                          subset, origin_from)
+    metrics = {int(r["epoch"]): r for r in rundir.read_metrics(run_dir, missing_ok=True)}
+    # checked before the tag's settings are written, so a typo does not claim the tag
+    wanted = _wanted_epochs(run_dir, how, metrics, every=every, epochs=epochs)
+    rows_path, _ = tag_paths(run_dir, tag)
+    _check_settings(run_dir, how.tag_settings(), tag)
+    done = {int(r["epoch"]): r for r in (read_tag(run_dir, tag) if rows_path.exists() else [])}
+    todo = [e for e in wanted if e not in done]
+    if todo:
+        _measure_epochs(run_dir, cfg, tag, how, todo, done, metrics, progress)
+    return [done[e] for e in sorted(done)]
+
+
+@dataclasses.dataclass(frozen=True)
+class PosthocSettings:
+    """How a post-hoc SAL tag is measured (:func:`measure_run`'s arguments); a tag keeps one."""
+
+    engine: str
+    eps: float
+    origin: str | None
+    options: dict[str, Any]
+    recalibrate_bn: bool
+    subset: int | None = None
+    origin_from: str | None = None
+
+    def tag_settings(self) -> dict[str, Any]:
+        """What ``RUN/sal/<tag>.yaml`` records (``subset`` and ``origin_from`` only when used,
+        so tags measured before they existed stay valid)."""
+        settings = {"engine": self.engine, "eps": self.eps, "origin": self.origin,
+                    "options": dict(self.options), "recalibrate_bn": self.recalibrate_bn}
+        if self.subset is not None:
+            settings["subset"] = int(self.subset)
+        if self.origin_from is not None:
+            settings["origin_from"] = str(self.origin_from)
+        return settings
+
+    def origin_loss(self, row: Mapping[str, Any]) -> float | None:
+        """The epoch's official-origin loss from its metrics row."""
+        if self.origin_from is not None:
+            return row.get(self.origin_from)
+        return row.get("train_loss_official", row.get("train_loss"))
+
+
+def _wanted_epochs(run_dir: Path, how: PosthocSettings, metrics: Mapping[int, Mapping[str, Any]],
+                   *, every: int, epochs: Iterable[int] | None) -> list[int]:
+    """The stored epochs to measure; refuses a run without snapshots and an ``origin_from``
+    field its metrics lack."""
     available = snapshot_epochs(run_dir)
     if not available:
         raise UebenchError(
             f"{run_dir} has no per-epoch snapshots: train it with train.snapshots=true "
             "(uebench train ... train.snapshots=true) to measure SAL after training")
-    todo_epochs = select_epochs(available, every=every, epochs=epochs)
-    metrics = {int(r["epoch"]): r for r in rundir.read_metrics(run_dir, missing_ok=True)}
-    # checked before the tag's settings are written, so a typo does not claim the tag
-    if origin_from is not None and (missing := [e for e in todo_epochs
-                                                if origin_from not in metrics.get(e, {})]):
+    wanted = select_epochs(available, every=every, epochs=epochs)
+    field = how.origin_from
+    if field is not None and (missing := [e for e in wanted if field not in metrics.get(e, {})]):
         fields = sorted(k for k, v in metrics.get(missing[0], {}).items()
                         if isinstance(v, float) and "loss" in k)
-        raise UebenchError(f"origin_from={origin_from!r}: {run_dir}/metrics.jsonl has no such "
+        raise UebenchError(f"origin_from={field!r}: {run_dir}/metrics.jsonl has no such "
                            f"field for epoch(s) {missing}; loss fields there: {fields}")
+    return wanted
+
+
+def _measure_epochs(run_dir: Path, cfg: Any, tag: str, how: PosthocSettings, todo: list[int],
+                    done: dict[int, dict[str, Any]], metrics: Mapping[int, Mapping[str, Any]],
+                    progress: bool) -> None:
+    """Measure each epoch of ``todo`` from its snapshot into ``done``, writing the tag's rows
+    (atomically) after every epoch, so an interrupted measurement resumes where it stopped."""
     rows_path, _ = tag_paths(run_dir, tag)
-    _check_settings(run_dir, settings, tag)
-    done = {int(r["epoch"]): r for r in (read_tag(run_dir, tag) if rows_path.exists() else [])}
-    todo = [e for e in todo_epochs if e not in done]
-    if todo:
-        rt = make_runtime(cfg, progress)
-        splits = load_splits(cfg)
-        data = training_set(cfg, splits)
-        if subset is not None and subset < len(data):
-            data = data.subset(stratified_subset(data.y, int(subset), seed=7))
-        model = build_model(cfg, splits.train).to(rt.device)
-        eval_origin = defense_pipeline(cfg).official_origin == "eval"
-        pbar = bar(len(todo), enabled=rt.show_progress, desc=f"SAL {tag} {run_dir.name}",
-                   unit="epoch")
-        for epoch in todo:
-            model.load_state_dict(load_snapshot(run_dir, epoch))
-            if recalibrate_bn:
-                recalibrate_batchnorm(model, data.x, batch_size=cfg.train.batch_size)
-            row = metrics.get(epoch, {})
-            origin_loss = (row.get(origin_from) if origin_from is not None
-                           else row.get("train_loss_official", row.get("train_loss")))
-            if eval_origin:  # MixUp/CutMix: the official origin is an eval pass (= exact)
-                origin_loss = None
-            res = run_sal(model, data.x, data.y, rt=rt, data=cfg.train, engine=engine, eps=eps,
-                          origin=origin, origin_loss=origin_loss, seed_offsets=(7, epoch),
-                          **dict(options or {}))
-            done[epoch] = {"epoch": epoch, "sal": res.values, "sal_origin": res.origin,
-                           "sal_origin_kind": res.details["origin_kind"],
-                           "sal_seconds": res.seconds, "sal_engine": engine}
-            write_jsonl(rows_path, [done[e] for e in sorted(done)])  # atomic, after every epoch
-            pbar.update(1)
-        pbar.close()
-    return [done[e] for e in sorted(done)]
+    rt = make_runtime(cfg, progress)
+    splits = load_splits(cfg)
+    data = training_set(cfg, splits)
+    if how.subset is not None and how.subset < len(data):
+        data = data.subset(stratified_subset(data.y, int(how.subset), seed=7))
+    model = build_model(cfg, splits.train).to(rt.device)
+    eval_origin = defense_pipeline(cfg).official_origin == "eval"
+    pbar = bar(len(todo), enabled=rt.show_progress, desc=f"SAL {tag} {run_dir.name}",
+               unit="epoch")
+    for epoch in todo:
+        model.load_state_dict(load_snapshot(run_dir, epoch))
+        if how.recalibrate_bn:
+            recalibrate_batchnorm(model, data.x, batch_size=cfg.train.batch_size)
+        # MixUp/CutMix: the official origin is an eval pass (= exact)
+        origin_loss = None if eval_origin else how.origin_loss(metrics.get(epoch, {}))
+        res = run_sal(model, data.x, data.y, rt=rt, data=cfg.train, engine=how.engine,
+                      eps=how.eps, origin=how.origin, origin_loss=origin_loss,
+                      seed_offsets=(7, epoch), **how.options)
+        done[epoch] = {"epoch": epoch, "sal": res.values, "sal_origin": res.origin,
+                       "sal_origin_kind": res.details["origin_kind"],
+                       "sal_seconds": res.seconds, "sal_engine": how.engine}
+        write_jsonl(rows_path, [done[e] for e in sorted(done)])  # atomic, after every epoch
+        pbar.update(1)
+    pbar.close()
 
 
 def _check_settings(run_dir: Path, settings: dict[str, Any], tag: str) -> None:
     """A tag keeps one set of settings: refuse to mix measurements under one name."""
     canonical = json.loads(json.dumps(settings))
-    old = rundir.read_tag_settings(run_dir, tag)
+    old = read_tag_settings(run_dir, tag)
     if old is not None:
         refuse_if_different(run_dir, old, canonical, what=f"a SAL measurement tagged {tag!r}",
                             fix="Use another --tag, or delete that tag's files to re-measure.")

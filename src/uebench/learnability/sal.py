@@ -38,7 +38,7 @@ from uebench.learnability.fast import DEFAULT_EVAL, DEFAULT_PROBE, DEFAULT_STEPS
 from uebench.learnability.suffix import SuffixPlan
 from uebench.learnability.task import ORIGINS, SALData, SALResult, SALTask, SampleLoss
 from uebench.runtime import Runtime
-from uebench.train.loop import official_running_loss  # noqa: F401  (public here)
+from uebench.train.classification import official_running_loss  # noqa: F401  (public here)
 from uebench.train.run import RUN_CALLBACKS, defense_pipeline
 
 DataSpec = Any  # SALData, or a TrainCfg-like object (batch_size, augment, crop_padding, drop_last)

@@ -4,7 +4,8 @@
 :class:`~uebench.config.SalCfg` and the strict coercer of :mod:`uebench.config`; only the data
 (a :data:`~uebench.multitask.dataset.MULTITASK_DATASETS` key with loader options), the model (a
 backbone with one head per task) and the task selection are its own. :func:`resolve_multitask_cfg`
-applies the same precedence as :func:`uebench.config.resolve_run_cfg`::
+is :func:`uebench.config.resolve_layers`, the layering of single-task runs, over the multi-task
+datasets' recipes::
 
     dataclass defaults < the dataset's recipe < YAML file < CLI flags < key=value
 
@@ -14,7 +15,6 @@ The recipe is registry metadata (``@register_multitask_dataset(..., recipe={...}
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,12 +25,9 @@ from uebench.config import (
     Flag,
     SalCfg,
     TrainCfg,
-    _deep_update,
-    _merge,
-    _number,
+    check_number,
     flag_paths,
-    from_dict,
-    input_layers,
+    resolve_layers,
 )
 from uebench.errors import ConfigError, UebenchError
 from uebench.multitask.dataset import MULTITASK_DATASETS
@@ -57,8 +54,8 @@ class MultiTaskModelCfg:
     normalize: bool = True  # per-channel train-set mean/std inside the model
 
     def __post_init__(self) -> None:
-        _number("model.width", self.width, low=0, strict=True)
-        _number("model.decoder_channels", self.decoder_channels, low=1)
+        check_number("model.width", self.width, low=0, strict=True)
+        check_number("model.decoder_channels", self.decoder_channels, low=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,9 +80,9 @@ class MultiTaskRunCfg:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        _number("seed", self.seed, low=0)
+        check_number("seed", self.seed, low=0)
         if self.init_seed is not None:
-            _number("init_seed", self.init_seed, low=0)
+            check_number("init_seed", self.init_seed, low=0)
         if len(set(self.tasks)) != len(self.tasks):
             raise ConfigError(f"tasks must not repeat a task, got {list(self.tasks)}")
         for task, weight in self.weights.items():
@@ -94,7 +91,7 @@ class MultiTaskRunCfg:
                                   f"{list(self.tasks)}")
             if isinstance(weight, bool) or not isinstance(weight, (int, float)):
                 raise ConfigError(f"weights.{task} must be a number, got {weight!r}")
-            _number(f"weights.{task}", weight, low=0)
+            check_number(f"weights.{task}", weight, low=0)
 
 
 # the single-task flags with --dataset naming a multi-task dataset, --model the backbone,
@@ -130,20 +127,11 @@ def resolve_multitask_cfg(*, config_file: str | Path | None = None,
         raise ConfigError("--poison-ratio / --poison-mix: partial and mixed poisoning is not "
                           "available for multi-task runs (a multi-task poison covers the whole "
                           "set); drop them")
-    file_data, flag_data, parsed = input_layers(config_file, flags, overrides, FLAG_KEYS)
-    dataset = MultiTaskDataCfg().name
-    for layer in (file_data, flag_data):
-        dataset = (layer.get("data") or {}).get("name", dataset)
-    for path, value in parsed:
-        if path == ["data", "name"]:
-            dataset = value
-    recipe = MULTITASK_DATASETS.meta(str(dataset)).get("recipe") or {}
-    data: dict[str, Any] = {"train": {"augment": "none", **json.loads(json.dumps(recipe))}}
-    _deep_update(data, file_data)
-    _deep_update(data, flag_data)
-    for path, value in parsed:
-        _merge(data, path, value)
-    return from_dict(MultiTaskRunCfg, data)
+    # multi-task training never crops (it would misalign dense targets): no augmentation unless
+    # the recipe or the user asks for flips
+    return resolve_layers(MultiTaskRunCfg, MULTITASK_DATASETS, config_file=config_file,
+                          overrides=overrides, flags=flags, flag_keys=FLAG_KEYS,
+                          train_base={"augment": "none"})
 
 
 def load_multitask_config(run_dir: Path | str) -> MultiTaskRunCfg:

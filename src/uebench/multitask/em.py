@@ -6,7 +6,9 @@ arXiv:2509.08058, §3.4, Figs. 7-8: "EM (*) ... using the loss function of a spe
 ... the sum of loss functions from all tasks"). Distance measure: linf, ``eps`` = 8/255. Images
 float in [0, 1]; returns ``delta`` shaped like the images with ``x + delta`` in [0, 1].
 
-One *round*, repeated ``max_rounds`` times or until the surrogate fits the noisy data:
+EM's min-min loop (:func:`uebench.attacks.minmin.run_min_min`) with a multi-task objective
+(:class:`MultiTaskMinMin`). One *round*, repeated ``max_rounds`` times or until the surrogate fits
+the noisy data:
 
 1. train the surrogate (a :func:`~uebench.multitask.model.build_multitask_model` with a head per
    chosen task) for ``train_steps`` batches on ``clamp(x + delta, 0, 1)`` and the chosen tasks'
@@ -25,7 +27,7 @@ Resumable from ``workdir`` (``workdir/mt-em``) like the single-task attacks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,8 +35,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from uebench.attacks.em import stream_indices, surrogate_cfg
-from uebench.attacks.surrogate import RunState, attack_precision, batched, pgd, sub_runtime
+from uebench.attacks.minmin import run_min_min
+from uebench.attacks.surrogate import attack_precision, batched, pgd
+from uebench.config import TrainCfg
 from uebench.errors import ConfigError
 from uebench.multitask.dataset import MultiTaskSet
 from uebench.multitask.losses import sample_loss
@@ -43,7 +46,6 @@ from uebench.multitask.train import evaluate_multitask, fit_multitask
 from uebench.poisons.budget import clamp_to_image
 from uebench.runtime import Runtime, derive_seed
 from uebench.train.loop import FitState
-from uebench.utils.progress import bar
 
 STREAM = 8150  # seed stream of this attack (distinct from EM's 8100)
 
@@ -74,33 +76,85 @@ class MultiTaskEMResult:
     history: list[dict[str, Any]]
 
 
-def _update(objective: SummedLoss, x: torch.Tensor, data: MultiTaskSet, delta: torch.Tensor, *,
-            eps: float, step_size: float, steps: int, batch_size: int,
-            rt: Runtime) -> torch.Tensor:
-    """One PGD pass of ``steps`` descent steps over every sample (batch by batch)."""
-    precision = attack_precision(x.device)
-    targets = {t: v.to(x.device) for t, v in data.targets.items()}
+class MultiTaskMinMin:
+    """The min-min objective of a multi-task surrogate: the per-sample sum of the chosen tasks'
+    losses, sample-wise noise, EM's stopping rule on classification tasks (a
+    :class:`~uebench.attacks.minmin.MinMinTask`)."""
 
-    def craft(i: int, xb: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        objective.targets = {t: v[idx] for t, v in targets.items()}
-        return pgd(objective, xb, delta[idx], lambda loss: loss, eps=eps, step_size=step_size,
-                   steps=steps, precision=precision)
+    stream = STREAM
 
-    index = torch.arange(x.shape[0], device=x.device)  # batched hands the indices as "labels"
-    return batched(x, index, craft, batch_size=batch_size, store=None, rt=rt,
-                   desc="noise update")[0]
+    def __init__(self, data: MultiTaskSet, x: torch.Tensor, *, rt: Runtime, eps: float,
+                 steps: int, step_size: float, batch_size: int, stop_acc: float, backbone: str,
+                 width: float, decoder_channels: int) -> None:
+        self.data, self.x, self.rt = data, x, rt
+        self.eps, self.steps, self.step_size, self.b = eps, steps, step_size, batch_size
+        self.stop_acc = stop_acc
+        self.backbone, self.width, self.decoder_channels = backbone, width, decoder_channels
+        self.size = len(data)
+        self.precision = attack_precision(x.device)
+        self.targets = {t: v.to(x.device) for t, v in data.targets.items()}
+        self.objective: SummedLoss | None = None
 
+    def initial(self) -> dict[str, Any]:
+        return {"noise": torch.zeros_like(self.x), "seed": None}
 
-def _surrogate(data: MultiTaskSet, x: torch.Tensor, rt: Runtime, backbone: str, width: float,
-               decoder_channels: int) -> nn.Module:
-    mean = x.mean(dim=(0, 2, 3)).tolist()
-    std = x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist() if x.shape[0] > 1 else [0.5] * x.shape[1]
-    torch.manual_seed(derive_seed(rt.seed, STREAM, 0))  # initial weights depend on the seed only
-    c, h, w = data.image_shape
-    model = build_multitask_model(data.tasks, backbone=backbone, in_channels=c, image_size=(h, w),
-                                  width=width, decoder_channels=decoder_channels, mean=mean,
-                                  std=std)
-    return model.to(rt.device)
+    def surrogate(self) -> nn.Module:
+        x = self.x
+        mean = x.mean(dim=(0, 2, 3)).tolist()
+        std = (x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist() if x.shape[0] > 1
+               else [0.5] * x.shape[1])
+        torch.manual_seed(derive_seed(self.rt.seed, STREAM, 0))  # initial weights: the seed only
+        c, h, w = self.data.image_shape
+        model = build_multitask_model(self.data.tasks, backbone=self.backbone, in_channels=c,
+                                      image_size=(h, w), width=self.width,
+                                      decoder_channels=self.decoder_channels, mean=mean, std=std)
+        model = model.to(self.rt.device)
+        self.objective = SummedLoss(model, self.data)
+        return model
+
+    def working_images(self) -> torch.Tensor:
+        return self.x
+
+    def per_sample(self, noise: torch.Tensor) -> torch.Tensor:
+        return noise
+
+    def fit_round(self, model: nn.Module, idx: torch.Tensor, images: torch.Tensor,
+                  cfg: TrainCfg, rt: Runtime, run_dir: Path | None, state: FitState,
+                  desc: str) -> list[dict[str, Any]]:
+        return fit_multitask(model, self.data.subset(idx.cpu()), cfg=cfg, rt=rt, images=images,
+                             state=state, run_dir=run_dir, desc=desc)
+
+    def update(self, model: nn.Module, delta: torch.Tensor, seed: torch.Tensor | None,
+               rnd: int) -> torch.Tensor:
+        """One PGD pass of ``steps`` descent steps over every sample (batch by batch)."""
+        assert self.objective is not None and self.objective.model is model
+        objective = self.objective.eval()
+
+        def craft(i: int, xb: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            objective.targets = {t: v[idx] for t, v in self.targets.items()}
+            return pgd(objective, xb, delta[idx], lambda loss: loss, eps=self.eps,
+                       step_size=self.step_size, steps=self.steps, precision=self.precision)
+
+        index = torch.arange(self.x.shape[0], device=self.x.device)  # "labels": the positions
+        return batched(self.x, index, craft, batch_size=self.b, store=None, rt=self.rt,
+                       desc="noise update")[0]
+
+    def score(self, model: nn.Module, images: torch.Tensor) -> dict[str, float]:
+        ev = evaluate_multitask(model, self.data, images=images, batch_size=self.b,
+                                precision=self.precision)
+        return {f"noisy/{k}": v for k, v in ev.items()}
+
+    def fitted(self, score: Mapping[str, float]) -> bool:
+        """EM's rule, for classification objectives only (dense tasks never stop early)."""
+        if any(spec.kind != "classification" for spec in self.data.tasks.values()):
+            return False
+        return all(score[f"noisy/{t}/accuracy"] > self.stop_acc for t in self.data.tasks)
+
+    def postfix(self, rows: list[dict[str, Any]], score: Mapping[str, float]) -> dict[str, str]:
+        return {"noisy_loss": f"{score['noisy/loss']:.3f}"}
+
+    def summary(self, score: Mapping[str, float]) -> dict[str, float]:
+        return {k: v for k, v in score.items() if k != "round"}
 
 
 def _check(eps: float, steps: int, train_steps: int, max_rounds: int, batch_size: int) -> None:
@@ -108,13 +162,6 @@ def _check(eps: float, steps: int, train_steps: int, max_rounds: int, batch_size
         raise ConfigError("multi-task EM needs 0 < eps <= 1 and steps, train_steps, max_rounds, "
                           f"batch_size >= 1; got {eps}, {steps}, {train_steps}, {max_rounds}, "
                           f"{batch_size}")
-
-
-def _fitted(data: MultiTaskSet, ev: dict[str, float], stop_acc: float) -> bool:
-    """EM's stopping rule, for classification objectives only (dense tasks never stop early)."""
-    if any(spec.kind != "classification" for spec in data.tasks.values()):
-        return False
-    return all(ev[f"{t}/accuracy"] > stop_acc for t in data.tasks)
 
 
 def multitask_em(
@@ -147,34 +194,10 @@ def multitask_em(
               "step_size": step_size, "train_steps": train_steps, "batch_size": b,
               "stop_acc": stop_acc, "surrogate": surrogate, "width": surrogate_width,
               "decoder_channels": decoder_channels, "n": len(chosen)}
-    with RunState(workdir, "mt-em", config) as state:
-        saved = state.load("state.pt", rt.device) or {
-            "noise": torch.zeros_like(x), "round": 0, "done": False, "history": []}
-        if saved["round"] == 0:
-            state.remove("surrogate")  # a round-1 crash may have left a surrogate checkpoint
-        model = _surrogate(chosen, x, rt, surrogate, surrogate_width, decoder_channels)
-        objective = SummedLoss(model, chosen)
-        noise, rnd, done, history = (saved["noise"], saved["round"], saved["done"],
-                                     list(saved["history"]))
-        srt, sdir, fstate = sub_runtime(rt, STREAM, 1), state.store("surrogate"), FitState()
-        pbar = bar(max_rounds, enabled=rt.show_progress, desc="mt-em", unit="round", initial=rnd)
-        while not done and rnd < max_rounds:
-            rnd += 1
-            # EM's surrogate step: this round's batches of a seeded stream, on x + delta
-            idx = stream_indices(len(chosen), (rnd - 1) * train_steps * b, train_steps * b, rt,
-                                 STREAM).to(x.device)
-            fit_multitask(model, chosen.subset(idx.cpu()), cfg=surrogate_cfg(b, rnd), rt=srt,
-                          images=(x[idx] + noise[idx]).clamp(0, 1), state=fstate,
-                          run_dir=sdir, desc="mt-em surrogate")
-            noise = _update(objective.eval(), x, chosen, noise, eps=eps, step_size=step_size,
-                            steps=steps, batch_size=b, rt=rt)
-            ev = evaluate_multitask(model, chosen, images=(x + noise).clamp(0, 1),
-                                    batch_size=b, precision=attack_precision(x.device))
-            history.append({"round": rnd, **{f"noisy/{k}": v for k, v in ev.items()}})
-            done = _fitted(chosen, ev, stop_acc)
-            state.save("state.pt", {"noise": noise, "round": rnd, "done": done,
-                                    "history": history})
-            pbar.update(1)
-            pbar.set_postfix(noisy_loss=f"{ev['loss']:.3f}")
-        pbar.close()
-    return MultiTaskEMResult(clamp_to_image(x, noise), model.eval(), history)
+    task = MultiTaskMinMin(chosen, x, rt=rt, eps=eps, steps=steps, step_size=step_size,
+                           batch_size=b, stop_acc=stop_acc, backbone=surrogate,
+                           width=surrogate_width, decoder_channels=decoder_channels)
+    result = run_min_min(task, batch_size=b, train_steps=train_steps, max_rounds=max_rounds,
+                         stop_acc=stop_acc, rt=rt, workdir=workdir, name="mt-em", config=config)
+    return MultiTaskEMResult(clamp_to_image(x, result.noise), result.surrogate.eval(),
+                             result.history)

@@ -26,7 +26,7 @@ from uebench.multitask.config import MultiTaskRunCfg
 from uebench.multitask.poisons import load_poisoned_multitask
 from uebench.multitask.report import multitask_report
 from uebench.multitask.run import load_multitask_splits, train_multitask_run
-from uebench.poisons.store import manifest_attack, read_manifest
+from uebench.poisons.manifest import manifest_attack, read_manifest
 from uebench.utils.io import check_output_dir
 
 

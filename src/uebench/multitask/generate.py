@@ -16,10 +16,8 @@ indices, labels = the label task's, manifest) with a ``multitask`` manifest fiel
 
 from __future__ import annotations
 
-import inspect
 import shutil
 import time
-import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,15 +25,21 @@ from typing import Any
 
 import torch
 
-from uebench.attacks.base import attack_info, fill_shape_defaults, resolve_params, run_attack
+from uebench.attacks.base import (
+    AttackInfo,
+    attack_info,
+    attack_spec,
+    fill_shape_defaults,
+    resolve_params,
+    run_attack,
+)
 from uebench.attacks.generate import json_ready, make_runtime
-from uebench.config import coerce
 from uebench.data.base import ImageSet
-from uebench.errors import ConfigError
 from uebench.multitask.dataset import MultiTaskSet, load_multitask
 from uebench.multitask.em import multitask_em
 from uebench.multitask.poisons import as_image_set
-from uebench.poisons.store import read_manifest, save_poison
+from uebench.poisons.manifest import read_manifest
+from uebench.poisons.store import save_poison
 from uebench.registry import Registry
 from uebench.runtime import Runtime
 from uebench.utils.io import DirectoryLock, check_output_dir, refuse_if_different
@@ -45,8 +49,28 @@ MULTITASK_ATTACKS: Registry[MultiTaskAttackFn] = Registry("multi-task attack")
 _NOT_PARAMS = ("rt", "workdir")
 
 
-@MULTITASK_ATTACKS.register("em", norm="linf", eps_param="eps",
-                            description="error-minimizing noise for the summed loss of `tasks`")
+def register_multitask_attack(name: str, *, norm: str, eps_param: str | None = "eps",
+                              description: str, paper: str = "",
+                              presets: Mapping[str, Mapping[str, Any]] | None = None,
+                              ) -> Callable[[MultiTaskAttackFn], MultiTaskAttackFn]:
+    """Register a multi-task attack ``(data, *, rt, workdir, **params) -> delta``; its parameters
+    are declared and checked exactly as a classification attack's
+    (:func:`uebench.attacks.base.attack_spec`)."""
+
+    def deco(fn: MultiTaskAttackFn) -> MultiTaskAttackFn:
+        info = attack_spec(name, fn, norm=norm, eps_param=eps_param, presets=presets,
+                           description=description, paper=paper, not_params=_NOT_PARAMS)
+        MULTITASK_ATTACKS.register(name, info=info, norm=norm, eps_param=eps_param,
+                                   description=description)(fn)
+        return fn
+
+    return deco
+
+
+@register_multitask_attack("em", norm="linf",
+                           description="error-minimizing noise for the summed loss of `tasks`",
+                           paper="Huang et al., ICLR 2021, arXiv 2101.04898 (multi-task: Ye et "
+                                 "al., ICLR 2025, §3.4)")
 def em(data: MultiTaskSet, *, rt: Runtime, workdir: Path | None = None,
        tasks: tuple[str, ...] = (), eps: float = 8 / 255, steps: int = 20,
        step_size: float = 0.8 / 255, train_steps: int = 10, batch_size: int = 512,
@@ -71,38 +95,17 @@ class Method:
     params: frozenset[str]  # the parameter names it takes
 
 
-def _defaults(name: str) -> dict[str, Any]:
-    params = inspect.signature(MULTITASK_ATTACKS.get(name)).parameters
-    return {k: p.default for k, p in params.items()
-            if p.kind is p.KEYWORD_ONLY and k not in _NOT_PARAMS}
-
-
-def _resolve_multitask(name: str) -> Callable[[str, Mapping[str, Any], ImageSet], dict]:
-    defaults, hints = _defaults(name), typing.get_type_hints(MULTITASK_ATTACKS.get(name))
-
-    def resolve(preset: str, params: Mapping[str, Any], images: ImageSet) -> dict[str, Any]:
-        if preset != "original":
-            raise ConfigError(f"multi-task attack {name} has no preset {preset!r} (original only)")
-        unknown = sorted(set(params) - set(defaults))
-        if unknown:
-            raise ConfigError(f"multi-task attack {name} has no parameter(s) {unknown}; "
-                              f"parameters: {', '.join(defaults)}")
-        return {**defaults, **{k: coerce(f"attack {name}: {k}", v, hints[k])
-                               for k, v in params.items()}}
-
-    return resolve
-
-
 def method(name: str) -> Method:
     """The multi-task method ``name``, else the classification attack ``name`` on the labels."""
     if name in MULTITASK_ATTACKS:
-        meta = MULTITASK_ATTACKS.meta(name)
+        mt: AttackInfo = MULTITASK_ATTACKS.meta(name)["info"]
         return Method(
-            name, _resolve_multitask(name),
+            name, lambda preset, params, images: resolve_params(mt, preset, params),
             lambda clean, images, resolved, rt, workdir: MULTITASK_ATTACKS.get(name)(
                 clean, rt=rt, workdir=workdir, **resolved),
-            lambda resolved: (meta["norm"], resolved.get(meta["eps_param"])),
-            frozenset(_defaults(name)))
+            lambda resolved: (mt.norm_for(resolved),
+                              resolved.get(mt.eps_param) if mt.eps_param else None),
+            frozenset(mt.defaults))
 
     info = attack_info(name)  # unknown names fail here, before any data is loaded
 

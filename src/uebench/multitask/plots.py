@@ -20,7 +20,7 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
 from uebench.errors import UebenchError
-from uebench.learnability.plots import _save  # atomic write, format from the suffix
+from uebench.learnability.plots import save_figure
 from uebench.multitask.config import is_multitask_run
 from uebench.multitask.report import multitask_report
 
@@ -52,7 +52,7 @@ def plot_task_similarity_runs(result: Mapping[str, Any], path: Path | str) -> Pa
         ax.set_yticklabels(sim["tasks"] if k == 0 else [], fontsize=8)
         ax.set_title(f"{run['name']} ({len(sim['layers'])} shared layers)", fontsize=9)
     fig.colorbar(image, ax=list(axes), label="cosine similarity of SAL (mean over epochs)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _smooth(values: Sequence[float], window: int) -> np.ndarray:
@@ -101,7 +101,7 @@ def plot_task_learnable(result: Mapping[str, Any], path: Path | str, *,
         ax.set_ylim(-0.02, 1.05)
     axes[0].set_ylabel("learnable proportion (SAL > β_task)")
     axes[0].legend(fontsize=7, loc="best")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_cross_task(table: Mapping[str, Any], path: Path | str) -> Path:
@@ -129,7 +129,7 @@ def plot_cross_task(table: Mapping[str, Any], path: Path | str) -> Path:
     ax.set_xlabel("model trained for")
     ax.set_ylabel("poison made for")
     fig.colorbar(image, ax=ax, label="harm relative to clean (red = worse)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _single_run_result(run_dir: Path) -> dict[str, Any]:

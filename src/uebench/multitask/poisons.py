@@ -16,7 +16,8 @@ from typing import Any
 from uebench.data.base import ImageSet
 from uebench.errors import PoisonValidationError, UebenchError
 from uebench.multitask.dataset import MultiTaskSet
-from uebench.poisons.store import load_poisoned, read_manifest
+from uebench.poisons.manifest import read_manifest
+from uebench.poisons.store import load_poisoned
 
 
 def label_task(data: MultiTaskSet, task: str | None = None) -> str:

@@ -19,9 +19,9 @@ import numpy as np
 
 from uebench.errors import UebenchError
 from uebench.learnability.distance import ud_table
-from uebench.learnability.report import describe_engine
+from uebench.learnability.run_info import describe_engine
 from uebench.multitask.sal import KEY, measured_tasks, shared_layers, task_rows
-from uebench.train.rundir import RunRecord, load_run
+from uebench.train.run_record import RunRecord, load_run
 from uebench.utils.io import atomic_write_text, write_json
 
 
@@ -32,7 +32,7 @@ def task_similarity(rows: Sequence[Mapping[str, Any]],
     Returns ``{"tasks", "layers", "epochs", "per_epoch": [T x T lists], "mean": T x T}``
     (``nan`` where a task's vector is all zero; the mean skips those epochs).
     """
-    from uebench.learnability.plots import sal_cosine_similarity  # lazy: matplotlib
+    from uebench.learnability.task_similarity import sal_cosine_similarity  # lazy: matplotlib
 
     tasks = list(tasks or measured_tasks(rows))
     layers = shared_layers(rows, tasks)

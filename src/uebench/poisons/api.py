@@ -13,7 +13,8 @@ from typing import Any, Literal
 
 from uebench.data.base import ImageSet, load_dataset
 from uebench.errors import UebenchError
-from uebench.poisons import interop, store
+from uebench.poisons import apbench, interop, store
+from uebench.poisons.manifest import read_manifest
 from uebench.utils.io import DirectoryLock, check_output_dir
 
 ImportFormat = Literal["apbench", "array", "images"]
@@ -70,7 +71,7 @@ def import_poison(
             stacklevel=2)
     with DirectoryLock(out):
         if fmt == "apbench":
-            return interop.import_apbench(src, clean, attack=attack, dataset=dataset, out_dir=out,
+            return apbench.import_apbench(src, clean, attack=attack, dataset=dataset, out_dir=out,
                                           norm=norm, eps=eps, positional=positional, seed=seed,
                                           force=force)
         kind = "images" if fmt == "images" else "delta"
@@ -80,9 +81,9 @@ def import_poison(
 
 def export_poison(poison_dir: Path, dest: Path, *, data_dir: str | Path | None = None) -> Path:
     """Write a stored poison in APBench's layout (``dest/data/<train_index>.png``)."""
-    manifest = store.read_manifest(poison_dir)
+    manifest = read_manifest(poison_dir)
     _, indices, _ = store.load_delta(poison_dir)
     full = load_dataset(manifest["dataset"], data_dir=data_dir).train
     clean = full.subset(indices)
-    interop.export_apbench(poison_dir, clean, dest)
+    apbench.export_apbench(poison_dir, clean, dest)
     return Path(dest)

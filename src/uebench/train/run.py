@@ -20,7 +20,6 @@ layers above training, which register a factory in :data:`RUN_CALLBACKS`.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,14 +30,21 @@ import yaml
 from torch import nn
 
 from uebench.config import RunCfg, canonical, config_hash, to_dict
-from uebench.data.base import ImageSet, Splits, load_dataset, stratified_subset
+from uebench.data.base import ImageSet, Splits, load_dataset
 from uebench.defenses import DefensePipeline
 from uebench.models.base import get_model
 from uebench.poisons.store import content_hash, load_poisoned
 from uebench.registry import Registry
-from uebench.runtime import Runtime, derive_seed, resolve_device
+from uebench.runtime import Runtime, resolve_device
 from uebench.train import rundir
-from uebench.train.loop import Callback, fit
+from uebench.train.classification import Callback, fit
+from uebench.train.partial import (
+    check_poisoned,
+    data_seed,
+    is_partial,
+    mix_poison,
+    poisoned_record,
+)
 from uebench.train.rundir import RUN_FILES, is_complete
 from uebench.train.trajectory import recorder_for_run
 from uebench.utils.env import environment
@@ -51,10 +57,9 @@ from uebench.utils.io import (
 )
 
 __all__ = [
-    "RUN_CALLBACKS", "RUN_FILES", "build_model", "data_seed", "defense_batch_loss",
-    "defense_pipeline", "identity", "is_complete", "load_splits", "make_runtime", "mix_poison",
-    "poisoned_indices", "run_directory", "sal_callbacks", "train_run", "training_set",
-    "write_run_files",
+    "RUN_CALLBACKS", "RUN_FILES", "build_model", "defense_batch_loss", "defense_pipeline",
+    "identity", "is_complete", "load_splits", "make_runtime", "run_directory", "sal_callbacks",
+    "train_run", "training_set", "write_run_files",
 ]
 
 # Per-epoch measurements a run's config asks for, made by the layers above training, which import
@@ -66,11 +71,6 @@ RUN_CALLBACKS: Registry[Callable[[RunCfg], list[Callback]]] = Registry("run meas
 
 def make_runtime(cfg: RunCfg, progress: bool = True) -> Runtime:
     return Runtime(device=resolve_device(cfg.device), seed=cfg.seed, progress=progress)
-
-
-def data_seed(cfg: RunCfg) -> int:
-    """The seed of the run's clean images: ``data.subset_seed``, else the run's seed."""
-    return cfg.seed if cfg.data.subset_seed is None else cfg.data.subset_seed
 
 
 def load_splits(cfg: RunCfg) -> Splits:
@@ -101,88 +101,6 @@ def training_set(cfg: RunCfg, splits: Splits) -> ImageSet:
 
 
 _PREPARED: dict[tuple[Any, ...], torch.Tensor] = {}
-
-# The protected subset's random stream. It is drawn from the seed of the clean images
-# (data_seed), never from the run's seed: the subset is a property of the protected data, so every
-# training seed of a setting sees the same protected images, and so does the poison's random-noise
-# control (same images, same subset), which its statistics are read against.
-PROTECTED_STREAM = 0x70726F74
-
-
-def _partial(cfg: RunCfg) -> bool:
-    """Whether the run poisons only part of its images, or adds them beside the clean ones."""
-    return cfg.poison is not None and (cfg.poison_ratio != 1 or cfg.poison_mix != "replace")
-
-
-def poisoned_indices(cfg: RunCfg, clean: ImageSet) -> torch.Tensor:
-    """Sorted indices (into ``clean``) of the images that take their poisoned version:
-    ``round(poison_ratio * N)`` of the N, a class-stratified subset (every class protected in
-    the same share) seeded by :data:`PROTECTED_STREAM`; all of them at ratio 1."""
-    n = len(clean)
-    k = math.floor(cfg.poison_ratio * n + 0.5)
-    if k >= n:
-        return torch.arange(n)
-    if k == 0:
-        return torch.zeros(0, dtype=torch.long)
-    return stratified_subset(clean.y, k, derive_seed(data_seed(cfg), PROTECTED_STREAM))
-
-
-def mix_poison(cfg: RunCfg, clean: ImageSet, poisoned: ImageSet) -> ImageSet:
-    """The training set of ``cfg.poison_ratio`` and ``cfg.poison_mix`` (docs/bench.md, "Partial
-    and mixed poisoning"), from the clean set and its fully poisoned version (same N images):
-
-    - ``replace``: N images; those of :func:`poisoned_indices` poisoned, the rest clean;
-    - ``add``: N + k images; the N clean ones first, then the k poisoned copies, in index order.
-
-    At ratio 1 with ``replace`` it is ``poisoned`` itself, untouched (runs made before these
-    settings existed train exactly as they did).
-    """
-    if not _partial(cfg):
-        return poisoned
-    idx = poisoned_indices(cfg, clean)
-    meta = {**poisoned.meta, "poison_ratio": cfg.poison_ratio, "poison_mix": cfg.poison_mix,
-            "n_poisoned": len(idx)}
-    if cfg.poison_mix == "replace":
-        x = clean.x.clone()
-        x[idx] = poisoned.x[idx]
-        return ImageSet(x, clean.y.clone(), clean.classes, clean.name, meta)
-    meta["indices"] = torch.cat([clean.indices, clean.indices[idx]])  # positions in the split
-    return ImageSet(torch.cat([clean.x, poisoned.x[idx]]), torch.cat([clean.y, clean.y[idx]]),
-                    clean.classes, clean.name, meta)
-
-
-def _poisoned_record(cfg: RunCfg, clean: ImageSet) -> dict[str, Any]:
-    """What ``RUN/poisoned_indices.json`` holds for a partially or mixed poisoned run."""
-    return {"poison_ratio": cfg.poison_ratio, "poison_mix": cfg.poison_mix,
-            "seed": derive_seed(data_seed(cfg), PROTECTED_STREAM), "n_clean": len(clean),
-            "indices": poisoned_indices(cfg, clean).tolist()}
-
-
-def _check_poisoned(cfg: RunCfg, out: Path, splits: Splits | None) -> None:
-    """A run directory's stored poisoned indices are the ones its config gives (on resume and
-    reuse): an edited file, or one of other data, is refused before it is trained on or reused."""
-    stored = rundir.read_poisoned_indices(out)
-    if stored is None and not _partial(cfg):
-        return
-    path = out / rundir.POISONED
-    fix = "delete the run directory to retrain (or use another --out)"
-    if stored is None:
-        if is_complete(out):
-            raise rundir.RunError(f"{out} is a finished partially poisoned run without "
-                                  f"{rundir.POISONED}, so which images were poisoned is unknown: "
-                                  f"{fix}")
-        return  # interrupted before it was written: training writes it again
-    clean = (splits or load_splits(cfg)).train
-    if stored.get("n_clean") != len(clean):
-        raise rundir.RunError(f"{path} was written for {stored.get('n_clean')} training images "
-                              f"but this run's set has {len(clean)}: {fix}")
-    if not _partial(cfg) or stored != _poisoned_record(cfg, clean):
-        k = len(poisoned_indices(cfg, clean))
-        raise rundir.RunError(
-            f"{path} does not list the images this config poisons (poison_ratio "
-            f"{cfg.poison_ratio:g}, poison_mix {cfg.poison_mix}: {k} images): the file was edited "
-            f"or belongs to other settings; {fix}")
-
 
 def _bytes_hash(t: torch.Tensor) -> str:
     import hashlib
@@ -294,7 +212,8 @@ def train_run(
     cfg = canonical(cfg)
     return run_directory(cfg, out, progress, lambda out, rt, ident: _train(
         cfg, out, rt, ident, callbacks=callbacks, splits=splits, extra_summary=extra_summary),
-        check=lambda out: _check_poisoned(cfg, out, splits))
+        check=lambda out: check_poisoned(
+            cfg, out, lambda: (splits or load_splits(cfg)).train))
 
 
 def run_directory(cfg: Any, out: Path | str, progress: bool,
@@ -335,8 +254,8 @@ def _train(cfg: RunCfg, out: Path, rt: Runtime, ident: dict[str, Any], *,
     model = build_model(cfg, splits.train)
     hooks = _trajectory_hooks(cfg, out, len(train_set), model)
     write_run_files(out, cfg, ident, rt)
-    if _partial(cfg):
-        write_json(out / rundir.POISONED, _poisoned_record(cfg, splits.train))
+    if is_partial(cfg):
+        write_json(out / rundir.POISONED, poisoned_record(cfg, splits.train))
     t0 = time.perf_counter()
     rows = fit(
         model,
@@ -370,7 +289,7 @@ def _train(cfg: RunCfg, out: Path, rt: Runtime, ident: dict[str, Any], *,
         "n_test": len(splits.test),
         "poison": cfg.poison,
         **({"poison_ratio": cfg.poison_ratio, "poison_mix": cfg.poison_mix,
-            "n_poisoned": train_set.meta["n_poisoned"]} if _partial(cfg) else {}),
+            "n_poisoned": train_set.meta["n_poisoned"]} if is_partial(cfg) else {}),
         "defense": cfg.defense,
         "seed": cfg.seed,
         "data_source": splits.train.meta.get("source", cfg.data.name),

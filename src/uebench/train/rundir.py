@@ -1,4 +1,4 @@
-"""Run directories, read in one place: the file names and one reader per file.
+"""Run directories: the file names, defined here once, and one reader per file.
 
 A run directory is written by :mod:`uebench.train.run` (and ``fit``'s checkpoints) and read by
 everything after training (SAL after training, UD and the statistics, landscapes, the bench)::
@@ -20,13 +20,12 @@ Every reader raises :class:`RunError` (a :class:`~uebench.errors.UebenchError`, 
 line prints one message and exits with status 2): ``<dir> is not a training run directory: it has
 no <file> ...`` for a missing file, ``<file> is corrupt (<why>); <fix>`` for one that cannot be
 read, and :class:`IncompleteRunError` for a run without ``summary.json`` where a finished one is
-needed.
+needed. The SAL tag files are read by :mod:`uebench.train.sal_tags`, a whole run as one record
+by :mod:`uebench.train.run_record`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,17 +59,6 @@ class IncompleteRunError(RunError):
     """A run directory has no ``summary.json``: training has not finished."""
 
 
-@dataclass(frozen=True)
-class RunRecord:
-    """One stored training run: its metrics rows, summary and config (plain data)."""
-
-    name: str
-    rows: list[dict[str, Any]]
-    summary: dict[str, Any]
-    config: dict[str, Any] = field(default_factory=dict)
-    path: Path | None = None
-
-
 # ----------------------------------------------------------------------------- errors
 
 
@@ -79,7 +67,8 @@ def _missing(run_dir: Path | str, name: str) -> RunError:
                     "written by `uebench train --out DIR`)")
 
 
-def _corrupt(path: Path, why: str, fix: str = "delete it and re-run") -> RunError:
+def corrupt(path: Path, why: str, fix: str = "delete it and re-run") -> RunError:
+    """The error for a run file that cannot be read, naming why and the fix."""
     return RunError(f"{path} is corrupt ({why}); {fix}")
 
 
@@ -89,11 +78,12 @@ def _json_object(path: Path) -> dict[str, Any]:
     except CorruptFileError as exc:
         raise RunError(str(exc)) from None
     if not isinstance(data, dict):
-        raise _corrupt(path, "not a JSON object")
+        raise corrupt(path, "not a JSON object")
     return data
 
 
-def _json_rows(path: Path) -> list[dict[str, Any]]:
+def json_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a JSON-lines file of a run (a corrupt one raises :class:`RunError`)."""
     try:
         return read_jsonl(path)
     except CorruptFileError as exc:
@@ -129,9 +119,9 @@ def read_config_data(run_dir: Path | str, *, missing_ok: bool = False) -> dict[s
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise _corrupt(path, f"not valid YAML: {str(exc).splitlines()[0]}", fix) from None
+        raise corrupt(path, f"not valid YAML: {str(exc).splitlines()[0]}", fix) from None
     if not isinstance(data, dict):
-        raise _corrupt(path, "not a mapping", fix)
+        raise corrupt(path, "not a mapping", fix)
     return data
 
 
@@ -147,7 +137,7 @@ def read_metrics(run_dir: Path | str, *, missing_ok: bool = False) -> list[dict[
     path = Path(run_dir) / METRICS
     if not path.is_file() and not missing_ok:
         raise _missing(run_dir, METRICS)
-    return _json_rows(path)
+    return json_rows(path)
 
 
 def read_summary(run_dir: Path | str) -> dict[str, Any]:
@@ -180,12 +170,12 @@ def read_poisoned_indices(run_dir: Path | str) -> dict[str, Any] | None:
     n, indices = data.get("n_clean"), data.get("indices")
     if not _is_int(n) or n < 0 or not isinstance(indices, list) \
             or not all(_is_int(i) for i in indices):
-        raise _corrupt(path, "expected n_clean and a list of integer indices", fix)
+        raise corrupt(path, "expected n_clean and a list of integer indices", fix)
     outside = [i for i in indices if not 0 <= i < n]
     if outside:
-        raise _corrupt(path, f"indices {outside[:3]} lie outside the {n} training images", fix)
+        raise corrupt(path, f"indices {outside[:3]} lie outside the {n} training images", fix)
     if indices != sorted(set(indices)):
-        raise _corrupt(path, "the indices are not sorted and unique", fix)
+        raise corrupt(path, "the indices are not sorted and unique", fix)
     return data
 
 
@@ -224,103 +214,3 @@ def snapshot_epochs(run_dir: Path | str) -> list[int]:
             continue
     return sorted(epochs)
 
-
-# ----------------------------------------------------------------------------- SAL tags
-
-
-def tag_paths(run_dir: Path | str, tag: str) -> tuple[Path, Path]:
-    """(rows, settings) files of one post-hoc SAL measurement."""
-    if not tag or any(c in tag for c in "/\\") or tag.startswith("."):
-        raise UebenchError(f"SAL tag {tag!r} must be a plain name such as 'compat' or 'eps0.1'")
-    base = Path(run_dir) / SAL_DIR
-    return base / f"{tag}.jsonl", base / f"{tag}.yaml"
-
-
-def has_tag(run_dir: Path | str, tag: str) -> bool:
-    return tag_paths(run_dir, tag)[0].is_file()
-
-
-def read_tag(run_dir: Path | str, tag: str) -> list[dict[str, Any]]:
-    """The stored rows ``{epoch, sal, sal_origin, ...}`` of a post-hoc measurement."""
-    rows_path, _ = tag_paths(run_dir, tag)
-    if not rows_path.is_file():
-        raise RunError(
-            f"{run_dir} has no SAL measurement tagged {tag!r} ({rows_path} is missing): run "
-            f"`uebench sal {run_dir} --tag {tag} ...` first")
-    return _json_rows(rows_path)
-
-
-def read_tag_settings(run_dir: Path | str, tag: str) -> dict[str, Any] | None:
-    """The settings a tag was measured with (``RUN/sal/<tag>.yaml``), ``None`` before any."""
-    rows_path, path = tag_paths(run_dir, tag)
-    if not path.is_file():
-        return None
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError):
-        raise _corrupt(path, "not YAML", f"delete it (and {rows_path}) and re-run") from None
-    return data if isinstance(data, dict) else {}
-
-
-def merge_tag_rows(metrics_rows: Sequence[Mapping[str, Any]],
-                   tag_rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Metrics rows of the measured epochs with their SAL fields replaced by the tag's."""
-    by_epoch = {int(r["epoch"]): dict(r) for r in metrics_rows}
-    out = []
-    for t in tag_rows:
-        epoch = int(t["epoch"])
-        row = {k: v for k, v in by_epoch.get(epoch, {"epoch": epoch}).items()
-               if not k.startswith("sal")}
-        row.update(t)
-        out.append(row)
-    return out
-
-
-# ----------------------------------------------------------------------------- a whole run
-
-
-def load_run(
-    run_dir: Path | str, *, name: str | None = None, require_complete: bool = True,
-    sal_tag: str | None = None,
-) -> RunRecord:
-    """Read ``metrics.jsonl``, ``summary.json`` and ``config.yaml`` of one run directory.
-
-    Args:
-        run_dir: the run directory.
-        name: the run's display name; default ``summary["name"]``, else ``config["name"]``, else
-            the directory name.
-        require_complete: refuse a run without ``summary.json`` (the completion marker).
-        sal_tag: take SAL from the post-hoc measurement ``RUN/sal/<tag>.jsonl``
-            (:mod:`uebench.learnability.posthoc`) instead of the in-training one; the rows are
-            then the measured epochs only.
-
-    Raises:
-        RunError: the directory or ``metrics.jsonl`` is missing or unreadable, or has no rows.
-        IncompleteRunError: no ``summary.json`` and ``require_complete``.
-    """
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise RunError(f"run directory {run_dir} does not exist")
-    rows = read_metrics(run_dir)
-    if not rows:
-        raise RunError(f"{run_dir / METRICS} has no epoch rows")
-    if is_complete(run_dir):
-        summary = read_summary(run_dir)
-    elif require_complete:
-        raise IncompleteRunError(
-            f"run {run_dir} is incomplete: it has no {SUMMARY} (written when training "
-            f"finishes; {len(rows)} epoch row(s) so far). Finish or resume it (re-run the same "
-            f"command: training resumes from {CHECKPOINT}) before computing UD")
-    else:
-        summary = {}
-    config = read_config_data(run_dir, missing_ok=True)
-    if sal_tag is not None:
-        rows = merge_tag_rows(rows, read_tag(run_dir, sal_tag))
-        if not rows:
-            raise RunError(f"{run_dir}: SAL tag {sal_tag!r} has no measured epochs yet")
-    label = name or _str(summary.get("name")) or _str(config.get("name")) or run_dir.name
-    return RunRecord(name=label, rows=rows, summary=summary, config=config, path=run_dir)
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None

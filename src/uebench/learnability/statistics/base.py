@@ -25,7 +25,8 @@ import numpy as np
 
 from uebench.learnability.threshold import SalDataError, epoch_thresholds, sal_matrix
 from uebench.registry import Registry
-from uebench.train.rundir import RunRecord, has_tag, load_run
+from uebench.train.run_record import RunRecord, load_run
+from uebench.train.sal_tags import has_tag
 
 Direction = Literal["lower", "higher"]
 

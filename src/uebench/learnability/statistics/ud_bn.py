@@ -14,7 +14,8 @@ from pathlib import Path
 
 from uebench.learnability.statistics.base import Pair, register_statistic
 from uebench.learnability.statistics.ud import ud_of
-from uebench.train.rundir import RunError, read_tag_settings
+from uebench.train.rundir import RunError
+from uebench.train.sal_tags import read_tag_settings
 
 BN_TAG = "bn"
 
