@@ -24,6 +24,7 @@ from uebench.data import ImageSet, load_dataset
 from uebench.detect import DETECTORS, detect, detect_sets, reference_indices
 from uebench.detect.base import META_FIELDS, Measurement, check_options, halves, run_detector
 from uebench.detect.report import threshold_for
+from uebench.detect.study import detection_study, sample_auroc
 from uebench.errors import ConfigError, PoisonValidationError, UebenchError, UnknownNameError
 from uebench.runtime import Runtime
 
@@ -271,6 +272,64 @@ def test_cli_prints_the_verdict_and_writes_scores(poisons, tmp_path, capsys):
     assert "verdict: FLAGGED by template" in printed and "synthetic, 500 images" in printed
     assert np.load(out / "scores" / "template.npy", allow_pickle=False).shape == (500,)
     assert json.loads((out / "detect.json").read_text())["attack"] == "random"
+
+
+# ----------------------------------------------------------------------------- the study
+
+
+def test_sample_auroc_matches_the_pairwise_count():
+    # oracle: the plain pairwise count of auroc() above, ties half
+    rng = np.random.default_rng(0)
+    scores = np.round(rng.normal(size=60), 1)  # rounding makes ties
+    positive = rng.random(60) < 0.4
+    assert sample_auroc(scores, positive) == pytest.approx(auroc(scores, positive))
+    assert sample_auroc(scores, np.zeros(60, dtype=bool)) is None
+
+
+def test_cached_reference_values_change_nothing(tiny):
+    refs = [load_dataset("synthetic", train_size=200, seed=s).train for s in (1, 2)]
+    plain = detect_sets(tiny, refs, seed=3)
+    cache: dict = {}
+    first = detect_sets(tiny, refs, seed=3, reference_values=cache)
+    again = detect_sets(tiny, refs, seed=3, reference_values=cache)  # read from the cache
+    assert set(cache) == {n for n in DETECTORS.names() if DETECTORS.meta(n)["needs_reference"]}
+    for a, b, c in zip(plain.results, first.results, again.results):
+        assert a.references == b.references == c.references and a.score == c.score
+
+
+def test_study_flags_classwise_not_clean_or_noise_and_stores_tables(poisons, tmp_path, capsys):
+    from uebench.cli import main
+
+    result = detection_study([poisons["classwise"], f"noise={poisons['noise']}"], sizes=[300, 999],
+                             seeds=[0, 1], detectors=["template", "simple"])
+    assert result["sizes"] == [300, 500]  # a size above the poison's images is all of them
+    summary = {s["poison"]: s for s in result["summary"]}
+    assert summary["classwise"]["rate"] == 1.0 and summary["classwise"]["cases"] == 4
+    # the random-noise control is not flagged more often than the clean twins
+    assert summary["noise"]["rate"] <= summary["clean"]["rate"] + 0.25
+    assert len(result["samples"]) == 4  # two poisons x two seeds, at 500 images
+    assert summary["classwise"]["auroc"]["template"] > 0.6
+    assert {r["size"] for r in result["rows"]} == {300, 500}
+    # the command line stores the result (values, command, tables) where --results says
+    assert main(["detect-study", str(poisons["classwise"]), "--sizes", "300", "--seeds", "0",
+                 "--detectors", "template", "--save", "detect/t", "--results", str(tmp_path),
+                 "--quiet"]) == 0
+    stored = json.loads((tmp_path / "detect" / "t.json").read_text())
+    assert stored["command"].startswith("uebench detect-study")
+    assert stored["tables"]["rates"]["rows"][0][0] == "clean"
+    assert "| classwise |" in capsys.readouterr().out
+
+
+def test_study_refuses_poisons_of_other_images_and_bad_ratios(poisons, tmp_path):
+    other = tmp_path / "other"
+    generate_poison("random", dataset="synthetic", out=other, train_size=400, seed=0,
+                    device="cpu", progress=False)
+    with pytest.raises(UebenchError, match="run one study per subset"):
+        detection_study([poisons["noise"], other], sizes=[100], seeds=[0])
+    with pytest.raises(UebenchError, match="name them, LABEL=DIR"):
+        detection_study([poisons["noise"], f"noise={poisons['classwise']}"], sizes=[100])
+    with pytest.raises(UebenchError, match="--ratio must be inside"):
+        detection_study([poisons["noise"]], ratio=1.0)
 
 
 def test_nothing_but_the_cli_imports_detect():

@@ -46,8 +46,9 @@ def detector_runtime(seed: int, device: str | torch.device | None = "cpu") -> Ru
                    progress=False)
 
 
-def _check_names(detectors: Sequence[str] | None,
-                 options: Mapping[str, Mapping[str, Any]] | None) -> list[str]:
+def check_detector_names(detectors: Sequence[str] | None,
+                         options: Mapping[str, Mapping[str, Any]] | None) -> list[str]:
+    """The detectors to run (all when ``None``), each known, with options only for those run."""
     names = list(dict.fromkeys(DETECTORS.names() if detectors is None else detectors))
     if not names:
         raise UebenchError(f"no detector chosen; choose from {', '.join(DETECTORS.names())}")
@@ -73,6 +74,7 @@ def detect_sets(
     poison: str | None = None,
     attack: str | None = None,
     reference_overlap: Sequence[float] | None = None,
+    reference_values: dict[str, list[float]] | None = None,
 ) -> DetectReport:
     """Run detectors on ``candidate`` and read each against the clean ``references``.
 
@@ -86,8 +88,11 @@ def detect_sets(
         device: where the detectors train (``cpu``: deterministic given ``seed``).
         options: per detector, keyword options (``{"simple": {"epochs": 10}}``).
         dataset, poison, attack, reference_overlap: recorded in the report.
+        reference_values: a cache of the references' statistics per detector, filled on first
+            use and read after: several candidates read against the same references with the
+            same ``seed`` and ``options`` (a detection study) measure each reference once.
     """
-    names = _check_names(detectors, options)
+    names = check_detector_names(detectors, options)
     if candidate.num_classes < 2 or len(candidate) < 4 * candidate.num_classes:
         raise UebenchError(f"detect needs at least 4 images per class ({4 * candidate.num_classes}"
                            f" for {candidate.num_classes} classes), got {len(candidate)}: use a "
@@ -112,7 +117,11 @@ def detect_sets(
         got: Measurement = run_detector(name, candidate, rt=rt, options=opts)
         refs: list[float] = []
         if meta["needs_reference"]:
-            refs = [run_detector(name, ref, rt=rt, options=opts).value for ref in references]
+            cached = None if reference_values is None else reference_values.get(name)
+            refs = cached if cached is not None else [
+                run_detector(name, ref, rt=rt, options=opts).value for ref in references]
+            if reference_values is not None:
+                reference_values[name] = refs
         reference = float(np.mean(refs)) if refs else None
         score = got.value - reference if reference is not None else got.value
         threshold = threshold_for(meta["floor"], refs)
@@ -163,7 +172,7 @@ def detect(
             The detectors' models are small: one thread is about as fast as several on an idle
             machine and much faster on a busy one.
     """
-    names = _check_names(detectors, options)
+    names = check_detector_names(detectors, options)
     _check_detect_options(names, references, threads)
     if out is not None:
         check_output_dir(out, marker="detect.json", what="a uebench detect report")

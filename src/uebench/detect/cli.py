@@ -13,12 +13,16 @@ the threshold and the verdict, then the overall verdict; ``--out DIR`` also writ
 from __future__ import annotations
 
 import argparse
+import sys
+import time
+from pathlib import Path
 
 from uebench.commandline import add_flag, command
 from uebench.detect.api import DEFAULT_REFERENCES, detect
 from uebench.detect.base import DETECTORS
+from uebench.detect.study import detection_study, study_tables
 from uebench.errors import UebenchError
-from uebench.utils.stored import markdown_lines
+from uebench.utils.stored import markdown_lines, save_result
 
 
 def _detect_arguments(p: argparse.ArgumentParser) -> None:
@@ -85,4 +89,65 @@ def cmd_detect(args: argparse.Namespace) -> int:
             print(f"written: {args.out}/detect.json, sample scores in {args.out}/scores/")
     verdict = ("FLAGGED by " + ", ".join(report.flagged_by)) if report.flagged else "not flagged"
     print(f"verdict: {verdict} ({what}; {report.seconds:.1f} s)")
+    return 0
+
+
+def _int_list(text: str, flag: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UebenchError(f"{flag} takes comma-separated integers, e.g. {flag} 500,1000,2000; "
+                           f"got {text!r}") from None
+
+
+def _study_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("poisons", nargs="+",
+                   help="poison directories made for the same images (e.g. a grid's poisons "
+                        "and their random-noise controls), each DIR or LABEL=DIR")
+    p.add_argument("--sizes", default="500,1000,2000",
+                   help="subset sizes the sets are read at (default 500,1000,2000)")
+    p.add_argument("--seeds", default="0,1,2", help="subset seeds (default 0,1,2)")
+    p.add_argument("--ratio", type=float, default=0.5,
+                   help="share of poisoned images in the sample-level sets (default 0.5)")
+    p.add_argument("--detectors", default=None, help="comma-separated detectors (default: all)")
+    p.add_argument("--references", type=int, default=DEFAULT_REFERENCES,
+                   help=f"clean reference subsets (default {DEFAULT_REFERENCES})")
+    add_flag(p, "data_dir")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--save", default=None,
+                   help="store the result as results/NAME.json (e.g. detect/fashion-mnist)")
+    p.add_argument("--results", default=None,
+                   help="directory of stored results (default: the repository's results/)")
+    p.add_argument("--quiet", action="store_true", help="no per-set progress lines")
+
+
+@command("detect-study", help="detection and false-positive rates of every detector over "
+                              "subset sizes and seeds, and sample-level AUROC (docs/detect.md)",
+         arguments=_study_arguments)
+def cmd_detect_study(args: argparse.Namespace) -> int:
+    names = ([n.strip() for n in args.detectors.split(",") if n.strip()]
+             if args.detectors else None)
+    started = time.perf_counter()
+
+    def say(what: str) -> None:
+        if not args.quiet:
+            print(f"[{time.perf_counter() - started:6.0f} s] {what}", file=sys.stderr, flush=True)
+
+    result = detection_study(
+        args.poisons, sizes=_int_list(args.sizes, "--sizes"),
+        seeds=_int_list(args.seeds, "--seeds"), ratio=args.ratio, references=args.references,
+        detectors=names, data_dir=args.data_dir, threads=args.threads, progress=say)
+    tables = study_tables(result)
+    print(f"detect-study: {result['dataset']}, poisons of {result['n']} images, sizes "
+          f"{result['sizes']}, seeds {result['seeds']}")
+    for header, rows in tables.values():
+        print("\n" + "\n".join(markdown_lines(header, rows)))
+    if args.save:
+        command_line = " ".join(
+            ["uebench detect-study", *args.poisons, "--sizes", args.sizes, "--seeds", args.seeds,
+             "--ratio", f"{args.ratio:g}", "--references", str(args.references)]
+            + (["--detectors", args.detectors] if args.detectors else []))
+        path = save_result(args.save, result, command=command_line, tables=tables,
+                           root=Path(args.results) if args.results else None)
+        print(f"\nstored: {path}")
     return 0
