@@ -24,7 +24,7 @@ from uebench.data import ImageSet, load_dataset
 from uebench.detect import DETECTORS, detect, detect_sets, reference_indices
 from uebench.detect.base import META_FIELDS, Measurement, check_options, halves, run_detector
 from uebench.detect.report import threshold_for
-from uebench.detect.study import detection_study, sample_auroc
+from uebench.detect.study import detection_study, rate_interval, sample_auroc
 from uebench.errors import ConfigError, PoisonValidationError, UebenchError, UnknownNameError
 from uebench.runtime import Runtime
 
@@ -286,6 +286,22 @@ def test_sample_auroc_matches_the_pairwise_count():
     assert sample_auroc(scores, np.zeros(60, dtype=bool)) is None
 
 
+def test_rate_interval_is_the_exact_binomial_one():
+    # oracle: the Clopper-Pearson bounds solve P(X <= k) = 2.5 % and P(X >= k) = 2.5 %, checked
+    # with a plain binomial sum
+    from math import comb
+
+    def tail(p, k, n, upper):
+        ks = range(k, n + 1) if upper else range(0, k + 1)
+        return sum(comb(n, i) * p ** i * (1 - p) ** (n - i) for i in ks)
+
+    assert rate_interval(0, 9) == (0.0, pytest.approx(1 - 0.025 ** (1 / 9)))
+    low, high = rate_interval(3, 9)
+    assert tail(low, 3, 9, upper=True) == pytest.approx(0.025)
+    assert tail(high, 3, 9, upper=False) == pytest.approx(0.025)
+    assert rate_interval(9, 9)[1] == 1.0
+
+
 def test_cached_reference_values_change_nothing(tiny):
     refs = [load_dataset("synthetic", train_size=200, seed=s).train for s in (1, 2)]
     plain = detect_sets(tiny, refs, seed=3)
@@ -305,6 +321,7 @@ def test_study_flags_classwise_not_clean_or_noise_and_stores_tables(poisons, tmp
     assert result["sizes"] == [300, 500]  # a size above the poison's images is all of them
     summary = {s["poison"]: s for s in result["summary"]}
     assert summary["classwise"]["rate"] == 1.0 and summary["classwise"]["cases"] == 4
+    assert summary["classwise"]["interval"][1] == 1.0 and summary["classwise"]["interval"][0] > 0.3
     # the random-noise control is not flagged more often than the clean twins
     assert summary["noise"]["rate"] <= summary["clean"]["rate"] + 0.25
     assert len(result["samples"]) == 4  # two poisons x two seeds, at 500 images

@@ -392,6 +392,19 @@ def test_detect_poison_other_data(made, tmp_path, capsys):
     assert not (tmp_path / "d").exists()  # refused before anything was written
 
 
+@kind("poison file", "uebench detect-study given poisons of different images, or bad --sizes")
+def test_detect_study_mixed_poisons(made, tmp_path, capsys):
+    assert main([*GEN[:-1], "--train-size", "48", "--quiet", "--out",
+                 str(tmp_path / "other")]) == 0
+    capsys.readouterr()
+    err = cli(capsys, ["detect-study", made / "poison", tmp_path / "other", "--quiet"])
+    assert "run one study per subset" in err and len(err.strip().splitlines()) == 1
+    err = cli(capsys, ["detect-study", made / "poison", "--sizes", "500,x"])
+    assert "--sizes takes comma-separated integers" in err
+    err = cli(capsys, ["detect-study", tmp_path / "nothing"])
+    assert "nothing" in err
+
+
 def _edit_manifest(poison: Path, **changes) -> None:
     manifest = json.loads((poison / "manifest.json").read_text())
     for key, value in changes.items():

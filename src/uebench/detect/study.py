@@ -190,11 +190,13 @@ def _sample_level(study: Sequence[StudyPoison], full: ImageSet, size: int, seeds
         mask[chosen] = True
         refs = [full.subset(r) for r in reference_indices(
             full.y, clean.indices[idx], seed=seed, count=references)]
+        cache: dict[str, list[float]] = {}  # the same references for every poison of this seed
         for p in study:
             say(f"{p.label}, {ratio:.0%} of {len(part)} images poisoned, seed {seed}")
             x = torch.where(mask[:, None, None, None], p.poisoned.x[idx], part.x)
             mixed = ImageSet(x, part.y, part.classes, part.name, dict(part.meta))
-            report = detect_sets(mixed, refs, detectors=scorers, seed=seed)
+            report = detect_sets(mixed, refs, detectors=scorers, seed=seed,
+                                 reference_values=cache)
             out.append({"poison": p.label, "attack": p.attack, "size": len(part), "seed": seed,
                         "auroc": {m: sample_auroc(report.samples[m], mask.numpy())
                                   for m in scorers if m in report.samples}})
@@ -205,6 +207,19 @@ def _rate(flags: Sequence[bool]) -> float | None:
     return float(np.mean(flags)) if flags else None
 
 
+def rate_interval(hits: int, cases: int, level: float = 0.95) -> tuple[float, float]:
+    """The exact (Clopper-Pearson) interval of a rate from ``hits`` of ``cases``: with 9 cases,
+    0 hits still allows a rate up to 34 %, which a table must say beside its 0 %."""
+    from scipy.stats import beta  # lazy: scipy only where a study is computed
+
+    if cases <= 0:
+        raise UebenchError("a rate needs at least one case")
+    alpha = 1 - level
+    low = 0.0 if hits == 0 else float(beta.ppf(alpha / 2, hits, cases - hits + 1))
+    high = 1.0 if hits == cases else float(beta.ppf(1 - alpha / 2, hits + 1, cases - hits))
+    return low, high
+
+
 def summarize(rows: Sequence[dict[str, Any]], clean_rows: Sequence[dict[str, Any]],
               sample_rows: Sequence[dict[str, Any]], names: Sequence[str]) -> list[dict[str, Any]]:
     """Per poison (and the clean twins): the overall and per-detector flag rates over every
@@ -212,8 +227,10 @@ def summarize(rows: Sequence[dict[str, Any]], clean_rows: Sequence[dict[str, Any
     largest = max((r["size"] for r in clean_rows), default=None)
 
     def entry(label: str, attack: str, group: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        hits = sum(bool(r["flagged"]) for r in group)
         return {"poison": label, "attack": attack, "cases": len(group),
                 "rate": _rate([r["flagged"] for r in group]),
+                "interval": list(rate_interval(hits, len(group))) if group else None,
                 "rate_largest": _rate([r["flagged"] for r in group if r["size"] == largest]),
                 "by": {m: _rate([r["by"][m] for r in group]) for m in names}}
 
@@ -236,7 +253,11 @@ def study_tables(result: dict[str, Any]) -> dict[str, tuple[list[str], list[list
     def pct(v: float | None) -> str:
         return "–" if v is None else f"{100 * v:.0f} %"
 
-    rates = [[s["poison"], s["attack"], str(s["cases"]), pct(s["rate"]), pct(s["rate_largest"]),
+    def interval(v: Sequence[float] | None) -> str:
+        return "–" if v is None else f"{100 * v[0]:.0f}–{100 * v[1]:.0f} %"
+
+    rates = [[s["poison"], s["attack"], str(s["cases"]), pct(s["rate"]),
+              interval(s.get("interval")), pct(s["rate_largest"]),
               *(pct(s["by"][m]) for m in names)] for s in result["summary"]]
     scorers = [m for m in names if DETECTORS.meta(m)["sample_scores"]]
     aurocs = [[s["poison"], s["attack"], *("–" if s.get("auroc", {}).get(m) is None
@@ -244,7 +265,7 @@ def study_tables(result: dict[str, Any]) -> dict[str, tuple[list[str], list[list
               for s in result["summary"] if s["poison"] != "clean"]
     largest = max(result["sizes"])
     return {
-        "rates": (["set", "attack", "cases", "flagged", f"flagged at {largest}",
+        "rates": (["set", "attack", "cases", "flagged", "95 % interval", f"flagged at {largest}",
                    *(f"{m}" for m in names)], rates),
         "auroc": (["poison", "attack", *(f"AUROC {m}" for m in scorers)], aurocs),
     }
