@@ -143,3 +143,17 @@ def test_vanilla_is_first_and_only_once():
     g = grid(grid={"method": ["clean", "ops", "vanilla"]})
     assert [m.name for m in g.methods] == ["vanilla", "ops"]
     assert dataclasses.replace(g.methods[1], attack=None).vanilla
+
+
+def test_stored_tables_read_each_sections_first_table():
+    from uebench.bench.report import stored_tables
+
+    text = ("# g\n\n- note\n\n## all cells\n\n| cell | acc |\n|---|---:|\n| a | 1.5 |\n"
+            "| b | 2.5 |\n\n## statistics (all cells; mean over seeds)\n\n| run | UD |\n"
+            "|---|---:|\n| a | 0.1 |\n\n## against the control (all cells)\n\nnote\n\n"
+            "| run − control | UD |\n|---|---:|\n| a − r | +0.2 |\n")
+    assert stored_tables(text) == {
+        "all-cells": (["cell", "acc"], [["a", "1.5"], ["b", "2.5"]]),
+        "statistics-all-cells": (["run", "UD"], [["a", "0.1"]]),
+        "against-the-control-all-cells": (["run − control", "UD"], [["a − r", "+0.2"]]),
+    }

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from uebench.bench.check_report import verdict_table
 from uebench.bench.detectability import detect_summary
 from uebench.bench.executors import get_executor
 from uebench.bench.grid import load_grid
+from uebench.bench.report import stored_tables
 from uebench.bench.run import run_grid
 from uebench.bench.validation import effects_table, summary_table, validate
 from uebench.bench.verdict import MIN_DROP
@@ -60,6 +62,9 @@ def _bench_arguments(p: argparse.ArgumentParser) -> None:
     _executor_args(p)
     p.add_argument("--out", default=DEFAULT_OUT, help=f"grid views (default {DEFAULT_OUT})")
     p.add_argument("--dry-run", action="store_true", help="print the plan and a cost estimate")
+    p.add_argument("--save", default=None, metavar="NAME",
+                   help="store the grid's tables as results/NAME.json (values, command, commit) "
+                        "once every job has finished, for docs to include")
     p.add_argument("--no-control", action="store_true",
                    help="do not add a random-noise control at each poison's budget (the grid "
                         "file's controls: false does the same)")
@@ -76,8 +81,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(result["text"])
         return 0
     view = Path(result["view"])
-    print((view / "tables.md").read_text())
+    text = (view / "tables.md").read_text()
+    print(text)
     print(f"tables: {view}/tables.{{md,tex,csv,json}}; runs: {view}/runs -> {args.store}")
+    if args.save and not result["failures"]:
+        cells = json.loads((view / "tables.json").read_text())
+        command = f"uebench bench {args.grid} --store {args.store} --out {args.out}"
+        path = save_result(args.save, {"grid": cells.get("grid"), "cells": cells.get("cells")},
+                           command=command, tables=stored_tables(text))
+        print(f"stored: {path}")
+    elif args.save:
+        print("not stored: the grid has unfinished jobs (re-run to finish them first)",
+              file=sys.stderr)
     return _report_failures(result["failures"])
 
 

@@ -105,3 +105,25 @@ def write_reports(view: Path | str) -> dict[str, Any]:
     atomic_write_text(view / "tables.tex", latex(result))
     atomic_write_text(view / "tables.csv", render.long_csv(result["cells"], axes))
     return result
+
+
+def stored_tables(markdown_text: str) -> dict[str, tuple[list[str], list[list[str]]]]:
+    """The tables of a grid's ``tables.md`` as (header, rows) by section, for a stored result
+    (``uebench bench --save``): the section heading made a key (``all-cells``,
+    ``statistics-all-cells``, ``against-the-control-all-cells``); a section's first table."""
+    tables: dict[str, tuple[list[str], list[list[str]]]] = {}
+    key = None
+    for line in markdown_text.splitlines():
+        if line.startswith("## "):
+            title = line[3:].split(";")[0].replace("(", "").replace(")", "")
+            key = "-".join(title.replace(":", "").lower().split())
+        elif line.startswith("|") and key is not None and not line.startswith("|---"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if key not in tables:
+                tables[key] = (cells, [])
+            elif tables[key][1] is not None:
+                tables[key][1].append(cells)
+        elif not line.startswith("|") and key in tables and tables[key][1]:
+            key = None  # the section's first table ended
+    return tables
+

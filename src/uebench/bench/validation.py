@@ -54,6 +54,16 @@ def validate(views: Sequence[Path | str], *, k: int = 3) -> dict[str, Any]:
     names = [n for n in statistic_names()
              if any((c.get("statistics") or {}).get(n, {}).get("mean") is not None
                     for _, cells in settings for c in cells)]
+    effects = _effects(settings)
+    summary = [_statistic_summary(name, effects, k) for name in names]
+    return {"k": k, "settings": [g for g, _ in settings], "statistics": names,
+            "summary": summary, "effects": [{k2: v for k2, v in e.items()
+                                             if k2 not in ("run", "ref")} for e in effects]}
+
+
+def _effects(settings: Sequence[tuple[str, list[dict[str, Any]]]]) -> list[dict[str, Any]]:
+    """Every run that has a control, with its cost against clean training and the per-seed
+    statistics of it and of its control."""
     effects: list[dict[str, Any]] = []
     for grid, cells in settings:
         by_method = {c["method"]: c for c in cells}
@@ -70,49 +80,51 @@ def validate(views: Sequence[Path | str], *, k: int = 3) -> dict[str, Any]:
                             "control": control["method"], "cost": cost,
                             "seeds": c.get("statistics_seeds"),
                             "run": c["statistics_per_seed"], "ref": control["statistics_per_seed"]})
-    summary = []
-    for name in names:
-        less = STATISTICS.get(name).less
-        wins = total = 0.0
-        costly_sep, costly_n, power = 0, 0, []
-        fp_full = fp_cells = fp_sub = fp_n = 0
-        direction_ok = True
-        for e in effects:
-            run, ref = e["run"].get(name), e["ref"].get(name)
-            if not run or not ref:
-                continue
-            full = paired_difference(run, ref, less=less)
-            e.setdefault("paired", {})[name] = full
-            subsets = [paired_difference(_sub(run, s), _sub(ref, s), less=less)["separated"]
-                       for s in _subsets(len(run), k)]
-            if e["role"] == "control-b":
-                fp_cells += 1
-                fp_full += bool(full["separated"])
-                fp_sub += sum(bool(x) for x in subsets)
-                fp_n += len(subsets)
-                continue
-            for d in full["per_seed"]:
-                if d is not None:
-                    total += 1
-                    wins += 1.0 if (d < 0) == (less == "lower") and d != 0 else 0.5 * (d == 0)
-            if e["cost"] is not None and e["cost"] >= COSTLY:
-                costly_n += 1
-                costly_sep += bool(full["separated"])
-                power += [bool(x) for x in subsets]
-            if e["method"] in ("em", "ops") and full["direction"] != "less":
-                direction_ok = False
-        summary.append({
-            "statistic": name, "auroc": wins / total if total else None,
-            "costly_separated": costly_sep, "costly": costly_n,
-            "power_k": sum(power) / len(power) if power else None,
-            "fp_full": fp_full, "fp_cells": fp_cells,
-            "fp_subsets": fp_sub / fp_n if fp_n else None, "fp_subset_count": fp_n,
-            "em_ops_less": direction_ok,
-            "target": bool(costly_n and costly_sep == costly_n and fp_n
-                           and fp_sub / fp_n <= FP_TARGET and direction_ok)})
-    return {"k": k, "settings": [g for g, _ in settings], "statistics": names,
-            "summary": summary, "effects": [{k2: v for k2, v in e.items()
-                                             if k2 not in ("run", "ref")} for e in effects]}
+    return effects
+
+
+def _statistic_summary(name: str, effects: list[dict[str, Any]], k: int) -> dict[str, Any]:
+    """One statistic over every effect: paired AUROC, costly poisons separated and the power at
+    ``k`` seeds, control-vs-control false positives, EM/OPS direction (and each effect's paired
+    difference, recorded on the effect)."""
+    less = STATISTICS.get(name).less
+    wins = total = 0.0
+    costly_sep, costly_n, power = 0, 0, []
+    fp_full = fp_cells = fp_sub = fp_n = 0
+    direction_ok = True
+    for e in effects:
+        run, ref = e["run"].get(name), e["ref"].get(name)
+        if not run or not ref:
+            continue
+        full = paired_difference(run, ref, less=less)
+        e.setdefault("paired", {})[name] = full
+        subsets = [paired_difference(_sub(run, s), _sub(ref, s), less=less)["separated"]
+                   for s in _subsets(len(run), k)]
+        if e["role"] == "control-b":
+            fp_cells += 1
+            fp_full += bool(full["separated"])
+            fp_sub += sum(bool(x) for x in subsets)
+            fp_n += len(subsets)
+            continue
+        for d in full["per_seed"]:
+            if d is not None:
+                total += 1
+                wins += 1.0 if (d < 0) == (less == "lower") and d != 0 else 0.5 * (d == 0)
+        if e["cost"] is not None and e["cost"] >= COSTLY:
+            costly_n += 1
+            costly_sep += bool(full["separated"])
+            power += [bool(x) for x in subsets]
+        if e["method"] in ("em", "ops") and full["direction"] != "less":
+            direction_ok = False
+    return {
+        "statistic": name, "auroc": wins / total if total else None,
+        "costly_separated": costly_sep, "costly": costly_n,
+        "power_k": sum(power) / len(power) if power else None,
+        "fp_full": fp_full, "fp_cells": fp_cells,
+        "fp_subsets": fp_sub / fp_n if fp_n else None, "fp_subset_count": fp_n,
+        "em_ops_less": direction_ok,
+        "target": bool(costly_n and costly_sep == costly_n and fp_n
+                       and fp_sub / fp_n <= FP_TARGET and direction_ok)}
 
 
 def _pct(x: float | None) -> str:
