@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from uebench.config import RUN_FLAGS, Flag
+from uebench.errors import UebenchError
 from uebench.registry import Registry
 
 Handler = Callable[[argparse.Namespace], "int | None"]
@@ -87,6 +88,18 @@ def flag_values(args: argparse.Namespace, table: Mapping[str, Flag] = RUN_FLAGS
     """The run settings of ``table`` present in ``args`` (``None`` = not given), as keywords of
     ``resolve_run_cfg`` / ``resolve_multitask_cfg``."""
     return {name: getattr(args, name) for name in table if hasattr(args, name)}
+
+
+def int_list(text: str | None, flag: str) -> list[int] | None:
+    """A comma-separated list of integers given to ``flag`` (``None`` when not given); a value
+    that is not one gets one line naming the flag."""
+    if not text:
+        return None
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UebenchError(f"{flag} takes comma-separated integers, e.g. {flag} 0,1,2; "
+                           f"got {text!r}") from None
 
 
 def add_quiet(parser: argparse.ArgumentParser) -> None:

@@ -121,7 +121,7 @@ def stored_tables(markdown_text: str) -> dict[str, tuple[list[str], list[list[st
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
             if key not in tables:
                 tables[key] = (cells, [])
-            elif tables[key][1] is not None:
+            else:
                 tables[key][1].append(cells)
         elif not line.startswith("|") and key in tables and tables[key][1]:
             key = None  # the section's first table ended

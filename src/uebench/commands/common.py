@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from uebench.commandline import add_flag, add_quiet, flag_values
+from uebench.commandline import add_flag, add_quiet, flag_values, int_list
 from uebench.config import resolve_run_cfg
-from uebench.errors import UebenchError
 
 
 def data_args(p: argparse.ArgumentParser, *, dataset_required: bool = True) -> None:
@@ -34,12 +33,7 @@ def print_table(rows: list[list[str]], header: list[str]) -> None:
 
 
 def parse_seeds(text: str | None) -> list[int] | None:
-    if not text:
-        return None
-    try:
-        return [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise UebenchError(f"--seeds must be comma-separated integers, got {text!r}") from None
+    return int_list(text, "--seeds")
 
 
 def run_cfg_from_args(args: argparse.Namespace) -> Any:

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from uebench.commandline import add_flag, command
+from uebench.commandline import add_flag, command, int_list
 from uebench.detect.api import DEFAULT_REFERENCES, detect
 from uebench.detect.base import DETECTORS
 from uebench.detect.study import detection_study, study_tables
@@ -68,8 +68,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
         raise UebenchError("give DATA: a dataset name (e.g. `uebench detect fashion-mnist "
                            "--train-size 2000`) or a poison directory; `uebench detect --list` "
                            "lists the detectors")
-    names = ([n.strip() for n in args.detectors.split(",") if n.strip()]
-             if args.detectors else None)
+    names = _detector_names(args.detectors)
     report = detect(
         args.data, poison=args.poison, train_size=args.train_size, data_dir=args.data_dir,
         seed=args.seed, detectors=names, references=args.references, device=args.device,
@@ -92,12 +91,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
     return 0
 
 
-def _int_list(text: str, flag: str) -> list[int]:
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise UebenchError(f"{flag} takes comma-separated integers, e.g. {flag} 500,1000,2000; "
-                           f"got {text!r}") from None
+def _detector_names(text: str | None) -> list[str] | None:
+    return [n.strip() for n in text.split(",") if n.strip()] if text else None
 
 
 def _study_arguments(p: argparse.ArgumentParser) -> None:
@@ -125,8 +120,7 @@ def _study_arguments(p: argparse.ArgumentParser) -> None:
                               "subset sizes and seeds, and sample-level AUROC (docs/detect.md)",
          arguments=_study_arguments)
 def cmd_detect_study(args: argparse.Namespace) -> int:
-    names = ([n.strip() for n in args.detectors.split(",") if n.strip()]
-             if args.detectors else None)
+    names = _detector_names(args.detectors)
     started = time.perf_counter()
 
     def say(what: str) -> None:
@@ -134,8 +128,8 @@ def cmd_detect_study(args: argparse.Namespace) -> int:
             print(f"[{time.perf_counter() - started:6.0f} s] {what}", file=sys.stderr, flush=True)
 
     result = detection_study(
-        args.poisons, sizes=_int_list(args.sizes, "--sizes"),
-        seeds=_int_list(args.seeds, "--seeds"), ratio=args.ratio, references=args.references,
+        args.poisons, sizes=int_list(args.sizes, "--sizes") or [],
+        seeds=int_list(args.seeds, "--seeds") or [], ratio=args.ratio, references=args.references,
         detectors=names, data_dir=args.data_dir, threads=args.threads, progress=say)
     tables = study_tables(result)
     print(f"detect-study: {result['dataset']}, poisons of {result['n']} images, sizes "

@@ -146,6 +146,9 @@ def detection_study(
     if threads is not None:
         torch.set_num_threads(threads)
     rows, clean_rows, sample_rows = [], [], []
+    # per (size, seed): the clean references and their measured statistics, shared by every
+    # candidate of that size and seed (the sample-level sets use the largest size's)
+    shared: dict[tuple[int, int], tuple[list[ImageSet], dict[str, list[float]]]] = {}
     try:
         for size in sizes:
             for seed in seeds:
@@ -153,6 +156,7 @@ def detection_study(
                 refs = [full.subset(r) for r in reference_indices(
                     full.y, clean.indices[idx], seed=seed, count=references)]
                 cache: dict[str, list[float]] = {}
+                shared[(size, seed)] = (refs, cache)
                 say(f"clean twin, {size} images, seed {seed}")
                 report = detect_sets(clean.subset(idx), refs, detectors=names, seed=seed,
                                      reference_values=cache)
@@ -163,7 +167,7 @@ def detection_study(
                                          seed=seed, reference_values=cache)
                     rows.append({"poison": p.label, "attack": p.attack, "size": size,
                                  "seed": seed, **_flag_row(report)})
-        sample_rows = _sample_level(study, full, sizes[-1], seeds, ratio, names, references, say)
+        sample_rows = _sample_level(study, sizes[-1], seeds, ratio, names, shared, say)
     finally:
         torch.set_num_threads(old_threads)
     return {"dataset": clean.name, "n": n, "sizes": sizes, "seeds": list(seeds), "ratio": ratio,
@@ -171,8 +175,9 @@ def detection_study(
             "samples": sample_rows, "summary": summarize(rows, clean_rows, sample_rows, names)}
 
 
-def _sample_level(study: Sequence[StudyPoison], full: ImageSet, size: int, seeds: Sequence[int],
-                  ratio: float, names: Sequence[str], references: int,
+def _sample_level(study: Sequence[StudyPoison], size: int, seeds: Sequence[int], ratio: float,
+                  names: Sequence[str],
+                  shared: dict[tuple[int, int], tuple[list[ImageSet], dict[str, list[float]]]],
                   say: Callable[[str], None]) -> list[dict[str, Any]]:
     """Per poison and seed: the AUROC of every sample-scoring detector on a set of ``size``
     images of which a seeded class-stratified share ``ratio`` is poisoned."""
@@ -188,9 +193,7 @@ def _sample_level(study: Sequence[StudyPoison], full: ImageSet, size: int, seeds
         chosen = stratified_subset(part.y, k, derive_seed(seed, STUDY_STREAM, 1))
         mask = torch.zeros(len(part), dtype=torch.bool)
         mask[chosen] = True
-        refs = [full.subset(r) for r in reference_indices(
-            full.y, clean.indices[idx], seed=seed, count=references)]
-        cache: dict[str, list[float]] = {}  # the same references for every poison of this seed
+        refs, cache = shared[(size, seed)]  # the dataset-level pass measured them already
         for p in study:
             say(f"{p.label}, {ratio:.0%} of {len(part)} images poisoned, seed {seed}")
             x = torch.where(mask[:, None, None, None], p.poisoned.x[idx], part.x)

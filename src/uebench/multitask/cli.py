@@ -19,7 +19,14 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from uebench.commandline import add_flag, add_quiet, command, command_group, flag_values
+from uebench.commandline import (
+    add_flag,
+    add_quiet,
+    command,
+    command_group,
+    flag_values,
+    int_list,
+)
 from uebench.config import parse_params  # key=value items -> {dotted key: YAML value}
 from uebench.errors import UebenchError
 from uebench.multitask.config import MULTITASK_FLAGS, resolve_multitask_cfg
@@ -157,11 +164,7 @@ def cmd_multitask_cross(args: argparse.Namespace) -> int:
     if not poisons:
         raise UebenchError("give --poisons DIR ... and/or --generate SPEC ...")
     targets = [t for t in args.targets.split(",") if t] if args.targets else None
-    try:
-        seeds = [int(s) for s in args.seeds.split(",") if s.strip()] if args.seeds else None
-    except ValueError:
-        raise UebenchError(f"--seeds must be comma-separated integers, got {args.seeds!r}") \
-            from None
+    seeds = int_list(args.seeds, "--seeds")
     table = cross_task_matrix(cfg, poisons, out=Path(args.out), targets=targets, seeds=seeds,
                               progress=not args.quiet)
     print((Path(args.out) / "results.md").read_text())

@@ -166,13 +166,13 @@ class ClassificationObjective:
 
     def train_row(self) -> dict[str, float]:
         seen = max(sum(self.sizes), 1)
-        self.batch_means = torch.stack(self.means).tolist() if self.means else []
+        means = torch.stack(self.means).tolist() if self.means else []
         row = {"train_loss": float(self.loss_sum) / seen, "train_acc": float(self.correct) / seen,
-               "train_loss_official": (official_running_loss(self.batch_means, self.sizes)
-                                       if self.batch_means else float("nan"))}
-        means, sizes = self.batch_means, self.sizes
+               "train_loss_official": (official_running_loss(means, self.sizes)
+                                       if means else float("nan"))}
+        sizes = self.sizes
         self._reset()
-        self.batch_means, self.batch_sizes = means, sizes
+        self.batch_means, self.batch_sizes = means, sizes  # what the epoch's callbacks see
         return row
 
     def test_row(self, model: nn.Module, precision: str, channels_last: bool) -> dict[str, float]:

@@ -209,6 +209,7 @@ def run_epochs(
         torch.manual_seed(derive_seed(rt.seed, 2, epoch))  # dropout etc. in this epoch
         pbar = bar(len(objective), enabled=rt.show_progress, desc=f"{desc} {epoch}/{cfg.epochs}",
                    unit="batch")
+        model.train()  # for the whole epoch: evaluation and callbacks of the last one used eval
         for xb, target in objective.batches(rt.generator(1, epoch)):
             at.step += 1
             _step(model, objective, at.opt, cfg, xb, target, BatchInfo(epoch, at.step, rt),
@@ -244,8 +245,8 @@ def run_epochs(
 def _step(model: nn.Module, objective: Objective, opt: torch.optim.Optimizer, cfg: TrainCfg,
           xb: torch.Tensor, target: Any, info: BatchInfo, precision: str,
           channels_last: bool) -> None:
-    """One optimiser step on one batch (train mode); no host sync (metrics stay on the device)."""
-    model.train()
+    """One optimiser step on one batch (the model in train mode); no host sync (metrics stay on
+    the device)."""
     if channels_last:
         xb = xb.contiguous(memory_format=torch.channels_last)
     with autocast(info.rt.device, precision):
