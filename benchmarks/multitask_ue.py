@@ -16,11 +16,18 @@ Steps (each resumable; re-running reuses finished poisons and runs):
 
     nice -n 10 .venv/bin/python benchmarks/multitask_ue.py --out runs/multitask-ue   # ~1.5 h
     .venv/bin/python benchmarks/multitask_ue.py --quick --out /tmp/mtue              # smoke
+
+With ``--save NAME`` (both steps run) the printed tables are stored as ``results/NAME.json``
+(values, command, commit, machine) for docs/findings.md §9 to include: ``cross`` (the matrix),
+``ud`` (per-task #LP and UD), ``metrics`` (the four-head model's test metrics) and
+``similarity`` (mean task-SAL cosine per run).
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -29,6 +36,7 @@ import torch
 from uebench.multitask.config import resolve_multitask_cfg
 from uebench.multitask.cross import cross_task_matrix, generate_poisons
 from uebench.multitask.evaluate import evaluate_poisons
+from uebench.utils.stored import parse_markdown_tables, save_result
 
 EM = {"steps": 20, "step_size": 0.8 / 255, "train_steps": 10, "batch_size": 128,
       "max_rounds": 10, "surrogate": "lenet", "surrogate_width": 2.0, "decoder_channels": 32}
@@ -46,7 +54,11 @@ def main() -> None:
                     help="only poisons + the per-task evaluation (run beside a --skip-eval "
                          "process once the poisons exist: the two steps share nothing else)")
     ap.add_argument("--quick", action="store_true", help="96 scenes at 16 px, 2 epochs")
+    ap.add_argument("--save", metavar="NAME",
+                    help="store the tables as results/NAME.json (needs both steps)")
     args = ap.parse_args()
+    if args.save and (args.skip_eval or args.skip_cross):
+        ap.error("--save stores both steps' tables: drop --skip-eval / --skip-cross")
     torch.set_num_threads(1)
     out = Path(args.out)
     data = [f"data.options.image_size={args.image_size}", "data.subset_seed=0"]
@@ -76,6 +88,24 @@ def main() -> None:
     result = evaluate_poisons(resnet, chosen, out=out / "eval", progress=False)
     print((out / "eval" / "results.md").read_text(), result.get("files"), flush=True)
     print(f"total: {time.perf_counter() - t0:.0f}s", flush=True)
+    if args.save:
+        print(f"stored: {save_tables(args.save, out, seeds)}")
+
+
+def save_tables(name: str, out: Path, seeds: list[int]) -> Path:
+    """Store the cross-task matrix and the four-head model's tables as printed."""
+    (cross,) = parse_markdown_tables((out / "cross" / "results.md").read_text())
+    ud, metrics = parse_markdown_tables((out / "eval" / "results.md").read_text())
+    # the similarity lines ("- run: a~b 0.89, ...") as a table: run x task pair
+    lines = [ln[2:] for ln in (out / "eval" / "results.md").read_text().splitlines()
+             if ln.startswith("- ") and "~" in ln]
+    pairs = [p.split()[0] for p in lines[0].split(": ", 1)[1].split(", ")] if lines else []
+    sim = [[ln.split(": ", 1)[0], *(p.split()[1] for p in ln.split(": ", 1)[1].split(", "))]
+           for ln in lines]
+    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    return save_result(name, {"seeds": seeds}, command=command,
+                       tables={"cross": cross, "ud": ud, "metrics": metrics,
+                               "similarity": (["run", *pairs], sim)})
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ from uebench.errors import UebenchError
 from uebench.utils.stored import (
     RESULTS_DIR,
     load_result,
+    markdown_lines,
+    parse_markdown_tables,
     render_text,
     save_result,
     stored_blocks,
@@ -95,3 +97,13 @@ def test_loose_number_rows_oracle():
     page = ("## a\n| x | 1.5 |\n## b\n<!-- stored: r t -->\n| y | 2.5 |\n<!-- /stored -->\n"
             "## c\n<!-- unstored: old -->\n| z | 3.5 |\n## d\n| cmd | `--r 0.5` |\n")
     assert _loose_number_rows(page) == {"## a": 1}
+
+
+def test_parse_markdown_tables_inverts_markdown_lines():
+    a = (["run", "acc ↑"], [["clean", "83.5"], ["em", "35.7"]])
+    b = (["poison", "d"], [["ops", "+0.0190 ± 0.0130"]])
+    text = "\n".join(["# title", "", *markdown_lines(*a), "", "prose | with a pipe",
+                      *markdown_lines(*b), "- note"])
+    assert parse_markdown_tables(text) == [(a[0], a[1]), (b[0], b[1])]
+    # a pipe line without the separator row is not a table
+    assert parse_markdown_tables("| a | b |\n| c | d |\n") == []

@@ -70,6 +70,24 @@ def markdown_lines(header: Sequence[Any], rows: Sequence[Sequence[Any]]) -> list
             *("| " + " | ".join(map(str, r)) + " |" for r in rows)]
 
 
+def parse_markdown_tables(text: str) -> list[tuple[list[str], list[list[str]]]]:
+    """Every pipe table in ``text`` as (header, rows), cells stripped: the inverse of
+    :func:`markdown_lines`, for scripts whose reports are Markdown (their tables are stored as
+    printed, so a docs block shows exactly what the script printed)."""
+    tables: list[tuple[list[str], list[list[str]]]] = []
+    block: list[list[str]] = []
+    for line in [*text.splitlines(), ""]:
+        line = line.strip()
+        if line.startswith("|") and line.endswith("|"):
+            block.append([c.strip() for c in line[1:-1].split("|")])
+            continue
+        # a table is a header, a separator row of dashes, then its rows
+        if len(block) >= 2 and all(set(c) <= set("-:") and c for c in block[1]):
+            tables.append((block[0], block[2:]))
+        block = []
+    return tables
+
+
 def table_markdown(result: Mapping[str, Any], table: str) -> str:
     """One stored table as Markdown."""
     try:
