@@ -338,3 +338,30 @@ def test_streamed_path_equals_in_memory(evaluation_dir, tmp_path, monkeypatch):
     for pa, pb in zip(a["planes"], b["planes"]):
         assert np.allclose(pa["coords"], pb["coords"], atol=1e-6)
         assert np.allclose(pa["loss"], pb["loss"], rtol=1e-5)
+
+
+def test_landscape_table_reads_the_experiment(tmp_path):
+    # the numbers findings §7 quotes, checked against a plain reading of the files they come from
+    from uebench.landscape.experiments import LANDSCAPE_HEADER, landscape_table, run_toy
+    from uebench.utils.io import read_json
+
+    out = tmp_path / "toy"
+    run_toy(out, epochs=2, grid=5, progress=False)
+    header, rows = landscape_table(out)
+    assert header == LANDSCAPE_HEADER and [r[0] for r in rows] == ["clean", "ops"]
+    assert all("|" not in h for h in header)  # a Markdown table cell
+    summary = read_json(out / "summary.json")["runs"]
+    clean_view = {r["name"]: r for r in
+                  read_json(out / "figures" / "clean-data" / "landscape.json")["runs"]}
+    for row in rows:
+        name = row[0]
+        assert float(row[1]) == pytest.approx(summary[name]["test_acc"], abs=5e-4)
+        state = torch.load(out / "runs" / name / "checkpoint.pt", weights_only=True)["model"]
+        w = np.concatenate([state[k].abs().numpy().ravel() for k in ("net.1.weight", "net.1.bias")])
+        lower_median = np.sort(w)[(w.size - 1) // 2]  # torch.median's convention
+        assert float(row[8]) == pytest.approx(float(lower_median), rel=2e-3)
+        assert float(row[9]) == pytest.approx(float(w.max()), rel=2e-3)
+        path = clean_view[name]["path_loss"]
+        assert float(row[7].split()[0]) == pytest.approx(min(path), rel=2e-3)
+    # OPS fits its own data better than the clean run fits the clean data
+    assert float(rows[1][2]) > float(rows[0][2])

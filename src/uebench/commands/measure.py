@@ -147,6 +147,9 @@ def _reproduce_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("figure", choices=["fig1", "fig10"])
     p.add_argument("--out", default=None, help="default runs/landscape-<toy|lenet>")
     add_flag(p, "data_dir")
+    p.add_argument("--save", default=None, metavar="NAME",
+                   help="store the runs' landscape numbers as results/NAME.json (what "
+                        "docs/findings.md §7 quotes)")
     add_quiet(p)
 
 
@@ -154,13 +157,22 @@ def _reproduce_arguments(p: argparse.ArgumentParser) -> None:
          arguments=_reproduce_arguments, resumable=True)
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from uebench.landscape import run_lenet, run_toy  # lazy: matplotlib
+    from uebench.landscape.experiments import landscape_table
+    from uebench.utils.stored import markdown_lines, save_result
 
+    out = args.out or f"runs/landscape-{'toy' if args.figure == 'fig1' else 'lenet'}"
     if args.figure == "fig1":
-        result = run_toy(args.out or "runs/landscape-toy", progress=not args.quiet)
+        result = run_toy(out, progress=not args.quiet)
     else:
-        result = run_lenet(args.out or "runs/landscape-lenet", data_dir=args.data_dir,
-                           progress=not args.quiet)
+        result = run_lenet(out, data_dir=args.data_dir, progress=not args.quiet)
     for path in result["figures"]["files"]:
         print(path)
     print(f"the same paths on the clean training loss: {result['clean_data_figures']}")
+    header, rows = landscape_table(out)
+    print("\n".join(markdown_lines(header, rows)))
+    if args.save:
+        values = {"runs": result["runs"]}
+        path = save_result(args.save, values, command=f"uebench reproduce {args.figure}",
+                           tables={"runs": (header, rows)})
+        print(f"stored: {path}")
     return 0

@@ -109,3 +109,38 @@ def run_lenet(out: Path | str = "runs/landscape-lenet", *, train_size: int = 100
     options = {"grid": grid, "n_samples": n_samples}
     return compare_runs(cfg, poisons, out, every=every, progress=progress,
                         landscape_options=options)
+
+
+LANDSCAPE_HEADER = ("run", "test acc", "train acc (own data)", "PC1 (%)", "PC1+PC2 (%)",
+                    "final loss, own data", "final loss, clean data",
+                    "lowest loss on clean data (step)", "median abs(w)", "max abs(w)")
+
+
+def landscape_table(out: Path | str) -> tuple[tuple[str, ...], list[list[str]]]:
+    """The numbers findings §7 quotes, one row per run of a :func:`compare_runs` directory:
+    accuracy, how much of the path the leading PCs explain, the loss at the end of the path on
+    the run's own and on the clean training data, the lowest clean-data loss along the path, and
+    the final weights' magnitudes abs(w) (over the parameters the landscape used; no '|' in a
+    column name: it would split the Markdown table)."""
+    import torch
+
+    from uebench.landscape.runs import read_final_state
+    from uebench.utils.io import read_json
+
+    out = Path(out)
+    summary = read_json(out / "summary.json")["runs"]
+    own = {r["name"]: r for r in read_json(out / "figures" / RESULT_FILE)["runs"]}
+    clean = {r["name"]: r for r in
+             read_json(out / "figures" / "clean-data" / RESULT_FILE)["runs"]}
+    rows = []
+    for name, run in own.items():
+        ratio, path = run["explained_variance_ratio"], clean[name]["path_loss"]
+        low = min(range(len(path)), key=path.__getitem__)
+        state = read_final_state(run["path"])
+        w = torch.cat([state[n].detach().abs().reshape(-1).float() for n in run["parameters"]])
+        rows.append([name, f"{summary[name]['test_acc']:.3f}", f"{summary[name]['train_acc']:.3f}",
+                     f"{100 * ratio[0]:.0f}", f"{100 * (ratio[0] + ratio[1]):.0f}",
+                     f"{run['final_loss']:.3g}", f"{clean[name]['final_loss']:.3g}",
+                     f"{path[low]:.3g} ({clean[name]['steps'][low]})",
+                     f"{w.median().item():.3g}", f"{w.max().item():.3g}"])
+    return LANDSCAPE_HEADER, rows
