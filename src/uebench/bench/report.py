@@ -23,6 +23,7 @@ from uebench.bench.collect import collect
 from uebench.bench.tables import LAYOUTS, build_tables, long_table
 from uebench.learnability.stat_report import PAIRED_NOTE, markdown_paired, markdown_statistics
 from uebench.utils.io import atomic_write_text, write_json
+from uebench.utils.stored import parse_markdown_tables
 
 CI_TEXT = {
     "bootstrap": "95 % percentile-bootstrap interval of the mean over seeds (10,000 seeded "
@@ -111,19 +112,15 @@ def stored_tables(markdown_text: str) -> dict[str, tuple[list[str], list[list[st
     """The tables of a grid's ``tables.md`` as (header, rows) by section, for a stored result
     (``uebench bench --save``): the section heading made a key (``all-cells``,
     ``statistics-all-cells``, ``against-the-control-all-cells``); a section's first table."""
-    tables: dict[str, tuple[list[str], list[list[str]]]] = {}
+    sections: dict[str, list[str]] = {}
     key = None
     for line in markdown_text.splitlines():
         if line.startswith("## "):
             title = line[3:].split(";")[0].replace("(", "").replace(")", "")
             key = "-".join(title.replace(":", "").lower().split())
-        elif line.startswith("|") and key is not None and not line.startswith("|---"):
-            cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            if key not in tables:
-                tables[key] = (cells, [])
-            else:
-                tables[key][1].append(cells)
-        elif not line.startswith("|") and key in tables and tables[key][1]:
-            key = None  # the section's first table ended
-    return tables
+            sections.setdefault(key, [])
+        elif key is not None:
+            sections[key].append(line)
+    return {k: found[0] for k, lines in sections.items()
+            if (found := parse_markdown_tables("\n".join(lines)))}
 
