@@ -107,3 +107,13 @@ def test_parse_markdown_tables_inverts_markdown_lines():
     assert parse_markdown_tables(text) == [(a[0], a[1]), (b[0], b[1])]
     # a pipe line without the separator row is not a table
     assert parse_markdown_tables("| a | b |\n| c | d |\n") == []
+
+
+def test_readme_quotes_the_stored_demo_time():
+    # the one number README quotes in prose: the demo's wall time, from its stored result
+    import re
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    quoted = re.search(r"the default run, which took (\d+) min", text.replace("\n", " "))
+    assert quoted, "README no longer says what one demo seed costs"
+    assert int(quoted.group(1)) == round(load_result("demo")["values"]["seconds"] / 60)
