@@ -92,7 +92,7 @@ def main() -> None:
         print(f"stored: {save_tables(args.save, out, seeds)}")
 
 
-def save_tables(name: str, out: Path, seeds: list[int]) -> Path:
+def save_tables(name: str, out: Path, seeds: list[int], root: Path | None = None) -> Path:
     """Store the cross-task matrix and the four-head model's tables as printed."""
     (cross,) = parse_markdown_tables((out / "cross" / "results.md").read_text())
     ud, metrics = parse_markdown_tables((out / "eval" / "results.md").read_text())
@@ -105,7 +105,7 @@ def save_tables(name: str, out: Path, seeds: list[int]) -> Path:
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     return save_result(name, {"seeds": seeds}, command=command,
                        tables={"cross": cross, "ud": ud, "metrics": metrics,
-                               "similarity": (["run", *pairs], sim)})
+                               "similarity": (["run", *pairs], sim)}, root=root)
 
 
 if __name__ == "__main__":

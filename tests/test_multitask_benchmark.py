@@ -1,0 +1,58 @@
+"""benchmarks/multitask_ue.py --save: the tables it prints are stored as printed (findings §9
+includes them), read back from the reports the multi-task code writes."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from uebench.multitask import cross, report
+from uebench.utils.stored import load_result
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "multitask_ue.py"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("multitask_ue", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _cell(diff: float, std: float, clean: float) -> dict:
+    return {"diff": diff, "diff_summary": {"std": std}, "clean": clean}
+
+
+def test_save_tables_stores_the_printed_tables(tmp_path):
+    cols = [{"task": "scene", "metric": "accuracy", "key": "scene/accuracy",
+             "higher_is_better": True},
+            {"task": "depth", "metric": "abs_rel", "key": "depth/abs_rel",
+             "higher_is_better": False}]
+    table = {"columns": cols, "seeds": [0, 1],
+             "rows": [{"poison": "em-scene", "cells": {"scene/accuracy": _cell(-0.15, 0.03, 0.65),
+                                                       "depth/abs_rel": _cell(0.001, 0.002, 0.14)}},
+                      {"poison": "random", "cells": {"scene/accuracy": _cell(-0.02, 0.01, 0.65),
+                                                     "depth/abs_rel": _cell(0.0, 0.003, 0.14)}}]}
+    sim = {"tasks": ["scene", "depth"], "mean": [[1.0, 0.65], [0.65, 1.0]]}
+    run = {"per_task": {"scene": {"lp": 2.0, "ud": None}, "depth": {"lp": 1.0, "ud": None}},
+           "metrics": {"test/scene/accuracy": 0.65}, "similarity": sim}
+    result = {"tasks": ["scene", "depth"], "ud_label": "fast", "beta": {"scene": 0.1, "depth": 0.2},
+              "runs": [{"name": "clean", "role": "clean", **run},
+                       {"name": "em-scene", "role": "poisoned", **run,
+                        "per_task": {"scene": {"lp": 1.0, "ud": 0.5},
+                                     "depth": {"lp": 1.0, "ud": 1.0}}}],
+              "notes": ["seed 0"]}
+    (tmp_path / "cross").mkdir()
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "cross" / "results.md").write_text(cross.markdown(table))
+    (tmp_path / "eval" / "results.md").write_text(report.markdown(result))
+    _module().save_tables("mt/x", tmp_path, [0, 1], root=tmp_path / "results")
+    stored = load_result("mt/x", tmp_path / "results")
+    t = stored["tables"]
+    assert t["cross"]["header"][0] == "poison" and len(t["cross"]["rows"]) == 3  # + clean values
+    assert t["cross"]["rows"][0][:2] == ["em-scene", "-0.1500 ± 0.0300"]
+    assert t["ud"]["rows"][1][0] == "em-scene (poisoned)" and "0.500" in t["ud"]["rows"][1]
+    assert t["metrics"]["header"] == ["run", "scene/accuracy"]
+    assert t["similarity"] == {"header": ["run", "scene~depth"],
+                               "rows": [["clean", "0.65"], ["em-scene", "0.65"]]}
+    assert stored["values"] == {"seeds": [0, 1]} and stored["command"].startswith("python ")
