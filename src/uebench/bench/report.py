@@ -59,8 +59,9 @@ def markdown(result: Mapping[str, Any]) -> str:
     lines = [f"# {result['grid']}", ""]
     lines += [f"- {n}" for n in notes(result)] + [""]
     if layout != "long":
-        lines += [f"## {layout}: {LAYOUTS.meta(layout)['description']}", ""]
-        lines += [render.markdown(t) for t in build_tables(result["cells"], layout)]
+        for name in (layout, *LAYOUTS.meta(layout).get("companions", ())):
+            lines += [f"## {name}: {LAYOUTS.meta(name)['description']}", ""]
+            lines += [render.markdown(t) for t in build_tables(result["cells"], name)]
     lines += ["## all cells", "", render.markdown(long_table(result["cells"]))]
     lines += statistics_markdown(result["cells"])
     return "\n".join(lines)
@@ -111,16 +112,27 @@ def write_reports(view: Path | str) -> dict[str, Any]:
 def stored_tables(markdown_text: str) -> dict[str, tuple[list[str], list[list[str]]]]:
     """The tables of a grid's ``tables.md`` as (header, rows) by section, for a stored result
     (``uebench bench --save``): the section heading made a key (``all-cells``,
-    ``statistics-all-cells``, ``against-the-control-all-cells``); a section's first table."""
+    ``statistics-all-cells``, ``against-the-control-all-cells``); a section's first table, and
+    each ``###`` sub-section's first table as ``SECTION.SUBSECTION``."""
+    def slug(title: str) -> str:
+        title = title.split(";")[0].replace("(", "").replace(")", "").replace("·", " ")
+        return "-".join(title.replace(":", "").lower().split())
+
     sections: dict[str, list[str]] = {}
-    key = None
+    key = sub = None
     for line in markdown_text.splitlines():
         if line.startswith("## "):
-            title = line[3:].split(";")[0].replace("(", "").replace(")", "")
-            key = "-".join(title.replace(":", "").lower().split())
+            key, sub = slug(line[3:]), None
             sections.setdefault(key, [])
+        elif line.startswith("### ") and key is not None:
+            # a pivot per setting (e.g. one per training recipe): SECTION.SUBSECTION, so that
+            # every sub-table is stored, not only the section's first
+            sub = f"{key}.{slug(line[4:])}"
+            sections.setdefault(sub, [])
         elif key is not None:
             sections[key].append(line)
+            if sub is not None:
+                sections[sub].append(line)
     return {k: found[0] for k, lines in sections.items()
             if (found := parse_markdown_tables("\n".join(lines)))}
 

@@ -56,7 +56,12 @@ class Layout:
 LAYOUTS: Registry[Layout] = Registry("table layout")
 LAYOUTS.register("table1", description="methods x datasets: test acc, #LP, UD")(
     Layout("method", "dataset", ("test_acc", "lp", "ud")))
-LAYOUTS.register("table2", description="methods x defenses: #LP, UD (change)")(
+# a defense's UD means little without what it did to the accuracy (docs/findings.md §8): the
+# table2 report adds the same pivot of test accuracy (``companions``)
+LAYOUTS.register("table2-acc", description="methods x defenses: test acc (%)")(
+    Layout("method", "defense", ("test_acc",)))
+LAYOUTS.register("table2", description="methods x defenses: #LP, UD (change)",
+                 companions=("table2-acc",))(
     Layout("method", "defense", ("lp", "ud"), change=True))
 LAYOUTS.register("table3", description="models x methods: #LP, UD")(
     Layout("model", "method", ("lp", "ud"), bold_min_ud_by="row"))
