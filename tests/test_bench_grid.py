@@ -163,8 +163,8 @@ def test_stored_tables_keep_every_subsection_pivot():
     from uebench.bench.report import stored_tables
 
     text = ("## table2: methods x defenses\n\n### dataset c · train sgd\n\n| method | UD |\n"
-            "|---|---:|\n| em | 2.0 |\n\n### dataset c · train adam\n\n| method | UD |\n|---|---:|\n"
-            "| em | 0.9 |\n\n## all cells\n\n| cell | acc |\n|---|---:|\n| a | 1.5 |\n")
+            "|---|---:|\n| em | 2.0 |\n\n### dataset c · train adam\n\n| method | UD |\n"
+            "|---|---:|\n| em | 0.9 |\n\n## all cells\n\n| cell | acc |\n|---|---:|\n| a | 1.5 |\n")
     tables = stored_tables(text)
     assert tables["table2-methods-x-defenses"] == (["method", "UD"], [["em", "2.0"]])
     assert tables["table2-methods-x-defenses.dataset-c-train-sgd"] == (["method", "UD"],

@@ -1,7 +1,7 @@
 """Behavioural invariant on real data: shortcut poisons lower clean test accuracy, random noise
-at EM's budget does not — in the main job's first recipe (Fashion-MNIST 2000/2000, ResNet-18 at width
-1/8 with BatchNorm, SGD 0.1 momentum 0.9 wd 5e-4, batch 128, cosine, 10 epochs; the main job
-now uses batch 64 and wd 5e-3, docs/findings.md §1).
+at EM's budget does not — in the main job's first recipe (Fashion-MNIST 2000/2000, ResNet-18 at
+width 1/8 with BatchNorm, SGD 0.1 momentum 0.9 wd 5e-4, batch 128, cosine, 10 epochs; the main
+job now uses batch 64 and wd 5e-3, docs/findings.md §1).
 
 Measured (benchmarks/README.md §5; two runs on two thread counts of an AVX-512 machine): clean
 82.9 / 83.7 %, random 82.6 / 82.2 %, OPS 32.5 / 23.8 %, LSP 55.0 / 58.4 %. Margins are set well

@@ -16,6 +16,7 @@ from uebench.errors import UebenchError
 from uebench.learnability.distance import checked_beta
 from uebench.learnability.posthoc import measure_run
 from uebench.learnability.report import recompute
+from uebench.utils.stored import markdown_lines, save_result
 
 
 def _ud_arguments(p: argparse.ArgumentParser) -> None:
@@ -157,8 +158,7 @@ def _reproduce_arguments(p: argparse.ArgumentParser) -> None:
          arguments=_reproduce_arguments, resumable=True)
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from uebench.landscape import run_lenet, run_toy  # lazy: matplotlib
-    from uebench.landscape.experiments import landscape_table
-    from uebench.utils.stored import markdown_lines, save_result
+    from uebench.landscape.experiments import landscape_table  # lazy: matplotlib
 
     out = args.out or f"runs/landscape-{'toy' if args.figure == 'fig1' else 'lenet'}"
     if args.figure == "fig1":

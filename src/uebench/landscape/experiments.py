@@ -21,13 +21,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from uebench.attacks.generate import generate_poison
 from uebench.config import RunCfg, resolve_run_cfg
 from uebench.landscape.compute import RESULT_FILE, landscape
 from uebench.landscape.plot_all import find_runs, plot_all
 from uebench.landscape.record import record_run
+from uebench.landscape.runs import read_final_state
 from uebench.train.run import load_splits
-from uebench.utils.io import write_json
+from uebench.utils.io import read_json, write_json
 
 # SGD lr 0.1 as the paper; no momentum/decay (not stated); batch 64 gives 63 steps per epoch
 TOY_RECIPE = ("train.optimizer=sgd", "train.lr=0.1", "train.momentum=0.0",
@@ -122,11 +125,6 @@ def landscape_table(out: Path | str) -> tuple[tuple[str, ...], list[list[str]]]:
     the run's own and on the clean training data, the lowest clean-data loss along the path, and
     the final weights' magnitudes abs(w) (over the parameters the landscape used; no '|' in a
     column name: it would split the Markdown table)."""
-    import torch
-
-    from uebench.landscape.runs import read_final_state
-    from uebench.utils.io import read_json
-
     out = Path(out)
     summary = read_json(out / "summary.json")["runs"]
     own = {r["name"]: r for r in read_json(out / "figures" / RESULT_FILE)["runs"]}
