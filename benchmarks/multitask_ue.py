@@ -95,10 +95,10 @@ def main() -> None:
 def save_tables(name: str, out: Path, seeds: list[int], root: Path | None = None) -> Path:
     """Store the cross-task matrix and the four-head model's tables as printed."""
     (cross,) = parse_markdown_tables((out / "cross" / "results.md").read_text())
-    ud, metrics = parse_markdown_tables((out / "eval" / "results.md").read_text())
+    report = (out / "eval" / "results.md").read_text()
+    ud, metrics = parse_markdown_tables(report)
     # the similarity lines ("- run: a~b 0.89, ...") as a table: run x task pair
-    lines = [ln[2:] for ln in (out / "eval" / "results.md").read_text().splitlines()
-             if ln.startswith("- ") and "~" in ln]
+    lines = [ln[2:] for ln in report.splitlines() if ln.startswith("- ") and "~" in ln]
     pairs = [p.split()[0] for p in lines[0].split(": ", 1)[1].split(", ")] if lines else []
     sim = [[ln.split(": ", 1)[0], *(p.split()[1] for p in ln.split(": ", 1)[1].split(", "))]
            for ln in lines]

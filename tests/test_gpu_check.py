@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+from .conftest import load_benchmark
 
 
 def test_gpu_check_tiny_on_cpu(tmp_path):
-    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("gpu_check")
     out = tmp_path / "gpu.json"
     module.main(["--device", "cpu", "--tiny", "--skip-compile", "--out", str(out)])
     result = json.loads(out.read_text())

@@ -3,20 +3,10 @@ includes them), read back from the reports the multi-task code writes."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 from uebench.multitask import cross, report
 from uebench.utils.stored import load_result
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "multitask_ue.py"
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("multitask_ue", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from .conftest import load_benchmark
 
 
 def _cell(diff: float, std: float, clean: float) -> dict:
@@ -46,7 +36,7 @@ def test_save_tables_stores_the_printed_tables(tmp_path):
     (tmp_path / "eval").mkdir()
     (tmp_path / "cross" / "results.md").write_text(cross.markdown(table))
     (tmp_path / "eval" / "results.md").write_text(report.markdown(result))
-    _module().save_tables("mt/x", tmp_path, [0, 1], root=tmp_path / "results")
+    load_benchmark("multitask_ue").save_tables("mt/x", tmp_path, [0, 1], root=tmp_path / "results")
     stored = load_result("mt/x", tmp_path / "results")
     t = stored["tables"]
     assert t["cross"]["header"][0] == "poison" and len(t["cross"]["rows"]) == 3  # + clean values

@@ -7,18 +7,14 @@ beside its control, and a rerun that reuses everything and gives the same table.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "table1_gpu.py"
+from .conftest import load_benchmark
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("table1_gpu", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("table1_gpu")
 
 
 def _args(out: Path, *extra: str) -> list[str]:
