@@ -10,7 +10,7 @@ import pytest
 
 from uebench.attacks.generate import generate_poison
 from uebench.bench.render import latex, markdown
-from uebench.bench.tables import build_tables
+from uebench.bench.tables import LAYOUTS, build_tables
 from uebench.bench.verdict import verdict
 from uebench.cli import dispatch, parse
 from uebench.errors import UebenchError
@@ -210,3 +210,23 @@ def test_bench_dry_run_prints_the_plan(tmp_path, capsys):
     assert "poison     7 jobs: 0 in the store, 7 to run" in text and "train em / seed 1" in text
     assert "poison random-l2 (fashion-mnist" in text
     assert not any(tmp_path.iterdir())  # a dry run writes nothing
+
+
+@pytest.mark.parametrize("name", LAYOUTS.names())
+def test_every_layout_builds_its_tables_and_names_registered_companions(name):
+    # registry-driven: a new layout (or companion) is covered without a test of its own
+    cells = [{"method": mth, "labels": {"method": mth, "dataset": "d", "model": "m",
+                                       "defense": dfn},
+              "test_acc": s(acc), "lp": s(1.0), "ud": s(None if mth == "vanilla" else 0.5),
+              "ud_change": s(None)}
+             for mth, dfn, acc in [("vanilla", "none", 0.8), ("em", "none", 0.2),
+                                   ("vanilla", "jpeg", 0.7), ("em", "jpeg", 0.6)]]
+    layout = LAYOUTS.get(name)
+    tables = build_tables(cells, name)
+    assert tables and all(t.metrics == list(layout.metrics) for t in tables)
+    assert sum(len(t.rows) for t in tables) >= 2
+    for companion in LAYOUTS.meta(name).get("companions", ()):
+        assert companion in LAYOUTS and LAYOUTS.get(companion).metrics
+    if name == "table2-acc":
+        (table,) = tables
+        assert "| em | 20.00 | 60.00 |" in markdown(table)  # accuracy in %, per defense
