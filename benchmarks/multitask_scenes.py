@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 import torch
@@ -20,9 +21,10 @@ import torch
 from uebench.config import TrainCfg
 from uebench.multitask import baseline_scores, build_multitask_model, fit_multitask, load_multitask
 from uebench.runtime import Runtime
+from uebench.utils.stored import markdown_lines, save_result
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--backbone", default="resnet18")
     ap.add_argument("--width", type=float, default=0.25)
@@ -37,7 +39,9 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="200/100 scenes, 2 epochs")
-    args = ap.parse_args()
+    ap.add_argument("--save", default=None, metavar="NAME",
+                    help="store the table as results/NAME.json (docs/multitask.md includes it)")
+    args = ap.parse_args(argv)
     if args.quick:
         args.n_train, args.n_test, args.epochs = 200, 100, 2
     torch.set_num_threads(args.threads)
@@ -60,15 +64,21 @@ def main() -> None:
                                                            progress=False), test=test)
     total = time.perf_counter() - t0
     metrics = [k for k in rows[-1] if k.startswith("test/") and not k.endswith("/loss")]
-    print("| epoch | s | " + " | ".join(k.removeprefix("test/") for k in metrics) + " |")
-    print("|---:|---:|" + "---:|" * len(metrics))
-    for r in rows:
-        print(f"| {r['epoch']} | {r['seconds']:.0f} | "
-              + " | ".join(f"{r[k]:.3f}" for k in metrics) + " |")
+    header = ["epoch", "s", *(k.removeprefix("test/") for k in metrics)]
+    table = [[str(r["epoch"]), f"{r['seconds']:.0f}", *(f"{r[k]:.3f}" for k in metrics)]
+             for r in rows]
     base = baseline_scores(train, test)
-    print("| constant | | " + " | ".join(f"{base[k.removeprefix('test/')]:.3f}"
-                                        for k in metrics) + " |")
+    table.append(["best constant", "", *(f"{base[k.removeprefix('test/')]:.3f}" for k in metrics)])
+    print("\n".join(markdown_lines(header, table)))
     print(json.dumps({"total_seconds": round(total, 1)}))
+    if args.save:
+        command = "python benchmarks/multitask_scenes.py " + " ".join(
+            argv if argv is not None else sys.argv[1:])
+        path = save_result(args.save, {"total_seconds": round(total, 1), "parameters": params,
+                                       "backbone": args.backbone, "width": args.width,
+                                       "epochs": args.epochs, "threads": args.threads},
+                           command=command, tables={"epochs": (header, table)})
+        print(f"stored: {path}")
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ from uebench.learnability.sal import cost_model, suffix_macs, training_epoch_mac
 from uebench.learnability.task import SALData, SALTask, measuring
 from uebench.learnability.threshold import learnable_threshold
 from uebench.runtime import Runtime
+from uebench.utils.stored import markdown_lines, save_result
 
 FAST_DEFAULTS = {k: p.default for k, p in inspect.signature(fast_sal).parameters.items()}
 
@@ -102,6 +103,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="JSON file for the sweep's raw per-layer values (resumable per case)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--save", default=None, metavar="NAME",
+                   help="store the tables as results/NAME.json (docs/sal.md includes them)")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
@@ -209,12 +212,12 @@ def agreement(a: list[dict[str, float]], b: list[dict[str, float]]) -> dict[str,
 
 
 # ----------------------------------------------------------------------------- reporting
-def print_tables(cases: list[Case], args: argparse.Namespace) -> None:
-    print(f"\n### SAL engines: cost per measurement (K={args.steps}, {torch.get_num_threads()} "
-          f"CPU thread(s), fp32, wall time = min over {args.repeats} run(s))\n")
-    print("| case | engine | settings | wall s | CPU s | model GMACs | counted GMACs "
-          "| wall vs compat | CPU vs compat | MACs vs compat | compat @10 rounds / engine MACs |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+def cost_table(cases: list[Case], args: argparse.Namespace) -> tuple[list[str], list[list[str]]]:
+    """Wall time, CPU time and MACs of one measurement per case and engine."""
+    header = ["case", "engine", "settings", "wall s", "CPU s", "model GMACs", "counted GMACs",
+              "wall vs compat", "CPU vs compat", "MACs vs compat",
+              "compat @10 rounds / engine MACs"]
+    rows = []
     for case in cases:
         t_compat = np.mean(case.seconds["compat"])
         c_compat = np.mean(case.cpu_seconds["compat"])
@@ -231,47 +234,62 @@ def print_tables(cases: list[Case], args: argparse.Namespace) -> None:
             c = float(np.mean(case.cpu_seconds[engine]))
             macs = case.macs[engine]
             counted = case.measured_macs.get(engine, float("nan")) / 1e9
-            print(f"| {case.name} | {engine} | {settings[engine]} | {t:.2f} | {c:.2f} | "
-                  f"{macs / 1e9:.3f} | {counted:.3f} | {t / t_compat:.2f}x | {c / c_compat:.2f}x | "
-                  f"{macs / case.macs['compat']:.3f}x | {case.macs['compat@10'] / macs:.2f} |")
-    print("\n### Agreement across layers (per-epoch Spearman ρ averaged; indicator = SAL > β, "
-          "each method with its own β)\n")
-    print("| case | epochs | layers | compat vs reference max abs diff | ρ fast~strong "
-          "| fast ≥ 95 % strong | ind. fast~strong | ρ fast~compat | ind. fast~compat |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+            rows.append([case.name, engine, settings[engine], f"{t:.2f}", f"{c:.2f}",
+                         f"{macs / 1e9:.3f}", f"{counted:.3f}", f"{t / t_compat:.2f}x",
+                         f"{c / c_compat:.2f}x", f"{macs / case.macs['compat']:.3f}x",
+                         f"{case.macs['compat@10'] / macs:.2f}"])
+    return header, rows
+
+
+def agreement_table(cases: list[Case]) -> tuple[list[str], list[list[str]]]:
+    """Fast against the strong search and against compat, per case."""
+    header = ["case", "epochs", "layers", "compat vs reference max abs diff", "ρ fast~strong",
+              "fast ≥ 95 % strong", "ind. fast~strong", "ρ fast~compat", "ind. fast~compat"]
+    rows = []
     for case in cases:
         fs = agreement(case.results["fast"], case.results["strong"])
         fc = agreement(case.results["fast"], case.results["compat"])
-        layers = len(case.results["fast"][0])
-        print(f"| {case.name} | {','.join(map(str, case.measure))} | {layers} | "
-              f"{case.compat_vs_reference:.2e} | {fs['spearman']:.3f} | {fs['within95']:.1%} | "
-              f"{fs['indicator']:.1%} | {fc['spearman']:.3f} | {fc['indicator']:.1%} |")
+        rows.append([case.name, ",".join(map(str, case.measure)), str(len(case.results["fast"][0])),
+                     f"{case.compat_vs_reference:.2e}", f"{fs['spearman']:.3f}",
+                     f"{fs['within95']:.1%}", f"{fs['indicator']:.1%}", f"{fc['spearman']:.3f}",
+                     f"{fc['indicator']:.1%}"])
+    return header, rows
 
 
-def print_paper_scale() -> None:
-    """Analytic MACs of one measurement, CIFAR-10 ResNet-18 (width 1), paper settings."""
-    model = uebench.get_model("resnet18")
-    with measuring(model, torch.device("cpu")) as m:
-        forward, suffix = suffix_macs(SuffixPlan(m), torch.rand(1, 3, 32, 32))
-    print(f"\n### Paper scale (ResNet-18, CIFAR-10 50k, bs 256, 10 rounds): F = {forward:,} "
-          f"MACs/img, ΣS = {sum(suffix.values()) / forward:.2f} F\n")
-    print("| engine | settings | PFLOP (2 x MACs) | training epochs (3F/img) | vs official "
-          "| vs compat |")
-    print("|---|---|---:|---:|---:|---:|")
+def paper_scale_table() -> tuple[list[str], list[list[str]]]:
+    """Analytic cost of one measurement, CIFAR-10 ResNet-18 (width 1), paper settings (no
+    training, no timing: docs/sal.md's cost table, checked by tests/test_sal.py)."""
+    forward, suffix = paper_scale_macs()
+    header = ["engine", "settings", "PFLOP (2 x MACs)", "training epochs (3F/img)", "vs official",
+              "vs compat"]
     new = {k: FAST_DEFAULTS[k] for k in ("steps", "probe_size", "eval_size")}
-    rows = [("official", "paper code", {}), ("compat", "lockstep", {}),
-            ("fast", "K=5, probe 10k, eval = probe", {"steps": 5, "probe_size": 10_000,
-                                                       "eval_size": None}),
-            ("fast", "K=5, probe 2048, eval = probe (old default)",
-             {"steps": 5, "probe_size": 2048, "eval_size": None}),
-            ("fast", "K={steps}, probe {probe_size}, held-out {eval_size} (default)".format(**new),
-             new)]
+    variants = [("official", "paper code", {}), ("compat", "lockstep", {}),
+                ("fast", "K=5, probe 10k, eval = probe", {"steps": 5, "probe_size": 10_000,
+                                                           "eval_size": None}),
+                ("fast", "K=5, probe 2048, eval = probe (old default)",
+                 {"steps": 5, "probe_size": 2048, "eval_size": None}),
+                ("fast", "K={steps}, probe {probe_size}, held-out {eval_size} (default)".format(
+                    **new), new)]
     base = cost_model(forward, suffix, n_train=50_000)
     epoch = training_epoch_macs(forward, 50_000)
-    for engine, label, opts in rows:
+    rows = []
+    for engine, label, opts in variants:
         macs = cost_model(forward, suffix, n_train=50_000, **opts)[engine]
-        print(f"| {engine} | {label} | {2 * macs / 1e15:.2f} | {macs / epoch:.2f} | "
-              f"{base['official'] / macs:.1f}x | {base['compat'] / macs:.1f}x |")
+        rows.append([engine, label, f"{2 * macs / 1e15:.2f}", f"{macs / epoch:.2f}",
+                     f"{base['official'] / macs:.1f}x", f"{base['compat'] / macs:.1f}x"])
+    return header, rows
+
+
+def paper_scale_macs() -> tuple[int, dict[str, int]]:
+    """F and the per-layer suffix MACs of the CIFAR-10 ResNet-18 (width 1), per 32×32 image."""
+    model = uebench.get_model("resnet18")
+    with measuring(model, torch.device("cpu")) as m:
+        return suffix_macs(SuffixPlan(m), torch.rand(1, 3, 32, 32))
+
+
+def print_table(title: str, table: tuple[list[str], list[list[str]]]) -> None:
+    print(f"\n### {title}\n")
+    print("\n".join(markdown_lines(*table)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -289,10 +307,27 @@ def main(argv: list[str] | None = None) -> int:
             print(f"skipping {case.name}: {exc}", file=sys.stderr)
             continue
         cases.append(case)
+    tables = {}
     if cases:
-        print_tables(cases, args)
+        tables["cost"] = cost_table(cases, args)
+        print_table(f"SAL engines: cost per measurement (K={args.steps}, "
+                    f"{torch.get_num_threads()} CPU thread(s), fp32, wall time = min over "
+                    f"{args.repeats} run(s))", tables["cost"])
+        tables["agreement"] = agreement_table(cases)
+        print_table("Agreement across layers (per-epoch Spearman ρ averaged; indicator = "
+                    "SAL > β, each method with its own β)", tables["agreement"])
     if args.paper_scale:
-        print_paper_scale()
+        forward, suffix = paper_scale_macs()
+        tables["paper-scale"] = paper_scale_table()
+        print_table(f"Paper scale (ResNet-18, CIFAR-10 50k, bs 256, 10 rounds): F = {forward:,} "
+                    f"MACs/img, ΣS = {sum(suffix.values()) / forward:.2f} F", tables["paper-scale"])
+    if args.save:
+        path = save_result(args.save, {"cases": [c.name for c in cases],
+                                       "threads": torch.get_num_threads(), "steps": args.steps},
+                           command="python benchmarks/sal_engines.py " + " ".join(argv or
+                                                                                  sys.argv[1:]),
+                           tables=tables)
+        print(f"stored: {path}")
     return 0
 
 

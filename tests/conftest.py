@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -36,9 +37,15 @@ def has_dataset(name: str) -> bool:
 
 
 def load_benchmark(name: str) -> ModuleType:
-    """A script of ``benchmarks/`` (not a package) as a module, for tests that drive it."""
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
+    """A script of ``benchmarks/`` (not a package) as a module, for tests that drive it. Its
+    folder is on ``sys.path`` while it loads, as when it runs as a script (siblings import)."""
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    spec = importlib.util.spec_from_file_location(f"benchmarks.{name}", folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.modules[spec.name] = module  # dataclasses look their module up by name
+    sys.path.insert(0, str(folder))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(folder))
     return module

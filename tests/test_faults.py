@@ -683,15 +683,27 @@ def test_train_size_too_large(tmp_path, capsys):
     assert "larger than synthetic's split (1000 images)" in cli(capsys, args)
 
 
-@kind("value", "--poison-ratio outside [0, 1] (or NaN), or a --poison-mix other than replace/add")
+@kind("value", "--poison-ratio outside [0, 1] (or NaN), a --poison-mix other than "
+               "replace/add/drop, or drop at ratio 1 (nothing left to train on)")
 def test_poison_ratio_outside(made, tmp_path, capsys):
     for flags in (["--poison-ratio", "1.5"], ["--poison-ratio", "-0.2"], ["--poison-ratio", "nan"],
-                  ["--poison-mix", "blend"]):
+                  ["--poison-mix", "blend"], ["--poison-mix", "drop"]):
         err = cli(capsys, [*TRAIN, "--poison", made / "poison", *flags, "--out", tmp_path / "r"])
         assert len(err.strip().splitlines()) == 1
         assert "poison_ratio must be a number in [0, 1]" in err or \
-            "poison_mix must be one of replace, add" in err
+            "poison_mix must be one of replace, add, drop" in err or \
+            "nothing is left to train on" in err
         assert not (tmp_path / "r").exists()
+
+
+@kind("value", "evaluate --poison-mix drop (every poison and control would train on the same "
+               "clean part)")
+def test_evaluate_drop_mix(made, tmp_path, capsys):
+    err = cli(capsys, ["evaluate", *DATA, "--model", "tiny", "--epochs", "1", "--poisons",
+                       made / "poison", "--poison-ratio", "0.5", "--poison-mix", "drop",
+                       "--out", tmp_path / "e"])
+    assert len(err.strip().splitlines()) == 1 and "--poison-mix drop" in err
+    assert not (tmp_path / "e").exists()
 
 
 @kind("value", "--data-dir that does not exist")

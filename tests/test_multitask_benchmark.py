@@ -46,3 +46,21 @@ def test_save_tables_stores_the_printed_tables(tmp_path):
     assert t["similarity"] == {"header": ["run", "scene~depth"],
                                "rows": [["clean", "0.65"], ["em-scene", "0.65"]]}
     assert stored["values"] == {"seeds": [0, 1]} and stored["command"].startswith("python ")
+
+
+def test_multitask_scenes_stores_its_epoch_table(tmp_path, monkeypatch, capsys):
+    # benchmarks/multitask_scenes.py --save: the printed per-epoch table, stored as printed, with
+    # the best constant predictor's row (docs/multitask.md §5 includes it)
+    from uebench.utils import stored
+
+    monkeypatch.setattr(stored, "RESULTS_DIR", tmp_path)
+    bench = load_benchmark("multitask_scenes")
+    bench.main(["--backbone", "lenet", "--width", "1", "--image-size", "32", "--n-train", "64",
+                "--n-test", "32", "--epochs", "2", "--save", "mt/scenes"])
+    printed = capsys.readouterr().out
+    table = load_result("mt/scenes", tmp_path)["tables"]["epochs"]
+    assert [r[0] for r in table["rows"]] == ["1", "2", "best constant"]
+    assert table["header"][:2] == ["epoch", "s"] and "scene/accuracy" in table["header"]
+    assert all("| " + " | ".join(r) + " |" in printed for r in table["rows"])
+    result = load_result("mt/scenes", tmp_path)
+    assert result["command"].endswith("--save mt/scenes") and result["values"]["epochs"] == 2

@@ -89,6 +89,29 @@ def test_add_keeps_every_clean_image_and_appends_the_protected_copies(poison, se
     assert len(training_set(dataclasses.replace(cfg, poison_ratio=0.0), splits)) == N
 
 
+def test_drop_trains_on_the_clean_part_alone(poison, sets, tmp_path):
+    # drop: the protected subset is left out with its clean originals; what is left are exactly
+    # the clean images outside poisoned_indices, in index order (a plain loop as the oracle)
+    splits, _ = sets
+    clean = splits.train
+    cfg = cfg_of(poison, poison_ratio=0.3, poison_mix="drop")
+    idx = set(poisoned_indices(cfg, clean).tolist())
+    data = training_set(cfg, splits)
+    kept = [i for i in range(N) if i not in idx]
+    assert len(idx) == 30 and len(data) == N - 30
+    assert torch.equal(data.x, torch.stack([clean.x[i] for i in kept]))
+    assert data.y.tolist() == [int(clean.y[i]) for i in kept]
+    assert data.indices.tolist() == [int(clean.indices[i]) for i in kept]
+    # the same images as replace poisons at that share: the clean part of the replace run
+    assert idx == set(poisoned_indices(dataclasses.replace(cfg, poison_mix="replace"),
+                                       clean).tolist())
+    summary = train_run(cfg, tmp_path / "r", progress=False)
+    assert summary["n_train"] == N - 30 and summary["poison_mix"] == "drop"
+    assert rundir.read_poisoned_indices(tmp_path / "r")["indices"] == sorted(idx)
+    with pytest.raises(ConfigError, match="nothing is left to train on"):
+        dataclasses.replace(cfg, poison_ratio=1.0)
+
+
 def test_indices_are_stored_the_same_for_every_seed_and_enter_the_identity(poison, tmp_path):
     runs = []
     for seed in (0, 1):
@@ -101,7 +124,8 @@ def test_indices_are_stored_the_same_for_every_seed_and_enter_the_identity(poiso
     # a run of another share or mix is another run, never reused for this one
     ids = {identity(cfg_of(poison, poison_ratio=r, poison_mix=m))["run_id"]
            for r in (1.0, 0.5) for m in ("replace", "add")}
-    assert len(ids) == 4
+    ids.add(identity(cfg_of(poison, poison_ratio=0.5, poison_mix="drop"))["run_id"])
+    assert len(ids) == 5
     with pytest.raises(ConfigError, match="differs in: poison_ratio"):
         train_run(cfg_of(poison, poison_ratio=0.2, seed=1), tmp_path / "s1", progress=False)
     # an unpoisoned full run writes no indices file (runs look as they did)
@@ -135,7 +159,7 @@ def test_ratio_outside_the_unit_interval_is_refused():
     for bad in (1.5, -0.1, float("nan")):
         with pytest.raises(ConfigError, match=r"poison_ratio must be a number in \[0, 1\]"):
             resolve_run_cfg(poison_ratio=bad)
-    with pytest.raises(ConfigError, match="poison_mix must be one of replace, add"):
+    with pytest.raises(ConfigError, match="poison_mix must be one of replace, add, drop"):
         resolve_run_cfg(poison_mix="blend")
 
 

@@ -5,6 +5,9 @@ Fast-engine specifics: tests/test_sal_fast.py."""
 
 from __future__ import annotations
 
+import itertools
+import re
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -23,6 +26,9 @@ from uebench.learnability.task import SALTask
 from uebench.models import get_model
 from uebench.runtime import Runtime
 from uebench.train.classification import EpochContext, fit
+from uebench.utils.stored import parse_markdown_tables
+
+from .conftest import load_benchmark
 
 pytestmark = pytest.mark.timeout(120)
 RT = Runtime(device="cpu", seed=0, progress=False)
@@ -293,3 +299,55 @@ def test_callback_uses_batch_losses_and_the_run_pipeline(monkeypatch: pytest.Mon
     assert seen["data"] == SALData(4, "flip", 1, True)
     del ctx.batch_losses, ctx.batch_sizes  # today's EpochContext: fall back to train_loss
     assert SALCallback("compat")(ctx)["sal_origin"] == 9.0
+
+
+def _expand_layers(cell: str) -> list[str]:
+    """docs/sal.md's layer cells: `a.{0,1}.conv{1,2}` (braces expand in order) or
+    `layer2.0.conv1`, `.conv2` (a leading dot replaces the first name's last part)."""
+    spans = re.findall(r"`([^`]*)`", cell)
+    first = spans[0]
+    parts = re.split(r"\{([^}]*)\}", first)
+    names = ["".join(p) for p in itertools.product(
+        *[[x] if i % 2 == 0 else x.split(",") for i, x in enumerate(parts)])]
+    stem = first.rsplit(".", 1)[0] if "." in first else ""
+    return names + [stem + s if s.startswith(".") else s for s in spans[1:]]
+
+
+def test_docs_cost_tables_are_the_computed_ones():
+    # docs/sal.md, "Cost model": every layer's weights, own MACs and suffix share S_l / F of the
+    # CIFAR ResNet-18, and the paper-scale cost table, as the code computes them today
+    bench = load_benchmark("sal_engines")
+    forward, suffix = bench.paper_scale_macs()
+    page = (Path(__file__).resolve().parents[1] / "docs" / "sal.md").read_text(encoding="utf-8")
+    section = page.split("## Cost model")[1].split("\n## ")[0]
+    assert f"F = {forward:,} MACs" in section.replace("\n", " ")
+    assert f"ΣS = {sum(suffix.values()) / forward:.2f} F" in section
+    (_, layers), (_, cost) = parse_markdown_tables(section)
+    assert cost == bench.paper_scale_table()[1]
+
+    model = get_model("resnet18")
+    modules = dict(model.named_modules())
+    own: dict[str, int] = {}
+    hooks = [modules[n].register_forward_hook(
+        lambda m, i, o, n=n: own.__setitem__(n, m.weight.numel() * (
+            o.shape[2] * o.shape[3] if o.dim() == 4 else 1))) for n in suffix]
+    model.eval()(torch.rand(1, 3, 32, 32))
+    for h in hooks:
+        h.remove()
+
+    def values(cell: str, count: int) -> list[str]:
+        cell = cell.strip()
+        return [cell.removesuffix(" each")] * count if cell.endswith(" each") else [
+            c.strip() for c in re.split(r" / |, ", cell)]
+
+    seen = []
+    for name_cell, weights, macs, shares in layers:
+        names = ["net." + n for n in _expand_layers(name_cell)]
+        for n, w, mac, share in zip(names, values(weights, len(names)), values(macs, len(names)),
+                                    values(shares, len(names)), strict=True):
+            assert int(w.replace(",", "")) == modules[n].weight.numel(), n
+            assert (f"{own[n] / 1e6:.1f}M" if mac.endswith("M") else f"{own[n]:,}") == mac, n
+            ratio = suffix[n] / forward
+            assert (ratio < 0.005) if share == "≈ 0" else f"{ratio:.2f}" == share, n
+        seen += names
+    assert sorted(seen) == sorted(suffix)

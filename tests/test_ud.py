@@ -33,6 +33,7 @@ from uebench.learnability.threshold import (
     round_like_official,
     sal_matrix,
 )
+from uebench.utils.stored import parse_markdown_tables
 
 LAYERS = ["net.conv1", "net.conv2", "net.conv3", "net.conv4", "net.fc"]
 
@@ -187,6 +188,37 @@ def test_paper_tables_1_and_2_arithmetic(lp_clean, lp, expected):
         assert abs(value - expected) <= 0.005 / lp_clean + 5e-4
     else:
         assert round(value, 3) == expected
+
+
+def test_docs_paper_tables_are_the_checked_ones():
+    # docs/ud.md, "The paper's reported values": its Tables 1 and 2 are the entries whose
+    # arithmetic is checked above; Table 3's ResNet-18 row repeats Table 1's CIFAR-10 column, and
+    # its other rows mix the two denominators the page describes
+    page = (Path(__file__).resolve().parents[1] / "docs" / "ud.md").read_text(encoding="utf-8")
+    section = page.split("## The paper's reported values")[1].split("\n## ")[0]
+    (h1, t1), (h2, t2), (h3, t3) = parse_markdown_tables(section)
+
+    def lp_ud(cell: str) -> tuple[float, float]:
+        lp, ud_ = cell.split(" / ")
+        return float(lp), float(ud_)
+
+    assert [r[0] for r in t1] == ["clean", "EM", "REM", "DC", "TAP", "LSP", "OPS"]
+    # Table 1 column by column (dataset), the clean row giving each column's #LP only
+    assert [(float(t1[0][j]), *lp_ud(row[j])) for j in range(1, len(h1))
+            for row in t1[1:]] == TABLE1
+    # Table 2 row by row; every UD divides by the undefended clean #LP
+    assert [(3.32, *lp_ud(row[j])) for row in t2 for j in range(1, len(h2))] == TABLE2
+    resnet18 = dict(zip(h3, t3[0]))
+    assert resnet18["model"] == "ResNet-18" and float(resnet18["clean"]) == TABLE1[0][0]
+    by_name = {row[0]: row[1] for row in t1}
+    assert all(resnet18[m] == by_name[m] for m in ("EM", "TAP", "OPS"))
+    for row in t3:
+        cols = dict(zip(h3, row))
+        own = float(cols["clean"])
+        em, tap, ops = (lp_ud(cols[m]) for m in ("EM", "TAP", "OPS"))
+        assert em[0] / own == pytest.approx(em[1], abs=0.005)  # its own clean #LP
+        assert tap[0] / 3.32 == pytest.approx(tap[1], abs=0.005)  # ResNet-18's
+        assert ops[0] / 3.32 == pytest.approx(ops[1], abs=0.005)
 
 
 # --------------------------------------------------------------------------- errors and edge cases

@@ -65,3 +65,8 @@ def test_validate_reads_every_statistic_against_the_control(tmp_path, capsys):
                    for c in subsets)
         assert s["fp_subset_count"] == 4 and s["fp_subsets"] == hits / 4, name
         assert s["fp_cells"] == 1
+        # either side of 0: one-sided hits in both directions
+        either = sum(bool(_separated([fb[i] for i in c])) or
+                     bool(_separated([fb[i] for i in c], less="higher")) for c in subsets)
+        assert s["fp_subsets_two_sided"] == either / 4, name
+        assert s["fp_two_sided"] == int(_separated(fb) or _separated(fb, less="higher")), name

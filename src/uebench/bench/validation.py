@@ -12,7 +12,10 @@ control (``experiments/study/*.yaml``), each with several seeds. For every regis
   that costs ≥ 20 points is separated from its control (what ``uebench check`` with k seeds would
   see);
 - **false positives**: the second control draw read against the first, separated at all seeds
-  and over every k-seed subset: how often harmless noise would be called protection.
+  and over every k-seed subset: how often harmless noise would be called protection; and the
+  same counted on *either* side of 0 (two draws of one noise that differ systematically in the
+  "more learnable" direction show a statistic that reads the draw, not the kind of noise; the
+  one-sided rule of a verdict does not see it).
 
 A statistic meets the target when every poison that costs ≥ 20 points is separated in every
 setting at all seeds, the control-vs-control pairs are separated in at most 1 of 20 subsets, and
@@ -90,7 +93,7 @@ def _statistic_summary(name: str, effects: list[dict[str, Any]], k: int) -> dict
     less = STATISTICS.get(name).less
     wins = total = 0.0
     costly_sep, costly_n, power = 0, 0, []
-    fp_full = fp_cells = fp_sub = fp_n = 0
+    fp_full = fp_cells = fp_sub = fp_n = fp_two = fp_two_sub = 0
     direction_ok = True
     for e in effects:
         run, ref = e["run"].get(name), e["ref"].get(name)
@@ -98,13 +101,18 @@ def _statistic_summary(name: str, effects: list[dict[str, Any]], k: int) -> dict
             continue
         full = paired_difference(run, ref, less=less)
         e.setdefault("paired", {})[name] = full
-        subsets = [paired_difference(_sub(run, s), _sub(ref, s), less=less)["separated"]
-                   for s in _subsets(len(run), k)]
+        parts = [paired_difference(_sub(run, s), _sub(ref, s), less=less)
+                 for s in _subsets(len(run), k)]
+        subsets = [p["separated"] for p in parts]
         if e["role"] == "control-b":
             fp_cells += 1
             fp_full += bool(full["separated"])
             fp_sub += sum(bool(x) for x in subsets)
             fp_n += len(subsets)
+            # either side: two draws of the same noise that differ systematically in the
+            # "more learnable" direction are as much a false signal as the other way
+            fp_two += _excludes_zero(full)
+            fp_two_sub += sum(_excludes_zero(p) for p in parts)
             continue
         for d in full["per_seed"]:
             if d is not None:
@@ -122,9 +130,16 @@ def _statistic_summary(name: str, effects: list[dict[str, Any]], k: int) -> dict
         "power_k": sum(power) / len(power) if power else None,
         "fp_full": fp_full, "fp_cells": fp_cells,
         "fp_subsets": fp_sub / fp_n if fp_n else None, "fp_subset_count": fp_n,
+        "fp_two_sided": fp_two, "fp_subsets_two_sided": fp_two_sub / fp_n if fp_n else None,
         "em_ops_less": direction_ok,
         "target": bool(costly_n and costly_sep == costly_n and fp_n
                        and fp_sub / fp_n <= FP_TARGET and direction_ok)}
+
+
+def _excludes_zero(p: Mapping[str, Any]) -> bool:
+    """Whether a paired interval lies on one side of 0, whichever side."""
+    low, high = p.get("ci_low"), p.get("ci_high")
+    return low is not None and high is not None and (low > 0 or high < 0)
 
 
 def _pct(x: float | None) -> str:
@@ -135,7 +150,8 @@ def summary_table(result: Mapping[str, Any]) -> tuple[list[str], list[list[str]]
     k = result["k"]
     header = ["statistic", "AUROC (paired)", "costly poisons separated (all seeds)",
               f"power at {k} seeds", "control vs control separated (all seeds)",
-              f"… in {k}-seed subsets", "EM, OPS read less learnable", "target met"]
+              f"… in {k}-seed subsets", "… either side (all seeds; subsets)",
+              "EM, OPS read less learnable", "target met"]
     rows = []
     for s in result["summary"]:
         rows.append([STATISTICS.get(s["statistic"]).label if s["statistic"] in STATISTICS
@@ -144,6 +160,8 @@ def summary_table(result: Mapping[str, Any]) -> tuple[list[str], list[list[str]]
                      f"{s['costly_separated']} / {s['costly']}", _pct(s["power_k"]),
                      f"{s['fp_full']} / {s['fp_cells']}",
                      f"{_pct(s['fp_subsets'])} of {s['fp_subset_count']}",
+                     f"{s.get('fp_two_sided', 0)} / {s['fp_cells']}; "
+                     f"{_pct(s.get('fp_subsets_two_sided'))}",
                      "yes" if s["em_ops_less"] else "no", "**yes**" if s["target"] else "no"])
     return header, rows
 

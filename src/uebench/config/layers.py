@@ -109,7 +109,9 @@ RUN_FLAGS: dict[str, Flag] = {
     "poison_ratio": Flag("poison_ratio", "share of the training images that take their poisoned "
                                          "version, 0..1 (default 1: all)", float),
     "poison_mix": Flag("poison_mix", "replace (default: protected images replace their clean "
-                                     "ones) or add (protected copies beside the whole clean set)"),
+                                     "ones), add (protected copies beside the whole clean set) "
+                                     "or drop (the protected images left out: the clean part "
+                                     "alone)"),
     "init_seed": Flag("init_seed"),
     "sal_engine": Flag("sal.engine", "SAL engine (default: sal.engine, fast)"),
     "sal_origin": Flag("sal.origin", "official or exact (engine default)"),

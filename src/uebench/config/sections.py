@@ -21,7 +21,7 @@ Augment = Literal["none", "flip", "crop", "crop_flip"]
 Precision = Literal["auto", "fp32", "bf16"]
 Switch = Literal["auto", "on", "off"]
 Origin = Literal["official", "exact"]
-PoisonMix = Literal["replace", "add"]
+PoisonMix = Literal["replace", "add", "drop"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,7 +138,10 @@ class RunCfg:
     poison: str | None = None  # a poison directory (uebench poison generate --out DIR)
     # partial and mixed poisoning (docs/bench.md, "Partial and mixed poisoning"): the share of the
     # training images that take their poisoned version, and whether that version replaces the
-    # clean image (N images) or is added beside the whole clean set (N + ratio * N). Added after
+    # clean image (N images), is added beside the whole clean set (N + ratio * N), or is left
+    # out with its clean original (drop: N - ratio * N, the clean part alone: what a trainer who
+    # found and removed the protected images trains on, the baseline a partial protection is
+    # read against). Added after
     # runs were stored: at these defaults (every image poisoned, in place) the keys are left out
     # of stored configs, so earlier run ids and bench store keys stay what they were.
     poison_ratio: float = added_field(1.0)
@@ -160,6 +163,11 @@ class RunCfg:
                 f"take their poisoned version; 1, the default, is all of them), got {ratio!r}: "
                 "pass e.g. --poison-ratio 0.5 or poison_ratio=0.5")
         coerce("poison_mix", self.poison_mix, PoisonMix)
+        if self.poison_mix == "drop" and self.poison is not None and ratio == 1:
+            raise ConfigError(
+                "poison_mix drop leaves the protected images out, and at poison_ratio 1 every "
+                "image is protected, so nothing is left to train on: pass a poison_ratio below 1 "
+                "(e.g. --poison-ratio 0.5), or poison_mix replace")
 
 
 # ----------------------------------------------------------------------------- checks

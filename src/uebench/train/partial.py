@@ -51,7 +51,9 @@ def mix_poison(cfg: RunCfg, clean: ImageSet, poisoned: ImageSet) -> ImageSet:
     and mixed poisoning"), from the clean set and its fully poisoned version (same N images):
 
     - ``replace``: N images; those of :func:`poisoned_indices` poisoned, the rest clean;
-    - ``add``: N + k images; the N clean ones first, then the k poisoned copies, in index order.
+    - ``add``: N + k images; the N clean ones first, then the k poisoned copies, in index order;
+    - ``drop``: N - k images; the clean images outside the protected subset, in index order (the
+      clean part alone: what training without the protected images learns).
 
     At ratio 1 with ``replace`` it is ``poisoned`` itself, untouched (runs made before these
     settings existed train exactly as they did).
@@ -65,6 +67,12 @@ def mix_poison(cfg: RunCfg, clean: ImageSet, poisoned: ImageSet) -> ImageSet:
         x = clean.x.clone()
         x[idx] = poisoned.x[idx]
         return ImageSet(x, clean.y.clone(), clean.classes, clean.name, meta)
+    if cfg.poison_mix == "drop":
+        keep = torch.ones(len(clean), dtype=torch.bool)
+        keep[idx] = False
+        meta["indices"] = clean.indices[keep]  # positions in the split
+        return ImageSet(clean.x[keep].clone(), clean.y[keep].clone(), clean.classes, clean.name,
+                        meta)
     meta["indices"] = torch.cat([clean.indices, clean.indices[idx]])  # positions in the split
     return ImageSet(torch.cat([clean.x, poisoned.x[idx]]), torch.cat([clean.y, clean.y[idx]]),
                     clean.classes, clean.name, meta)

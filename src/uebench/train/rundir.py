@@ -160,8 +160,8 @@ def read_identity(run_dir: Path | str) -> dict[str, Any] | None:
 def read_poisoned_indices(run_dir: Path | str) -> dict[str, Any] | None:
     """``poisoned_indices.json`` of a partially or mixed poisoned run: ``{poison_ratio,
     poison_mix, seed, n_clean, indices}``, the indices (sorted, unique, in [0, n_clean)) of the
-    clean training images that took their poisoned version. ``None`` when the run has none (a
-    clean run, or every image poisoned in place)."""
+    clean training images that took their poisoned version (with ``drop``: that were left out).
+    ``None`` when the run has none (a clean run, or every image poisoned in place)."""
     path = Path(run_dir) / POISONED
     if not path.is_file():
         return None

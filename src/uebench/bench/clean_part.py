@@ -1,0 +1,92 @@
+"""Partial protection read against the clean part alone (docs/bench.md, "Partial and mixed
+poisoning", ``drop``).
+
+At a protected share r, a ``replace`` run trains on the (1 − r) N clean images plus the r N
+protected ones; a ``drop`` run at the same share trains on the same clean images alone (the same
+protected subset: it is drawn from the data seed, not the training seed). Seed by seed, the
+difference of their test accuracies says what the protected images did to the model:
+
+- interval above 0: the model still **learned from** the protected images;
+- interval below 0: the protected images **harmed** what the clean part teaches;
+- interval across 0: **no different from dropping them** (the protection's aim: the protected
+  images teach nothing, and the clean part still teaches what it teaches alone).
+
+The inputs are the ``cells`` of two grids' collected results (``uebench bench ... --save``: the
+replace grid and its ``drop`` twin), so the comparison reads stored results, never retyped ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from uebench.learnability.paired import paired_difference
+from uebench.learnability.stats import summarize
+
+RATIO = "poison_ratio"
+
+
+def _per_seed(cell: Mapping[str, Any]) -> dict[int, float | None]:
+    return dict(zip(cell["seeds"], cell["test_acc_per_seed"]))
+
+
+def _share(cell: Mapping[str, Any]) -> float | None:
+    value = cell.get("setting", {}).get(RATIO)
+    return None if value is None else float(value)
+
+
+def reading(p: Mapping[str, Any]) -> str:
+    """What a replace − drop interval says (see the module docstring)."""
+    if p.get("ci_low") is None or p.get("ci_high") is None:
+        return "n/a (1 seed)"
+    if p["ci_low"] > 0:
+        return "learned from them"
+    if p["ci_high"] < 0:
+        return "harmed the clean part"
+    return "no different from dropping them"
+
+
+def clean_part_rows(replace: Sequence[Mapping[str, Any]],
+                    drop: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Per protected set and share of the replace grid: its accuracy, the clean part's alone, and
+    their paired difference (seeds matched by number, in points), in the replace grid's order.
+    Shares without a drop cell (1.0: nothing left) are skipped; the clean run's cells too."""
+    alone = {_share(c): c for c in drop if not c.get("vanilla")}
+    rows = []
+    for cell in replace:
+        share = _share(cell)
+        if cell.get("vanilla") or share not in alone:
+            continue
+        mine, base = _per_seed(cell), _per_seed(alone[share])
+        seeds = [s for s in mine if s in base]
+        p = paired_difference([_pct(mine[s]) for s in seeds], [_pct(base[s]) for s in seeds],
+                              less="lower")
+        rows.append({"method": cell["method"], "role": cell.get("role"), "share": share,
+                     "seeds": seeds,
+                     "acc": summarize([_pct(mine[s]) for s in seeds]),
+                     "acc_clean_part": summarize([_pct(base[s]) for s in seeds]),
+                     "diff": p, "reading": reading(p)})
+    return rows
+
+
+def _pct(v: float | None) -> float | None:
+    return None if v is None else 100.0 * float(v)
+
+
+def _interval(s: Mapping[str, Any]) -> str:
+    if s.get("mean") is None:
+        return "-"
+    text = f"{s['mean']:+.2f}"
+    if s.get("ci_low") is not None:
+        text += f" [{s['ci_low']:+.2f}, {s['ci_high']:+.2f}]"
+    return text
+
+
+def clean_part_table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """The rows as one table: set, share, accuracies and the paired difference with its reading."""
+    header = ["protected set", "share", "seeds", "test acc (%)", "clean part alone (%)",
+              "with − without the protected images (points)", "the protected images"]
+    body = [[r["method"], f"{r['share']:.0%}", str(len(r["seeds"])), f"{r['acc']['mean']:.2f}",
+             f"{r['acc_clean_part']['mean']:.2f}", _interval(r["diff"]), r["reading"]]
+            for r in rows]
+    return header, body
