@@ -351,3 +351,29 @@ def test_docs_cost_tables_are_the_computed_ones():
             assert (ratio < 0.005) if share == "≈ 0" else f"{ratio:.2f}" == share, n
         seen += names
     assert sorted(seen) == sorted(suffix)
+
+
+def test_sal_engines_tables_by_hand():
+    # benchmarks/sal_engines.py's stored tables (docs/sal.md, "Measured (CPU)"): ratios against
+    # compat and the agreement of fast with the strong search, on numbers chosen by hand
+    bench = load_benchmark("sal_engines")
+    case = bench.Case(name="toy", dataset="d", model="m", width=1.0, train_size=100, epochs=1,
+                      measure=[1], batch_size=8, padding=0, rounds=2, strong_steps=5,
+                      strong_restarts=0)
+    case.seconds = {"compat": [2.0], "fast": [1.0], "strong": [8.0]}
+    case.cpu_seconds = {"compat": [1.0], "fast": [0.5], "strong": [4.0]}
+    case.macs = {"compat": 4e9, "fast": 1e9, "strong": 16e9, "compat@10": 20e9}
+    case.results = {"fast": [{"a": 1.0, "b": 2.0, "c": 3.0}],
+                    "strong": [{"a": 1.0, "b": 2.5, "c": 3.1}],
+                    "compat": [{"a": 0.5, "b": 1.0, "c": 2.0}]}
+    args = SimpleNamespace(eval_size=20, probe_size=50, steps=3)
+    header, rows = bench.cost_table([case], args)
+    fast = dict(zip(header, rows[1]))
+    assert fast["settings"] == "K=3, probe 50, held-out 20"
+    assert (fast["wall vs compat"], fast["CPU vs compat"], fast["MACs vs compat"]) == (
+        "0.50x", "0.50x", "0.250x")
+    assert fast["compat @10 rounds / engine MACs"] == "20.00"
+    header, (row,) = bench.agreement_table([case])
+    got = dict(zip(header, row))
+    # same order on every layer: ρ = 1; b reaches 2.0 / 2.5 = 80 % of strong, a and c ≥ 95 %
+    assert got["ρ fast~strong"] == "1.000" and got["fast ≥ 95 % strong"] == "66.7%"
