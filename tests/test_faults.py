@@ -696,14 +696,18 @@ def test_poison_ratio_outside(made, tmp_path, capsys):
         assert not (tmp_path / "r").exists()
 
 
-@kind("value", "evaluate --poison-mix drop (every poison and control would train on the same "
-               "clean part)")
+@kind("value", "evaluate --poison-mix drop or check poison_mix=drop (every poison and control "
+               "would train on the same clean part)")
 def test_evaluate_drop_mix(made, tmp_path, capsys):
     err = cli(capsys, ["evaluate", *DATA, "--model", "tiny", "--epochs", "1", "--poisons",
                        made / "poison", "--poison-ratio", "0.5", "--poison-mix", "drop",
                        "--out", tmp_path / "e"])
     assert len(err.strip().splitlines()) == 1 and "--poison-mix drop" in err
     assert not (tmp_path / "e").exists()
+    err = cli(capsys, ["check", "--clean", "synthetic", "--protected", made / "poison",
+                       "--out", tmp_path / "c", "poison_mix=drop"])
+    assert len(err.strip().splitlines()) == 1 and "poison_mix=drop" in err
+    assert not (tmp_path / "c").exists()
 
 
 @kind("value", "--data-dir that does not exist")

@@ -94,6 +94,13 @@ def check_grid(clean: str, protected: Sequence[Path], *, models: Sequence[str] =
     for item in overrides:
         path, value = parse_override(item)
         base[".".join(path)] = value
+    if base.get("poison_mix") == "drop":
+        # every protected set and control would train on the same clean part: identical runs
+        raise UebenchError(
+            "poison_mix=drop leaves the protected images out, so every protected set and control "
+            "of a check would train on the same clean part: check with replace or add, and "
+            "train the clean-part baseline as a grid's drop twin (docs/bench.md, \"Partial and "
+            "mixed poisoning\")")
     if seeds < 1:
         raise UebenchError(f"--seeds must be >= 1, got {seeds}")
     methods = [{"name": name, "path": str(p)} for name, p in
