@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 
 import torch
@@ -21,7 +20,7 @@ import torch
 from uebench.config import TrainCfg
 from uebench.multitask import baseline_scores, build_multitask_model, fit_multitask, load_multitask
 from uebench.runtime import Runtime
-from uebench.utils.stored import markdown_lines, save_result
+from uebench.utils.stored import command_line, markdown_lines, save_result
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -72,8 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     print("\n".join(markdown_lines(header, table)))
     print(json.dumps({"total_seconds": round(total, 1)}))
     if args.save:
-        command = "python benchmarks/multitask_scenes.py " + " ".join(
-            argv if argv is not None else sys.argv[1:])
+        command = command_line("benchmarks/multitask_scenes.py", argv)
         path = save_result(args.save, {"total_seconds": round(total, 1), "parameters": params,
                                        "backbone": args.backbone, "width": args.width,
                                        "epochs": args.epochs, "threads": args.threads},

@@ -47,7 +47,7 @@ from uebench.learnability.sal import cost_model, suffix_macs, training_epoch_mac
 from uebench.learnability.task import SALData, SALTask, measuring
 from uebench.learnability.threshold import learnable_threshold
 from uebench.runtime import Runtime
-from uebench.utils.stored import markdown_lines, save_result
+from uebench.utils.stored import command_line, markdown_lines, save_result
 
 FAST_DEFAULTS = {k: p.default for k, p in inspect.signature(fast_sal).parameters.items()}
 
@@ -256,10 +256,10 @@ def agreement_table(cases: list[Case]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def paper_scale_table() -> tuple[list[str], list[list[str]]]:
-    """Analytic cost of one measurement, CIFAR-10 ResNet-18 (width 1), paper settings (no
-    training, no timing: docs/sal.md's cost table, checked by tests/test_sal.py)."""
-    forward, suffix = paper_scale_macs()
+def paper_scale_table(forward: int, suffix: dict[str, int]) -> tuple[list[str], list[list[str]]]:
+    """Analytic cost of one measurement, CIFAR-10 ResNet-18 (width 1; ``paper_scale_macs``),
+    paper settings (no training, no timing: docs/sal.md's cost table, checked by
+    tests/test_sal.py)."""
     header = ["engine", "settings", "PFLOP (2 x MACs)", "training epochs (3F/img)", "vs official",
               "vs compat"]
     new = {k: FAST_DEFAULTS[k] for k in ("steps", "probe_size", "eval_size")}
@@ -318,14 +318,13 @@ def main(argv: list[str] | None = None) -> int:
                     "SAL > β, each method with its own β)", tables["agreement"])
     if args.paper_scale:
         forward, suffix = paper_scale_macs()
-        tables["paper-scale"] = paper_scale_table()
+        tables["paper-scale"] = paper_scale_table(forward, suffix)
         print_table(f"Paper scale (ResNet-18, CIFAR-10 50k, bs 256, 10 rounds): F = {forward:,} "
                     f"MACs/img, ΣS = {sum(suffix.values()) / forward:.2f} F", tables["paper-scale"])
     if args.save:
         path = save_result(args.save, {"cases": [c.name for c in cases],
                                        "threads": torch.get_num_threads(), "steps": args.steps},
-                           command="python benchmarks/sal_engines.py " + " ".join(argv or
-                                                                                  sys.argv[1:]),
+                           command=command_line("benchmarks/sal_engines.py", argv),
                            tables=tables)
         print(f"stored: {path}")
     return 0

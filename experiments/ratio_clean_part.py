@@ -10,10 +10,9 @@ the same share dropped (its ``poison_mix: drop`` twin), seed by seed, from their
 from __future__ import annotations
 
 import argparse
-import sys
 
 from uebench.bench.clean_part import clean_part_rows, clean_part_table
-from uebench.utils.stored import load_result, markdown_lines, save_result
+from uebench.utils.stored import command_line, load_result, markdown_lines, save_result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,8 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     table = clean_part_table(rows)
     print("\n".join(markdown_lines(*table)))
     if args.save:
-        command = "python experiments/ratio_clean_part.py " + " ".join(
-            argv if argv is not None else sys.argv[1:])
+        command = command_line("experiments/ratio_clean_part.py", argv)
         path = save_result(args.save, {"rows": rows, "replace": args.replace, "drop": args.drop},
                            command=command, tables={"clean-part": table})
         print(f"stored: {path}")

@@ -34,6 +34,7 @@ from uebench.learnability.sal import SAL_ENGINES, check_engine_options
 from uebench.learnability.statistics.ud_bn import BN_TAG
 from uebench.poisons.manifest import manifest_attack, read_manifest
 from uebench.poisons.store import content_hash, load_poisoned
+from uebench.train.partial import refuse_drop
 from uebench.train.run import defense_pipeline, load_splits, train_run
 from uebench.train.rundir import is_complete
 from uebench.utils.io import check_output_dir
@@ -105,13 +106,7 @@ def evaluate(
         raise UebenchError("evaluate needs at least one poison directory (--poisons DIR ...)")
     if beta_from not in ("undefended", "defended"):
         raise UebenchError(f"beta_from must be 'undefended' or 'defended', got {beta_from!r}")
-    if cfg.poison_mix == "drop":
-        # every poison and control would train on the same clean part: identical runs
-        raise UebenchError(
-            "poison_mix drop leaves the protected images out, so every poison and control of an "
-            "evaluation would train on the same clean part: train that baseline once with "
-            "uebench train --poison P --poison-ratio R --poison-mix drop, or as a grid's drop "
-            "twin (docs/bench.md, \"Partial and mixed poisoning\")")
+    refuse_drop(cfg.poison_mix, where="an evaluation", spelled="--poison-mix drop")
     seeds = [cfg.seed] if not seeds else list(dict.fromkeys(int(s) for s in seeds))
     base = _shared_config(cfg, several_seeds=len(seeds) > 1, sal_engine=sal_engine,
                           sal_origin=sal_origin, recalibrate_bn=recalibrate_bn)

@@ -15,6 +15,7 @@ from uebench.errors import UebenchError
 from uebench.evaluation import run_name
 from uebench.poisons.manifest import read_manifest
 from uebench.poisons.store import load_poisoned
+from uebench.train.partial import refuse_drop
 from uebench.train.run import load_splits
 
 # the main job's recipe (docs/findings.md §1): with the paper's batch 128 and weight decay 5e-4
@@ -94,13 +95,8 @@ def check_grid(clean: str, protected: Sequence[Path], *, models: Sequence[str] =
     for item in overrides:
         path, value = parse_override(item)
         base[".".join(path)] = value
-    if base.get("poison_mix") == "drop":
-        # every protected set and control would train on the same clean part: identical runs
-        raise UebenchError(
-            "poison_mix=drop leaves the protected images out, so every protected set and control "
-            "of a check would train on the same clean part: check with replace or add, and "
-            "train the clean-part baseline as a grid's drop twin (docs/bench.md, \"Partial and "
-            "mixed poisoning\")")
+    refuse_drop(base.get("poison_mix", "replace"), where="a check",
+                spelled="poison_mix=drop")
     if seeds < 1:
         raise UebenchError(f"--seeds must be >= 1, got {seeds}")
     methods = [{"name": name, "path": str(p)} for name, p in

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from uebench.learnability.paired import paired_difference
+from uebench.learnability.stat_report import interval_text
 from uebench.learnability.stats import summarize
 
 RATIO = "poison_ratio"
@@ -59,13 +60,11 @@ def clean_part_rows(replace: Sequence[Mapping[str, Any]],
             continue
         mine, base = _per_seed(cell), _per_seed(alone[share])
         seeds = [s for s in mine if s in base]
-        p = paired_difference([_pct(mine[s]) for s in seeds], [_pct(base[s]) for s in seeds],
-                              less="lower")
+        acc, alone_acc = [_pct(mine[s]) for s in seeds], [_pct(base[s]) for s in seeds]
+        p = paired_difference(acc, alone_acc, less="lower")
         rows.append({"method": cell["method"], "role": cell.get("role"), "share": share,
-                     "seeds": seeds,
-                     "acc": summarize([_pct(mine[s]) for s in seeds]),
-                     "acc_clean_part": summarize([_pct(base[s]) for s in seeds]),
-                     "diff": p, "reading": reading(p)})
+                     "seeds": seeds, "acc": summarize(acc),
+                     "acc_clean_part": summarize(alone_acc), "diff": p, "reading": reading(p)})
     return rows
 
 
@@ -73,20 +72,11 @@ def _pct(v: float | None) -> float | None:
     return None if v is None else 100.0 * float(v)
 
 
-def _interval(s: Mapping[str, Any]) -> str:
-    if s.get("mean") is None:
-        return "-"
-    text = f"{s['mean']:+.2f}"
-    if s.get("ci_low") is not None:
-        text += f" [{s['ci_low']:+.2f}, {s['ci_high']:+.2f}]"
-    return text
-
-
 def clean_part_table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """The rows as one table: set, share, accuracies and the paired difference with its reading."""
     header = ["protected set", "share", "seeds", "test acc (%)", "clean part alone (%)",
               "with − without the protected images (points)", "the protected images"]
     body = [[r["method"], f"{r['share']:.0%}", str(len(r["seeds"])), f"{r['acc']['mean']:.2f}",
-             f"{r['acc_clean_part']['mean']:.2f}", _interval(r["diff"]), r["reading"]]
+             f"{r['acc_clean_part']['mean']:.2f}", interval_text(r["diff"], 2), r["reading"]]
             for r in rows]
     return header, body

@@ -141,9 +141,9 @@ class RunCfg:
     # clean image (N images), is added beside the whole clean set (N + ratio * N), or is left
     # out with its clean original (drop: N - ratio * N, the clean part alone: what a trainer who
     # found and removed the protected images trains on, the baseline a partial protection is
-    # read against). Added after
-    # runs were stored: at these defaults (every image poisoned, in place) the keys are left out
-    # of stored configs, so earlier run ids and bench store keys stay what they were.
+    # read against). Added after runs were stored: at these defaults (every image poisoned, in
+    # place) the keys are left out of stored configs, so earlier run ids and bench store keys
+    # stay what they were.
     poison_ratio: float = added_field(1.0)
     poison_mix: PoisonMix = added_field("replace")
     # defenses, in the order they act: "none", "jpeg", "jpeg,cutout", "at:eps=4/255" (see

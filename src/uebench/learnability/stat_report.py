@@ -101,15 +101,22 @@ def markdown_statistics(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     return grid_lines(statistics_grid(rows))
 
 
-def paired_cell(p: Mapping[str, Any], digits: int, scale: float) -> str:
-    """``-0.412 [-0.62, -0.20] yes``: mean difference, its interval and the separation."""
+def interval_text(p: Mapping[str, Any], digits: int, scale: float = 1.0) -> str:
+    """``-0.412 [-0.62, -0.20]``: a mean difference and its interval (``–`` without values)."""
     if p.get("mean") is None:
         return "–"
     text = f"{float(p['mean']) * scale:+.{digits}f}"
     if p.get("ci_low") is not None:
         text += (f" [{float(p['ci_low']) * scale:+.{digits}f}, "
                  f"{float(p['ci_high']) * scale:+.{digits}f}]")
-    return f"{text} {separation_text(p)}"
+    return text
+
+
+def paired_cell(p: Mapping[str, Any], digits: int, scale: float) -> str:
+    """``-0.412 [-0.62, -0.20] yes``: mean difference, its interval and the separation."""
+    if p.get("mean") is None:
+        return "–"
+    return f"{interval_text(p, digits, scale)} {separation_text(p)}"
 
 
 def paired_grid(rows: Sequence[Mapping[str, Any]]) -> Grid:

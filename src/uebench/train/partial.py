@@ -12,6 +12,7 @@ import torch
 
 from uebench.config import RunCfg
 from uebench.data.base import ImageSet, stratified_subset
+from uebench.errors import UebenchError
 from uebench.runtime import derive_seed
 from uebench.train import rundir
 
@@ -70,9 +71,9 @@ def mix_poison(cfg: RunCfg, clean: ImageSet, poisoned: ImageSet) -> ImageSet:
     if cfg.poison_mix == "drop":
         keep = torch.ones(len(clean), dtype=torch.bool)
         keep[idx] = False
-        meta["indices"] = clean.indices[keep]  # positions in the split
-        return ImageSet(clean.x[keep].clone(), clean.y[keep].clone(), clean.classes, clean.name,
-                        meta)
+        kept = clean.subset(torch.nonzero(keep).flatten())  # its indices: positions in the split
+        return ImageSet(kept.x, kept.y, clean.classes, clean.name,
+                        {**meta, "indices": kept.indices})
     meta["indices"] = torch.cat([clean.indices, clean.indices[idx]])  # positions in the split
     return ImageSet(torch.cat([clean.x, poisoned.x[idx]]), torch.cat([clean.y, clean.y[idx]]),
                     clean.classes, clean.name, meta)
@@ -83,6 +84,17 @@ def poisoned_record(cfg: RunCfg, clean: ImageSet) -> dict[str, Any]:
     return {"poison_ratio": cfg.poison_ratio, "poison_mix": cfg.poison_mix,
             "seed": derive_seed(data_seed(cfg), PROTECTED_STREAM), "n_clean": len(clean),
             "indices": poisoned_indices(cfg, clean).tolist()}
+
+
+def refuse_drop(mix: str, *, where: str, spelled: str) -> None:
+    """Refuse ``drop`` where every poison is compared with its control (``evaluate``, ``check``):
+    with the protected images left out, they would all train on the same clean part."""
+    if mix == "drop":
+        raise UebenchError(
+            f"{spelled} leaves the protected images out, so every poison and control of {where} "
+            "would train on the same clean part: train that baseline once with uebench train "
+            "--poison P --poison-ratio R --poison-mix drop, or as a grid's drop twin "
+            "(docs/bench.md, \"Partial and mixed poisoning\")")
 
 
 def check_poisoned(cfg: RunCfg, out: Path, clean_set: Callable[[], ImageSet]) -> None:

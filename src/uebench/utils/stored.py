@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import platform
 import re
+import shlex
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -55,6 +57,13 @@ def save_result(name: str, values: Mapping[str, Any], *, command: str,
         "tables": {k: {"header": list(h), "rows": [list(r) for r in rows]}
                    for k, (h, rows) in (tables or {}).items()}})
     return path
+
+
+def command_line(script: str, argv: Sequence[str] | None) -> str:
+    """The command a script's stored result records: ``python SCRIPT ARGS`` (``argv`` as the
+    script was called from Python, else its own command line), shell-quoted."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    return " ".join(["python", script, *map(shlex.quote, args)])
 
 
 def load_result(name: str, root: Path | None = None) -> dict[str, Any]:
