@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from uebench.attacks.generate import generate_poison
-from uebench.bench.check_grid import check_grid
+from uebench.bench.check_grid import check_grid, check_spec, clean_part_grid
 from uebench.bench.check_rows import check_rows
 from uebench.bench.graph import build_plan, train_spec
 from uebench.bench.grid import expand, grid_from_dict
@@ -225,6 +225,17 @@ def test_check_grid_has_one_share_per_ratio_with_its_control(tmp_path):
 
     # the clean run once, ops and its control (random-l0) at each share: 1 + 4 x 2 against 1 + 2
     assert (trained(g), trained(one)) == (9, 3)
+    # the drop twin: the clean part alone at each share below 1 (its clean run is the check's)
+    spec = check_spec("synthetic", [poison], models=["tiny"], seeds=1, test_size=32)
+    twin = clean_part_grid(spec)
+    assert [v.label for v in dict(twin.axes)["poison_ratio"]] == ["0.8", "0.5", "0.2"]
+    assert dict(twin.base)["poison_mix"] == "drop" and not twin.controls
+    assert trained(twin) == 1 + 3
+    assert {j.key for j in build_plan(twin, Store(tmp_path)).jobs.values()
+            if j.label.startswith("train vanilla")} <= set(build_plan(g, Store(tmp_path)).jobs)
+    assert clean_part_grid(check_spec("synthetic", [poison], models=["tiny"], ratios=[1])) is None
+    added = check_spec("synthetic", [poison], models=["tiny"], overrides=["poison_mix=add"])
+    assert clean_part_grid(added) is None  # add keeps the whole clean set: no twin
     for bad in ([1.2], []):
         with pytest.raises(UebenchError, match="--ratios must be shares"):
             check_grid("synthetic", [poison], models=["tiny"], ratios=bad)
@@ -262,7 +273,8 @@ def test_check_reports_protection_at_each_ratio(tmp_path):
     ops = tmp_path / "ops"
     generate_poison("ops", dataset="synthetic", out=ops, train_size=N, progress=False)
     assert main(["check", "--clean", "synthetic", "--protected", str(ops), "--models", "tiny:2",
-                 "--seeds", "1", "--ratios", "1,0.5", "--test-size", "32", "--quiet",
+                 "--seeds", "2", "--ratios", "1,0.5", "--test-size", "32", "--quiet",
+                 "--no-detect",
                  "--store", str(tmp_path / "store"), "--out", str(tmp_path / "out"),
                  "train.epochs=2", "train.batch_size=50", "sal.options.probe_size=32"]) == 0
     view = tmp_path / "out" / "check"
@@ -281,3 +293,35 @@ def test_check_reports_protection_at_each_ratio(tmp_path):
     indices = [rundir.read_poisoned_indices(store.path("train", runs[m]))["indices"]
                for m in ("ops", "random-l0")]
     assert indices[0] == indices[1] and len(indices[0]) == N // 2
+
+    # against the clean part alone: the twin left the same images out, and each share's
+    # reading is its accuracy minus the twin's, seed by seed, in points
+    twin = {(e["seed"]): e["run"] for e in json.loads(
+        (tmp_path / "out" / "check-clean-part" / "index.json").read_text())["entries"]
+        if e["method"] == "clean-part"}
+    assert sorted(twin) == [0, 1]
+    for run in twin.values():
+        left_out = rundir.read_poisoned_indices(store.path("train", run))
+        assert left_out["poison_mix"] == "drop" and left_out["indices"] == indices[0]
+        assert rundir.read_summary(store.path("train", run))["n_train"] == N - N // 2
+    accs = {}
+    for e in json.loads((view / "index.json").read_text())["entries"]:
+        if e["labels"]["poison_ratio"] == "0.5" and not e["method"] == "vanilla":
+            accs[e["method"], e["seed"]] = rundir.read_summary(
+                store.path("train", e["run"]))["test_acc"]
+    alone = {s: rundir.read_summary(store.path("train", r))["test_acc"] for s, r in twin.items()}
+    part = json.loads((view / "check.json").read_text())["clean_part"]
+    assert [(r["method"], r["share"]) for r in part["rows"]] == [("ops", 0.5), ("random-l0", 0.5)]
+    for r in part["rows"]:
+        assert r["diff"]["per_seed"] == pytest.approx(
+            [100 * (accs[r["method"], s] - alone[s]) for s in (0, 1)])
+    assert "Against the clean part alone" in md
+    # --no-clean-part: the same check (every run reused) without the twin's section
+    assert main(["check", "--clean", "synthetic", "--protected", str(ops), "--models", "tiny:2",
+                 "--seeds", "2", "--ratios", "1,0.5", "--test-size", "32", "--quiet",
+                 "--no-detect", "--no-clean-part", "--store", str(tmp_path / "store"),
+                 "--out", str(tmp_path / "again"), "train.epochs=2", "train.batch_size=50",
+                 "sal.options.probe_size=32"]) == 0
+    assert "clean_part" not in json.loads((tmp_path / "again" / "check" / "check.json")
+                                          .read_text())
+    assert not (tmp_path / "again" / "check-clean-part").exists()

@@ -4,7 +4,7 @@ check that every protected set fits the clean data before any training."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,8 @@ DEFAULT_MODELS = ("resnet18",)
 # the shares of the protected set that are checked (poison_ratio): all of it, and three parts
 DEFAULT_RATIOS = (1.0, 0.8, 0.5, 0.2)
 RATIO_AXIS = "poison_ratio"
+# the method name of the drop twin's cells (the clean part alone)
+CLEAN_PART = "clean-part"
 
 
 def _model_value(spec: str, base_width: Any) -> dict[str, Any]:
@@ -71,14 +73,16 @@ def poison_names(protected: Sequence[Path]) -> list[str]:
     return [run_name(Path(p), taken) for p in protected]
 
 
-def check_grid(clean: str, protected: Sequence[Path], *, models: Sequence[str] = DEFAULT_MODELS,
-               defenses: Sequence[str] = ("none",), seeds: int = DEFAULT_SEEDS,
-               data_dir: str | None = None, test_size: int | None = 2000,
-               config_file: str | None = None, overrides: Sequence[str] = (), ci: str = "t",
-               controls: bool = True, ratios: Sequence[float] = DEFAULT_RATIOS) -> Grid:
-    """The grid of a check: vanilla + each protected set + the random-noise control at each
-    protected set's budget (:mod:`uebench.controls`) × models × defenses × protected shares
-    (``poison_ratio``, the controls at the same share) × seeds."""
+def check_spec(clean: str, protected: Sequence[Path], *,
+               models: Sequence[str] = DEFAULT_MODELS, defenses: Sequence[str] = ("none",),
+               seeds: int = DEFAULT_SEEDS, data_dir: str | None = None,
+               test_size: int | None = 2000, config_file: str | None = None,
+               overrides: Sequence[str] = (), ci: str = "t", controls: bool = True,
+               ratios: Sequence[float] = DEFAULT_RATIOS) -> dict[str, Any]:
+    """The grid file of a check (what :func:`grid_from_dict` reads): vanilla + each protected
+    set + the random-noise control at each protected set's budget (:mod:`uebench.controls`) ×
+    models × defenses × protected shares (``poison_ratio``, the controls at the same share) ×
+    seeds."""
     if not protected:
         raise UebenchError("check needs at least one --protected POISON directory")
     manifests = [read_manifest(p) for p in protected]
@@ -101,7 +105,7 @@ def check_grid(clean: str, protected: Sequence[Path], *, models: Sequence[str] =
         raise UebenchError(f"--seeds must be >= 1, got {seeds}")
     methods = [{"name": name, "path": str(p)} for name, p in
                zip(poison_names(protected), protected)]
-    return grid_from_dict({
+    return {
         "name": "check", "table": "long", "ci": ci, "base": base, "controls": controls,
         "grid": {"method": methods,
                  "model": [_model_value(m, dict(flatten(base)).get("model.width"))
@@ -109,7 +113,30 @@ def check_grid(clean: str, protected: Sequence[Path], *, models: Sequence[str] =
                  "defense": list(dict.fromkeys(["none", *defenses])),
                  RATIO_AXIS: _checked_ratios(ratios),
                  "seed": list(range(seeds))},
-    })
+    }
+
+
+def check_grid(clean: str, protected: Sequence[Path], **options: Any) -> Grid:
+    """The grid of a check (:func:`check_spec`'s file, parsed)."""
+    return grid_from_dict(check_spec(clean, protected, **options))
+
+
+def clean_part_grid(spec: Mapping[str, Any]) -> Grid | None:
+    """The check's drop twin: at every protected share below 1, the clean part alone
+    (``poison_mix: drop``, the same protected subset: it is drawn from the data seed), per model,
+    defense and seed, so each share can be read against what its clean images teach without
+    the protected ones (:mod:`uebench.bench.clean_part`). One run per share stands for every
+    protected set: all of them leave out the same images. ``None`` when no share is below 1, a
+    share is 0 (nothing left out) or the mix is not ``replace`` (``add`` keeps the whole clean
+    set: its twin is the clean run itself)."""
+    shares = [r for r in spec["grid"][RATIO_AXIS] if 0 < r < 1]
+    if not shares or spec["base"].get("poison_mix", "replace") != "replace":
+        return None
+    first = spec["grid"]["method"][0]
+    return grid_from_dict({
+        **spec, "name": "check-clean-part", "controls": False,
+        "base": {**spec["base"], "poison_mix": "drop"},
+        "grid": {**spec["grid"], "method": [{**first, "name": CLEAN_PART}], RATIO_AXIS: shares}})
 
 
 def validate_protected(grid: Grid, protected: Sequence[Path]) -> None:

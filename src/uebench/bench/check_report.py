@@ -10,6 +10,7 @@ from typing import Any
 from uebench.bench import figures
 from uebench.bench.check_grid import RATIO_AXIS
 from uebench.bench.check_rows import by_setting
+from uebench.bench.clean_part import clean_part_table
 from uebench.bench.detectability import TITLE as DETECT_TITLE
 from uebench.bench.detectability import detect_blocks, detect_headline, detect_table
 from uebench.bench.html import Block, to_html, to_markdown
@@ -129,11 +130,30 @@ def _ratio_blocks(rows: Sequence[Mapping[str, Any]]) -> list[Block]:
             ("grid", header, body)]
 
 
+def _clean_part_blocks(part: Sequence[Mapping[str, Any]] | None) -> list[Block]:
+    if not part:
+        return []
+    header, body = clean_part_table(part)
+    return [("h2", "Against the clean part alone"),
+            ("p", "At each share below 1, the protected set's test accuracy against the same "
+                  "model trained on its clean images alone (the protected images left out: "
+                  "poison_mix drop), paired by seed, in points with a 95 % t-interval. Across "
+                  "0: the protected images taught the model nothing (the protection works on "
+                  "the images it covers); above 0: the model still learned from them; below 0: "
+                  "they harmed what the clean images teach. The random-noise controls' rows say "
+                  "what unprotected images at that budget add."),
+            ("grid", header, body)]
+
+
 def write_check_report(view: Path, rows: Sequence[Mapping[str, Any]], records: Sequence[Any],
                        collected: Mapping[str, Any], *, min_drop: float, store: Store,
-                       detected: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Path]:
+                       detected: Sequence[Mapping[str, Any]] | None = None,
+                       clean_part: Sequence[Mapping[str, Any]] | None = None
+                       ) -> dict[str, Path]:
     """``check.html``, ``check.md`` and ``check.json`` in ``view``; ``detected``: the readings of
-    :func:`uebench.bench.detectability.detect_check_sets` (``None``: not run, no such section)."""
+    :func:`uebench.bench.detectability.detect_check_sets` (``None``: not run, no such section);
+    ``clean_part``: the rows of :func:`uebench.bench.clean_part.clean_part_rows` (``None``: no
+    such section)."""
     checked = [r for r in rows if r["role"] == "poisoned"]
     overview = figures.plot_overview(checked, view / "figures" / "overview.png",
                                      min_drop=min_drop, headline=HEADLINE)
@@ -148,6 +168,7 @@ def write_check_report(view: Path, rows: Sequence[Mapping[str, Any]], records: S
         ("img", overview, f"`{HEADLINE}` against the random-noise control, and the accuracy "
                           "drop, per cell with 95 % intervals; dashed: thresholds"),
         *_ratio_blocks(rows),
+        *_clean_part_blocks(clean_part),
         *detect_blocks(rows, detected or []),
         ("h2", "Controls and clean references"),
         ("p", "Random noise at each protected set's budget (the control every statistic is read "
@@ -165,6 +186,9 @@ def write_check_report(view: Path, rows: Sequence[Mapping[str, Any]], records: S
     atomic_write_text(files["md"], to_markdown(blocks, relative_to=view))
     summary: dict[str, Any] = {"rule": rule_text(min_drop), "min_drop": min_drop,
                                "headline": HEADLINE, "rows": list(rows)}
+    if clean_part:
+        header, body = clean_part_table(clean_part)
+        summary["clean_part"] = {"rows": list(clean_part), "header": header, "table": body}
     if detected is not None:
         header, body = detect_table(rows, detected)
         summary["detect"] = {"rule": DETECT_RULE, "sets": list(detected)}

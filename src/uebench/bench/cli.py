@@ -5,7 +5,7 @@
                   [--address auto|HOST:PORT] [--store DIR] [--out DIR] [--dry-run] [--quiet]
     uebench check --clean DATASET --protected POISON [POISON ...] [--models resnet18 lenet5:1]
                   [--defenses jpeg cutout] [--seeds N] [--ratios 1,0.8,0.5,0.2]
-                  [--no-detect] [--executor ...] [--out DIR] [k=v ...]
+                  [--no-detect] [--no-clean-part] [--executor ...] [--out DIR] [k=v ...]
     uebench validate VIEW [VIEW ...] [--k 3] [--save NAME]
 """
 
@@ -134,6 +134,10 @@ def _check_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-detect", action="store_true",
                    help="do not run the detectors of uebench detect on each protected set and "
                         "control (the report's table \"Protected vs detectable\")")
+    p.add_argument("--no-clean-part", action="store_true",
+                   help="do not train the clean part alone at each share below 1 (the report's "
+                        "table \"Against the clean part alone\": do the protected images still "
+                        "teach the model anything?)")
     p.add_argument("--min-drop", type=float, default=None,
                    help="accuracy drop (fraction) that counts as biting (default 0.10)")
     _executor_args(p)
@@ -155,7 +159,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         models=args.models, defenses=args.defenses, seeds=args.seeds, data_dir=args.data_dir,
         test_size=args.test_size, config_file=args.config, overrides=args.overrides, ci=args.ci,
         controls=not args.no_control, ratios=parse_ratios(args.ratios),
-        detect=not args.no_detect)
+        detect=not args.no_detect, clean_part=not args.no_clean_part)
     print(Path(result["files"]["md"]).read_text())
     if result["detect"] is not None:
         print("protected vs detectable (uebench detect on each whole set):")
