@@ -1027,6 +1027,53 @@ def test_grid_worker_dies_with_parent(tmp_path):
         pytest.fail("the worker outlived its grid process")
 
 
+INTERRUPTED = """
+import multiprocessing, signal, sys
+from uebench.bench.executors.local import LocalExecutor
+from uebench.bench.graph import build_plan
+from uebench.bench.grid import grid_from_dict
+from uebench.bench.progress import GridProgress
+from uebench.bench.store import Store
+from uebench.errors import Terminated
+
+def interrupt(*_):
+    raise Terminated("SIGTERM")
+
+if __name__ == "__main__":
+    # an EM generation that never converges (stop_acc 1 is never exceeded): it runs until killed
+    grid = grid_from_dict({"name": "g", "controls": False,
+                           "base": {"data": {"name": "synthetic", "train_size": 256}},
+                           "grid": {"method": [{"name": "em", "attack": "em", "params": {
+                               "max_rounds": 100000, "stop_acc": 1.0}}]}})
+    plan = build_plan(grid, Store(sys.argv[1]))
+    (job,) = [j for j in plan.todo() if j.kind == "poison"]
+    signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 10)  # the worker has started (spawned, torch imported)
+    try:
+        LocalExecutor(workers=1).run([job], GridProgress([job], enabled=False))
+    except Terminated:
+        print("stopped", len(multiprocessing.active_children()),
+              plan.store.is_complete("poison", job.key), flush=True)
+"""
+
+
+@kind("Grid", "the grid is interrupted (Ctrl-C, SIGTERM): its workers stop now, not when their "
+              "job ends")
+def test_grid_interrupt_stops_workers(tmp_path):
+    script = tmp_path / "interrupted.py"
+    script.write_text(INTERRUPTED)
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "store")],
+                            stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:  # a bounded wait for the interruption, not a speed assertion: the job never ends
+        out, _ = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.communicate()
+        pytest.fail("the interrupted grid waited for its worker's job instead of stopping it")
+    # no worker left building on, and nothing that looks complete
+    assert out.split() == ["stopped", "0", "False"]
+
+
 # ----------------------------------------------------------------------------- controls and study
 
 

@@ -70,3 +70,26 @@ def test_validate_reads_every_statistic_against_the_control(tmp_path, capsys):
                      bool(_separated([fb[i] for i in c], less="higher")) for c in subsets)
         assert s["fp_subsets_two_sided"] == either / 4, name
         assert s["fp_two_sided"] == int(_separated(fb) or _separated(fb, less="higher")), name
+
+
+def test_validate_splits_a_grid_with_axes_into_settings(tmp_path):
+    """A grid with a further axis (here the epochs): each of its settings pairs its poison with
+    its own control, as if it were a grid of its own."""
+    from uebench.bench.validation import validate
+
+    grid = {**GRID, "name": "tiny-axes",
+            "grid": {**GRID["grid"], "train.epochs": [1, 2], "seed": [0, 1, 2]}}
+    run_grid(grid_from_dict(grid), store=tmp_path / "store", out=tmp_path / "out",
+             progress=False)
+    view = tmp_path / "out" / "tiny-axes"
+    result = validate([view], k=2)
+    assert result["settings"] == ["tiny-axes-epochs-1", "tiny-axes-epochs-2"]
+    cells = {(c["method"], c["setting"]["epochs"]): c
+             for c in json.loads((view / "tables.json").read_text())["cells"]}
+    for e in result["effects"]:
+        epochs = e["setting"].rsplit("-", 1)[1]
+        run = cells[e["method"], epochs]["statistics_per_seed"]["acc"]
+        ref = cells[e["control"], epochs]["statistics_per_seed"]["acc"]
+        assert e["paired"]["acc"]["per_seed"] == [x - y for x, y in zip(run, ref)]
+    assert sorted((e["setting"], e["method"]) for e in result["effects"]) == [
+        (s, m) for s in result["settings"] for m in ("ops", "random-l0-b")]

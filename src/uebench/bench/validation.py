@@ -1,7 +1,9 @@
 """Which statistic carries the signal? The validation study over grid views (``uebench validate``).
 
 Input: the views of grids that hold poisons, their random-noise controls and a second draw of a
-control (``experiments/study/*.yaml``), each with several seeds. For every registered statistic:
+control (``experiments/study/*.yaml``), each with several seeds; a grid with further axes (data
+size, share) counts each of their settings as a setting of its own. For every registered
+statistic:
 
 - **effect**: per setting and poison, the paired difference poison − control (mean, 95 %
   t-interval over the seeds, separated or not; :mod:`uebench.learnability.paired`);
@@ -38,9 +40,17 @@ COSTLY = 0.20  # accuracy cost (fraction) of a poison that "works"
 FP_TARGET = 1 / 20
 
 
-def _cells(view: Path) -> tuple[str, list[dict[str, Any]]]:
+def _cells(view: Path) -> list[tuple[str, list[dict[str, Any]]]]:
+    """A view's cells per setting, each named by its grid and, where the grid has axes besides
+    method and seed, their values (``datasize-cifar-train_size-10000``): every setting pairs its
+    poisons with its own controls and clean run."""
     result = collect(view)
-    return str(result["grid"]), list(result["cells"])
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for cell in result["cells"]:
+        name = str(result["grid"]) + "".join(f"-{k}-{v}" for k, v in
+                                             (cell.get("setting") or {}).items())
+        groups.setdefault(name, []).append(cell)
+    return list(groups.items())
 
 
 def _subsets(n: int, k: int) -> list[tuple[int, ...]]:
@@ -53,7 +63,7 @@ def _sub(values: Sequence[Any], idx: Sequence[int]) -> list[Any]:
 
 def validate(views: Sequence[Path | str], *, k: int = 3) -> dict[str, Any]:
     """The study's numbers (see the module docstring) from grid views."""
-    settings = [_cells(Path(v)) for v in views]
+    settings = [setting for v in views for setting in _cells(Path(v))]
     names = [n for n in statistic_names()
              if any((c.get("statistics") or {}).get(n, {}).get("mean") is not None
                     for _, cells in settings for c in cells)]

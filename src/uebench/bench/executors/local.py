@@ -140,6 +140,19 @@ class LocalExecutor:
                     running.clear()
                     pool.shutdown(wait=True, cancel_futures=True)
                     pool = self._pool()
+        except BaseException:
+            # interrupted (Ctrl-C, SIGTERM as Terminated): a shutdown alone would wait for the
+            # jobs in flight to end (an EM generation can take an hour); they resume from their
+            # checkpoints on the next run, as after a worker death
+            stop_workers(pool)
+            raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         return results
+
+
+def stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Terminate a pool's worker processes now (CPython keeps them in ``_processes``)."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        if process.is_alive():
+            process.terminate()
