@@ -126,9 +126,9 @@ def clean_part_grid(spec: Mapping[str, Any]) -> Grid | None:
     (``poison_mix: drop``, the same protected subset: it is drawn from the data seed), per model,
     defense and seed, so each share can be read against what its clean images teach without
     the protected ones (:mod:`uebench.bench.clean_part`). One run per share stands for every
-    protected set: all of them leave out the same images. ``None`` when no share is below 1, a
-    share is 0 (nothing left out) or the mix is not ``replace`` (``add`` keeps the whole clean
-    set: its twin is the clean run itself)."""
+    protected set: all of them leave out the same images. Shares 0 and 1 have no twin (nothing
+    left out; nothing left); ``None`` when no share is strictly between them or the mix is not
+    ``replace`` (``add`` keeps the whole clean set: its twin is the clean run itself)."""
     shares = [r for r in spec["grid"][RATIO_AXIS] if 0 < r < 1]
     if not shares or spec["base"].get("poison_mix", "replace") != "replace":
         return None

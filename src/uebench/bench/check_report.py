@@ -130,10 +130,10 @@ def _ratio_blocks(rows: Sequence[Mapping[str, Any]]) -> list[Block]:
             ("grid", header, body)]
 
 
-def _clean_part_blocks(part: Sequence[Mapping[str, Any]] | None) -> list[Block]:
-    if not part:
+def _clean_part_blocks(table: tuple[list[str], list[list[str]]] | None) -> list[Block]:
+    if table is None:
         return []
-    header, body = clean_part_table(part)
+    header, body = table
     return [("h2", "Against the clean part alone"),
             ("p", "At each share below 1, the protected set's test accuracy against the same "
                   "model trained on its clean images alone (the protected images left out: "
@@ -155,6 +155,7 @@ def write_check_report(view: Path, rows: Sequence[Mapping[str, Any]], records: S
     ``clean_part``: the rows of :func:`uebench.bench.clean_part.clean_part_rows` (``None``: no
     such section)."""
     checked = [r for r in rows if r["role"] == "poisoned"]
+    part_table = clean_part_table(clean_part) if clean_part else None
     overview = figures.plot_overview(checked, view / "figures" / "overview.png",
                                      min_drop=min_drop, headline=HEADLINE)
     counts = {v: sum(r["verdict"] == v for r in checked) for v in dict.fromkeys(
@@ -168,7 +169,7 @@ def write_check_report(view: Path, rows: Sequence[Mapping[str, Any]], records: S
         ("img", overview, f"`{HEADLINE}` against the random-noise control, and the accuracy "
                           "drop, per cell with 95 % intervals; dashed: thresholds"),
         *_ratio_blocks(rows),
-        *_clean_part_blocks(clean_part),
+        *_clean_part_blocks(part_table),
         *detect_blocks(rows, detected or []),
         ("h2", "Controls and clean references"),
         ("p", "Random noise at each protected set's budget (the control every statistic is read "
@@ -186,9 +187,9 @@ def write_check_report(view: Path, rows: Sequence[Mapping[str, Any]], records: S
     atomic_write_text(files["md"], to_markdown(blocks, relative_to=view))
     summary: dict[str, Any] = {"rule": rule_text(min_drop), "min_drop": min_drop,
                                "headline": HEADLINE, "rows": list(rows)}
-    if clean_part:
-        header, body = clean_part_table(clean_part)
-        summary["clean_part"] = {"rows": list(clean_part), "header": header, "table": body}
+    if part_table is not None:
+        summary["clean_part"] = {"rows": list(clean_part or []), "header": part_table[0],
+                                 "table": part_table[1]}
     if detected is not None:
         header, body = detect_table(rows, detected)
         summary["detect"] = {"rule": DETECT_RULE, "sets": list(detected)}
