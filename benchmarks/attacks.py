@@ -45,6 +45,7 @@ from uebench.config import TrainCfg
 from uebench.data import ImageSet
 from uebench.poisons import load_poisoned, read_manifest
 from uebench.train import evaluate, fit
+from uebench.utils.stored import add_save_option, report_and_store
 
 METHODS = ("random", "ops", "lsp", "ar", "em", "rem", "tap", "hypo", "dc")
 DATASETS = ("fashion-mnist", "cifar10")
@@ -152,7 +153,12 @@ def main() -> None:
                     help="Markdown output ('-' = do not write)")
     ap.add_argument("--quick", action="store_true", help="smoke run: tiny subsets and budgets")
     ap.add_argument("--progress", action="store_true", help="show the attacks' progress bars")
+    add_save_option(ap)
     args = ap.parse_args()
+    report_and_store(args.save, "benchmarks/attacks.py", lambda: report(args))
+
+
+def report(args: argparse.Namespace) -> None:
     q = args.quick
     n_train = args.train_size or (500 if q else 2000)
     n_test = args.test_size or (500 if q else 2000)

@@ -23,6 +23,7 @@ from pathlib import Path
 from uebench.bench import Store, grid_from_dict, run_grid
 from uebench.bench.graph import build_plan
 from uebench.bench.jobs import run_job
+from uebench.utils.stored import add_save_option, report_and_store
 
 
 def grid(epochs: int, seeds: int, train_size: int):
@@ -81,7 +82,12 @@ def main() -> None:
     parser.add_argument("--train-size", type=int, default=2000)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--no-ray", action="store_true")
+    add_save_option(parser)
     args = parser.parse_args()
+    report_and_store(args.save, "benchmarks/bench_grid.py", lambda: report(args))
+
+
+def report(args: argparse.Namespace) -> None:
     os.environ.setdefault("UEBENCH_NO_PROGRESS", "1")
     g = grid(args.epochs, args.seeds, args.train_size)
     tmp = Path(tempfile.mkdtemp(prefix="bench_grid_"))

@@ -24,6 +24,7 @@ from uebench.config import TrainCfg
 from uebench.defenses import DEFENSES, DefensePipeline, defense_info
 from uebench.errors import UebenchError
 from uebench.train import fit
+from uebench.utils.stored import add_save_option, report_and_store
 
 STEP_DEFENSES = ("cutout", "mixup", "cutmix", "ueraser-lite", "ueraser-max",
                  "ueraser-max:jpeg=true", "at", "at-l2")
@@ -103,7 +104,12 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--device", default="cpu")
+    add_save_option(ap)
     args = ap.parse_args()
+    report_and_store(args.save, "benchmarks/defenses.py", lambda: report(args))
+
+
+def report(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     n = 512 if args.quick else args.n
     x, y, source = cifar_shaped(max(n, 10_000))

@@ -32,6 +32,7 @@ from uebench.data import load_dataset
 from uebench.data.base import stratified_subset
 from uebench.detect import DETECTORS, detect, reference_indices
 from uebench.detect.base import run_detector
+from uebench.utils.stored import add_save_option, report_and_store
 
 
 def timing(args: argparse.Namespace) -> None:
@@ -86,13 +87,18 @@ def main() -> None:
     parser.add_argument("--poison", nargs="*", default=[], help="poison directories to time too")
     parser.add_argument("--calibrate", type=int, default=0, metavar="K",
                         help="statistics on K clean subsets instead of timing")
+    add_save_option(parser)
     args = parser.parse_args()
+    if args.calibrate == 1 or args.calibrate < 0:
+        parser.error("--calibrate needs K >= 2 subsets")
+    report_and_store(args.save, "benchmarks/detect.py", lambda: report(args))
+
+
+def report(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
           f"{os.cpu_count()} CPUs, load average {load[0]}, {platform.processor() or 'cpu'}")
-    if args.calibrate == 1 or args.calibrate < 0:
-        parser.error("--calibrate needs K >= 2 subsets")
     if args.calibrate:
         calibrate(args)
     else:

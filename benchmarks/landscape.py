@@ -29,6 +29,7 @@ from uebench.landscape.directions import random_directions
 from uebench.train import fit
 from uebench.train.trajectory import DEFAULT_SNAPSHOTS
 from uebench.train.trajectory_store import trajectory_dir
+from uebench.utils.stored import add_save_option, report_and_store
 
 CASES = {  # name: (dataset, model, width, image shape)
     "LeNet-5 / Fashion-MNIST": ("fashion-mnist", "lenet5", 1.0, (1, 28, 28)),
@@ -125,7 +126,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--repeats", type=int, default=2)
+    add_save_option(ap)
     args = ap.parse_args()
+    report_and_store(args.save, "benchmarks/landscape.py", lambda: report(args))
+
+
+def report(args: argparse.Namespace) -> None:
     q = args.quick
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}\n")
     budgets = (16.0, 64.0, 512.0)

@@ -47,7 +47,7 @@ from uebench.learnability.sal import cost_model, suffix_macs, training_epoch_mac
 from uebench.learnability.task import SALData, SALTask, measuring
 from uebench.learnability.threshold import learnable_threshold
 from uebench.runtime import Runtime
-from uebench.utils.stored import command_line, markdown_lines, save_result
+from uebench.utils.stored import command_line, markdown_lines, report_and_store, save_result
 
 FAST_DEFAULTS = {k: p.default for k, p in inspect.signature(fast_sal).parameters.items()}
 
@@ -295,8 +295,8 @@ def print_table(title: str, table: tuple[list[str], list[list[str]]]) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    if args.sweep:
-        run_sweep(args)
+    if args.sweep:  # its tables are printed from the sweep's JSON; --save stores them as printed
+        report_and_store(args.save, "benchmarks/sal_engines.py", lambda: run_sweep(args), argv)
         return 0
     rt = Runtime(device=args.device, seed=args.seed, progress=False)
     cases = []

@@ -12,10 +12,14 @@ import pytest
 from uebench.errors import UebenchError
 from uebench.utils.stored import (
     RESULTS_DIR,
+    cpu_model,
     load_result,
     markdown_lines,
     parse_markdown_tables,
+    printed,
     render_text,
+    report_and_store,
+    save_printed,
     save_result,
     stored_blocks,
 )
@@ -25,7 +29,7 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")),
          ROOT / "benchmarks" / "README.md"]
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_docs_tables_match_their_stored_results(page):
     text = page.read_text(encoding="utf-8")
     assert render_text(text) == text, (
@@ -56,10 +60,9 @@ def test_stored_blocks_round_trip(tmp_path):
 
 UNSTORED = "<!-- unstored:"  # a section's marker: its tables predate stored results (see below)
 CHECKED = "<!-- checked:"  # opens a block of tables a named test checks (closed by /checked)
-# The pages whose measured numbers must be stored: README and every page of docs/.
-# benchmarks/README.md is the benchmark scripts' own log (command beside every table) and is
-# rendered from stored results where a block says so, but not yet policed row by row.
-POLICED = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# The pages whose measured numbers must be stored: README, every page of docs/ and the
+# benchmark scripts' log (each script stores what it prints with --save NAME).
+POLICED = PAGES
 
 
 def _loose_number_rows(text: str) -> dict[str, int]:
@@ -103,7 +106,7 @@ def _checked_blocks(text: str) -> list[str]:
             if line.startswith(CHECKED)]
 
 
-@pytest.mark.parametrize("page", POLICED, ids=lambda p: p.name)
+@pytest.mark.parametrize("page", POLICED, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_numeric_table_is_stored_checked_or_marked_historical(page):
     # a table of measured numbers comes from a stored result; a table of specified numbers (the
     # paper's values, defaults, model sizes) sits in a block naming the test that checks it; the
@@ -117,7 +120,7 @@ def test_every_numeric_table_is_stored_checked_or_marked_historical(page):
                        "-->'")
 
 
-@pytest.mark.parametrize("page", POLICED, ids=lambda p: p.name)
+@pytest.mark.parametrize("page", POLICED, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_checked_block_names_a_test_that_reads_the_page(page):
     text = page.read_text(encoding="utf-8")
     assert text.count(CHECKED) == text.count("<!-- /checked"), f"{page.name}: unclosed block"
@@ -154,9 +157,88 @@ def test_parse_markdown_tables_inverts_markdown_lines():
     assert parse_markdown_tables("| a | b |\n| c | d |\n") == []
 
 
+# numbers benchmarks/README.md quotes in prose from a stored result's printed lines (not tables):
+# (stored result, the page's sentence, the printed line) with the same groups in both
+QUOTED_NOTES = [
+    ("benchmarks/detect-fmnist", r"2,000-image Fashion-MNIST set took ([\d.]+) s in all",
+     r"; ([\d.]+) s in all"),
+    ("benchmarks/landscape", r"took ([\d.]+) s with a recorder vs ([\d.]+) s without",
+     r"recorder: ([\d.]+) s vs ([\d.]+) s without"),
+]
+
+
+@pytest.mark.parametrize(("name", "page_re", "note_re"), QUOTED_NOTES,
+                         ids=[q[0] for q in QUOTED_NOTES])
+def test_benchmarks_readme_quotes_its_stored_notes(name, page_re, note_re):
+    text = (ROOT / "benchmarks" / "README.md").read_text(encoding="utf-8").replace("\n", " ")
+    quoted = re.search(page_re, text)
+    printed = re.search(note_re, " ".join(load_result(name)["values"]["notes"]))
+    assert quoted and printed and quoted.groups() == printed.groups(), (name, quoted, printed)
+
+
 def test_readme_quotes_the_stored_demo_time():
     # the one number README quotes in prose: the demo's wall time, from its stored result
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     quoted = re.search(r"the default run, which took (\d+) min", text.replace("\n", " "))
     assert quoted, "README no longer says what one demo seed costs"
     assert int(quoted.group(1)) == round(load_result("demo")["values"]["seconds"] / 60)
+
+
+def test_a_printed_report_is_stored_as_printed(tmp_path, capsys):
+    rows = (["case", "fit img/s", "fit / plain"],
+            [["lenet5", "8098", "1.21"], ["r18", "109", "1.02"]])
+    with printed() as out:
+        print("torch 2.13.0+cpu, threads 2\n")
+        print("\n".join(markdown_lines(*rows)))
+        print("\n| defense | img/s |\n|---|---:|\n| cutout | 310 |\n\nbest of 2, interleaved")
+    # the report still reaches the terminal, whole
+    assert capsys.readouterr().out == out.getvalue() and "| r18 | 109 | 1.02 |" in out.getvalue()
+    save_printed("bench/x", out.getvalue(), script="benchmarks/x.py", argv=["--repeats", "2"],
+                 root=tmp_path)
+    stored = load_result("bench/x", tmp_path)
+    assert stored["tables"]["table-1"] == {"header": rows[0], "rows": rows[1]}
+    assert stored["tables"]["table-2"] == {"header": ["defense", "img/s"],
+                                           "rows": [["cutout", "310"]]}
+    assert stored["values"]["notes"] == ["torch 2.13.0+cpu, threads 2", "best of 2, interleaved"]
+    assert stored["command"] == "python benchmarks/x.py --repeats 2" and stored["machine"]["cpus"]
+    with pytest.raises(UebenchError, match="printed no table"):
+        save_printed("bench/y", "only prose\n", script="benchmarks/x.py", root=tmp_path)
+
+
+def test_report_and_store_stores_only_when_asked(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("uebench.utils.stored.RESULTS_DIR", tmp_path)
+    table = "| case | img/s |\n|---|---:|\n| lenet5 | 8098 |"
+    report_and_store(None, "benchmarks/x.py", lambda: print(table), argv=[])
+    assert not list(tmp_path.rglob("*.json")) and table in capsys.readouterr().out
+    report_and_store("bench/x", "benchmarks/x.py", lambda: print(table), argv=["--quick"])
+    assert "stored: " in capsys.readouterr().out
+    stored = load_result("bench/x", tmp_path)
+    assert stored["tables"]["table-1"]["rows"] == [["lenet5", "8098"]]
+    assert stored["command"] == "python benchmarks/x.py --quick"
+
+
+def test_cpu_model_reads_the_name_and_the_bf16_flags():
+    amx = ("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Processor\n"
+           "flags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n\n"
+           "processor\t: 1\nmodel name\t: other\nflags\t\t: fpu\n")
+    assert cpu_model(amx) == {"cpu": "Intel(R) Xeon(R) Processor",
+                              "bf16_flags": ["avx512_bf16", "amx_bf16"]}
+    zen3 = "model name\t: AMD EPYC 7B13 64-Core Processor\nflags\t\t: fpu avx2 fma\n"
+    assert cpu_model(zen3) == {"cpu": "AMD EPYC 7B13 64-Core Processor", "bf16_flags": []}
+    assert cpu_model("") == {"cpu": None, "bf16_flags": []}
+
+
+# scripts that write their own JSON, with the option that names it: the device scripts, and the
+# engine of sal_engines.py --sweep (benchmarks/results/sal_sweep.json)
+OWN_OUTPUT = {"gpu_check.py": '"--out"', "table1_gpu.py": '"--out"', "sal_sweep.py": "write_json("}
+
+
+def test_every_benchmark_script_can_store_what_it_prints():
+    for path in sorted((ROOT / "benchmarks").glob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        if path.name in OWN_OUTPUT:
+            assert OWN_OUTPUT[path.name] in text, path.name
+            continue
+        assert "add_save_option(" in text or '"--save"' in text, (
+            f"benchmarks/{path.name} has no --save: its numbers cannot become a stored result "
+            "(uebench.utils.stored.add_save_option + report_and_store)")

@@ -116,10 +116,12 @@ class Objective(Protocol):
 def resolve_precision(cfg: TrainCfg, device: torch.device) -> tuple[str, bool]:
     """(precision, channels_last) actually used.
 
-    CUDA defaults to bf16 autocast + channels_last. On CPU the default is fp32/NCHW: on the
-    development CPU (AMD EPYC Zen 3, AVX2, no AVX512-BF16) channels_last + bf16 trained ResNet-18
-    ~10x *slower* than fp32 and LeNet-5 ~2x slower at equal accuracy (benchmarks/README.md).
-    On CPUs with AVX512-BF16/AMX it can be faster: set ``precision=bf16 channels_last=on``.
+    CUDA defaults to bf16 autocast + channels_last. On CPU the default is fp32/NCHW, whatever
+    the CPU: a run's identity holds the requested precision ("auto"), so picking bf16 by CPU
+    flags would give one key different numbers on different machines. Speed differs by CPU
+    (benchmarks/README.md, section 1): without bf16 instructions (AMD EPYC Zen 3) channels_last +
+    bf16 trained ResNet-18 ~10x *slower* than fp32; with AMX-BF16 (Intel Xeon) it was faster.
+    There, set ``precision=bf16 channels_last=on`` explicitly (a different run identity).
     """
     precision = cfg.precision
     if precision == "auto":

@@ -17,12 +17,15 @@ is between them from the JSON (``tests/test_stored_results.py`` fails if a page 
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import io
 import platform
 import re
 import shlex
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +44,31 @@ def machine() -> dict[str, Any]:
     import torch
 
     return {"platform": platform.platform(), "processor": platform.processor() or None,
-            "cpus": os.cpu_count(), "torch": torch.__version__,
+            **cpu_model(), "cpus": os.cpu_count(), "torch": torch.__version__,
             "torch_threads": torch.get_num_threads()}
+
+
+# the instruction sets that decide whether bf16 (autocast, channels_last) is faster than fp32 on
+# a CPU: without them bf16 is emulated and several times slower (benchmarks/README.md, section 1)
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_model(cpuinfo: str | None = None) -> dict[str, Any]:
+    """The CPU's model name and which bf16 instruction sets it has, from ``/proc/cpuinfo``
+    (empty where that file does not exist): development machines differ between sessions, and
+    timings (and the last digits of some results) differ with them."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return {}
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() not in fields:
+            fields[key.strip()] = value.strip()
+    flags = set(fields.get("flags", "").split())
+    return {"cpu": fields.get("model name"), "bf16_flags": [f for f in BF16_FLAGS if f in flags]}
 
 
 def save_result(name: str, values: Mapping[str, Any], *, command: str,
@@ -130,3 +156,59 @@ def render_docs(paths: Sequence[Path], root: Path | None = None) -> list[Path]:
             atomic_write_text(path, new)
             changed.append(path)
     return changed
+
+
+class _Tee(io.StringIO):
+    """Keeps a copy of what is written and passes it on to the stream it replaced."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__()
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(text)
+        return super().write(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+
+@contextlib.contextmanager
+def printed() -> Iterator[io.StringIO]:
+    """Print as usual and keep a copy of stdout: a benchmark script's report, for
+    :func:`save_printed` (the tables are stored exactly as the script printed them)."""
+    tee = _Tee(sys.stdout)
+    with contextlib.redirect_stdout(tee):
+        yield tee
+
+
+def add_save_option(parser: argparse.ArgumentParser) -> None:
+    """The ``--save NAME`` option every benchmark script shares."""
+    parser.add_argument("--save", default=None, metavar="NAME",
+                        help="store the printed tables as results/NAME.json, with the command, "
+                             "commit and machine (benchmarks/README.md renders its blocks from it)")
+
+
+def save_printed(name: str, text: str, *, script: str, argv: Sequence[str] | None = None,
+                 values: Mapping[str, Any] | None = None, root: Path | None = None) -> Path:
+    """Store a script's printed report: its pipe tables as ``table-1``, ``table-2``, … in the
+    order printed, and every other non-empty line under ``values["notes"]`` (the settings and
+    versions a script prints beside its tables)."""
+    tables = parse_markdown_tables(text)
+    if not tables:
+        raise UebenchError(f"{script} printed no table to store as {name!r}")
+    notes = [ln.strip() for ln in text.splitlines()
+             if ln.strip() and not (ln.strip().startswith("|") and ln.strip().endswith("|"))]
+    return save_result(name, {**(values or {}), "notes": notes},
+                       command=command_line(script, argv),
+                       tables={f"table-{i}": t for i, t in enumerate(tables, 1)}, root=root)
+
+
+def report_and_store(save: str | None, script: str, body: Callable[[], Any],
+                     argv: Sequence[str] | None = None) -> None:
+    """Run a benchmark script's report (``body`` prints it) and, with ``--save NAME``, store
+    what it printed (:func:`save_printed`; ``argv`` as for :func:`command_line`)."""
+    with printed() as out:
+        body()
+    if save:
+        print(f"stored: {save_printed(save, out.getvalue(), script=script, argv=argv)}")
