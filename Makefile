@@ -34,8 +34,11 @@ data: setup
 demo: data
 	$(VENV)/bin/uebench demo --out $(DEMO_OUT)
 
+# Tests run one torch thread each (tests/conftest.py), so two pytest workers use both cores of a
+# CI machine; --dist loadfile keeps each test file on one worker (module fixtures, shared stores).
+TEST_WORKERS ?= 2
 test: data
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -1,12 +1,14 @@
 """Behavioural invariant on real data: shortcut poisons lower clean test accuracy, random noise
-at EM's budget does not — in the main job's first recipe (Fashion-MNIST 2000/2000, ResNet-18 at
-width 1/8 with BatchNorm, SGD 0.1 momentum 0.9 wd 5e-4, batch 128, cosine, 10 epochs; the main
-job now uses batch 64 and wd 5e-3, docs/findings.md §1).
+at EM's budget does not — in the main job's first recipe (Fashion-MNIST 2000 training images,
+ResNet-18 at width 1/8 with BatchNorm, SGD 0.1 momentum 0.9 wd 5e-4, batch 128, cosine; the main
+job now uses batch 64 and wd 5e-3, docs/findings.md §1), shortened to 8 epochs and 1000 test
+images to keep the suite's time (10 epochs on 2000 test images cost 1.6x as much).
 
-Measured (benchmarks/README.md §5; two runs on two thread counts of an AVX-512 machine): clean
-82.9 / 83.7 %, random 82.6 / 82.2 %, OPS 32.5 / 23.8 %, LSP 55.0 / 58.4 %. Margins are set well
-inside those gaps: different CPUs round differently and a run can move a few points.
-"""
+Measured at these settings (Intel Xeon, 2 threads): clean 80.7 %, random 81.1 %, OPS 25.8 %,
+LSP 56.2 %; at 10 epochs on an AVX-512 machine earlier: clean 82.9 / 83.7 %, random 82.6 / 82.2 %,
+OPS 32.5 / 23.8 %, LSP 55.0 / 58.4 %. Margins are set well inside those gaps: different CPUs
+round differently and a run can move a few points. (LSP needs the 2000 images: at 1000 it did
+not bite at all.)"""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from uebench.train import fit
 
 from .conftest import has_dataset
 
-SGD = TrainCfg(epochs=10, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9,
+SGD = TrainCfg(epochs=8, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9,
                weight_decay=5e-4, schedule="cosine", augment="none")
 # attack -> the least drop in test accuracy (points) it must cause
 ATTACKS = {"ops": ({}, 0.30), "lsp": ({"eps": lsp_radius((1, 28, 28))}, 0.15)}
@@ -30,7 +32,7 @@ ATTACKS = {"ops": ({}, 0.30), "lsp": ({"eps": lsp_radius((1, 28, 28))}, 0.15)}
 @pytest.mark.slow
 @pytest.mark.skipif(not has_dataset("fashion-mnist"), reason="Fashion-MNIST files not present")
 def test_shortcut_poisons_lower_clean_accuracy_random_does_not():
-    splits = load_dataset("fashion-mnist", train_size=2000, test_size=2000, seed=0)
+    splits = load_dataset("fashion-mnist", train_size=2000, test_size=1000, seed=0)
     train, test = splits.train, splits.test
     mean, std = train.channel_stats()
     rt = Runtime("cpu", 0, progress=False)
