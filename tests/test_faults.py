@@ -467,7 +467,10 @@ def test_png_not_png(made, tmp_path, capsys):
     dest = _exported(made, tmp_path)
     victim = next((dest / "data").glob("*.png"))
     Image.new("RGB", (16, 16)).save(victim, format="JPEG")
-    assert "is not a PNG" in cli(capsys, _import(dest, tmp_path / "q"))
+    printed = cli(capsys, _import(dest, tmp_path / "q"))
+    # the message names the format found, not "unreadable" (that message once wrapped this one,
+    # and a short temporary path kept the words inside its 80-character excerpt)
+    assert "is not a PNG (it is JPEG)" in printed and "not a readable PNG" not in printed
     assert not (tmp_path / "q" / "manifest.json").exists()
 
 

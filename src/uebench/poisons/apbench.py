@@ -59,6 +59,8 @@ def _read_png(path: Path, mode: str | None, size: tuple[int, int]) -> np.ndarray
                     f"{path}: a {pil.mode} {pil.size[0]}x{pil.size[1]} image; "
                     f"expected {mode} {size[0]}x{size[1]}")
             return np.asarray(pil, dtype=np.uint8)
+    except PoisonValidationError:
+        raise  # already names the problem (it is a ValueError: keep it out of the clause below)
     except Image.DecompressionBombError:
         raise PoisonValidationError(f"{path} declares an enormous image (a decompression "
                                     "bomb?); refusing to decode it") from None
