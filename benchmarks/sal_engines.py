@@ -47,7 +47,13 @@ from uebench.learnability.sal import cost_model, suffix_macs, training_epoch_mac
 from uebench.learnability.task import SALData, SALTask, measuring
 from uebench.learnability.threshold import learnable_threshold
 from uebench.runtime import Runtime
-from uebench.utils.stored import command_line, markdown_lines, report_and_store, save_result
+from uebench.utils.stored import (
+    add_save_option,
+    command_line,
+    markdown_lines,
+    report_and_store,
+    save_result,
+)
 
 FAST_DEFAULTS = {k: p.default for k, p in inspect.signature(fast_sal).parameters.items()}
 
@@ -103,8 +109,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="JSON file for the sweep's raw per-layer values (resumable per case)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--save", default=None, metavar="NAME",
-                   help="store the tables as results/NAME.json (docs/sal.md includes them)")
+    add_save_option(p)  # the cost tables are stored by name (docs/sal.md includes them)
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 

@@ -105,6 +105,11 @@ def markdown_lines(header: Sequence[Any], rows: Sequence[Sequence[Any]]) -> list
             *("| " + " | ".join(map(str, r)) + " |" for r in rows)]
 
 
+def _is_row(line: str) -> bool:
+    """Whether a stripped line is a pipe-table row."""
+    return line.startswith("|") and line.endswith("|")
+
+
 def parse_markdown_tables(text: str) -> list[tuple[list[str], list[list[str]]]]:
     """Every pipe table in ``text`` as (header, rows), cells stripped: the inverse of
     :func:`markdown_lines`, for scripts whose reports are Markdown (their tables are stored as
@@ -113,7 +118,7 @@ def parse_markdown_tables(text: str) -> list[tuple[list[str], list[list[str]]]]:
     block: list[list[str]] = []
     for line in [*text.splitlines(), ""]:
         line = line.strip()
-        if line.startswith("|") and line.endswith("|"):
+        if _is_row(line):
             block.append([c.strip() for c in line[1:-1].split("|")])
             continue
         # a table is a header, a separator row of dashes, then its rows
@@ -190,16 +195,15 @@ def add_save_option(parser: argparse.ArgumentParser) -> None:
 
 
 def save_printed(name: str, text: str, *, script: str, argv: Sequence[str] | None = None,
-                 values: Mapping[str, Any] | None = None, root: Path | None = None) -> Path:
+                 root: Path | None = None) -> Path:
     """Store a script's printed report: its pipe tables as ``table-1``, ``table-2``, … in the
     order printed, and every other non-empty line under ``values["notes"]`` (the settings and
     versions a script prints beside its tables)."""
     tables = parse_markdown_tables(text)
     if not tables:
         raise UebenchError(f"{script} printed no table to store as {name!r}")
-    notes = [ln.strip() for ln in text.splitlines()
-             if ln.strip() and not (ln.strip().startswith("|") and ln.strip().endswith("|"))]
-    return save_result(name, {**(values or {}), "notes": notes},
+    notes = [ln for ln in map(str.strip, text.splitlines()) if ln and not _is_row(ln)]
+    return save_result(name, {"notes": notes},
                        command=command_line(script, argv),
                        tables={f"table-{i}": t for i, t in enumerate(tables, 1)}, root=root)
 
