@@ -1098,7 +1098,8 @@ def test_grid_controls_not_bool(tmp_path, capsys):
     assert "controls must be true" in err
 
 
-@kind("Controls", "uebench validate on a folder that is not a grid view, or --k below 2")
+@kind("Controls", "uebench validate on a folder that is not a grid view, --k below 2, or an "
+                  "unknown statistic in --panels")
 def test_validate_not_a_view(tmp_path, capsys):
     (tmp_path / "x").mkdir()
     err = cli(capsys, ["validate", tmp_path / "x"])
@@ -1108,6 +1109,9 @@ def test_validate_not_a_view(tmp_path, capsys):
     (view / "index.json").write_text("{}")
     err = cli(capsys, ["validate", view, "--k", "1"])
     assert "--k must be >= 2" in err
+    err = cli(capsys, ["validate", view, "--figure", tmp_path / "f.png", "--panels", "acc,udd"])
+    assert "--panels: unknown statistic udd" in err and "choose from ud," in err
+    assert not (tmp_path / "f.png").exists()
 
 
 # ----------------------------------------------------------------------------- the page

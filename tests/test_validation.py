@@ -94,3 +94,34 @@ def test_validate_splits_a_grid_with_axes_into_settings(tmp_path):
         assert e["paired"]["acc"]["per_seed"] == [x - y for x, y in zip(run, ref)]
     assert sorted((e["setting"], e["method"]) for e in result["effects"]) == [
         (s, "ops") for s in result["settings"]]
+    assert sorted(e["axes"]["epochs"] for e in result["effects"]) == ["1", "2"]
+
+    # the figure: the swept axis is the x axis, each point is the effect's mean in points with
+    # its t-interval, and the CLI draws the same file
+    from uebench.bench.validation_figure import effects_figure, sweep_axis
+
+    assert sweep_axis(result["effects"]) == "epochs"
+    fig = effects_figure(result, ["acc"])
+    (series,) = fig.axes[0].containers
+    xs, ys = series.lines[0].get_data()
+    by_epochs = {int(e["axes"]["epochs"]): e["paired"]["acc"] for e in result["effects"]}
+    assert list(ys) == [100 * by_epochs[1]["mean"], 100 * by_epochs[2]["mean"]]
+    assert abs(xs[0] - 1) < 0.1 and abs(xs[1] - 2) < 0.1
+    (bars,) = series.lines[2]
+    lows = [seg[0][1] for seg in bars.get_segments()]
+    assert np.allclose(lows, [100 * by_epochs[1]["ci_low"], 100 * by_epochs[2]["ci_low"]])
+    png = tmp_path / "effects.png"
+    assert main(["validate", str(view), "--k", "2", "--figure", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sweep_axis_is_the_one_numeric_axis_that_varies():
+    from uebench.bench.validation_figure import sweep_axis
+
+    def effects(*axes):
+        return [{"axes": a} for a in axes]
+
+    assert sweep_axis(effects({"n": "2000", "d": "c"}, {"n": "10000", "d": "c"})) == "n"
+    assert sweep_axis(effects({"n": "2000", "d": "c"}, {"n": "2000", "d": "f"})) is None  # text
+    assert sweep_axis(effects({"n": "1", "r": "0.5"}, {"n": "2", "r": "1"})) is None  # two axes
+    assert sweep_axis(effects({}, {})) is None

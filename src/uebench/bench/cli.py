@@ -26,10 +26,12 @@ from uebench.bench.grid import load_grid
 from uebench.bench.report import stored_tables
 from uebench.bench.run import run_grid
 from uebench.bench.validation import effects_table, summary_table, validate
+from uebench.bench.validation_figure import DEFAULT_PANELS, plot_effects
 from uebench.bench.verdict import MIN_DROP
 from uebench.commandline import add_flag, add_quiet, command
 from uebench.errors import UebenchError
 from uebench.learnability.stat_report import PAIRED_NOTE, grid_lines
+from uebench.learnability.statistics import statistic_names
 from uebench.utils.stored import save_result
 
 DEFAULT_STORE = "runs/store"
@@ -181,6 +183,12 @@ def _validate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save", default=None, metavar="NAME",
                    help="store the result as results/NAME.json (values, command, commit)")
     p.add_argument("--results", default=None, help="where --save writes (default results/)")
+    p.add_argument("--figure", default=None, metavar="PNG",
+                   help="also draw every run's paired effect against its control, per statistic, "
+                        "across the settings (x = the swept axis where there is one)")
+    p.add_argument("--panels", default=",".join(DEFAULT_PANELS), metavar="STATS",
+                   help="statistics drawn by --figure, comma-separated (default "
+                        f"{','.join(DEFAULT_PANELS)})")
 
 
 @command("validate", help="which statistic tells poisons from random noise? (the validation "
@@ -192,6 +200,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
                                "`uebench bench` run")
     if args.k < 2:
         raise UebenchError(f"--k must be >= 2 (a t-interval needs two seeds), got {args.k}")
+    panels = [n.strip() for n in args.panels.split(",") if n.strip()]
+    unknown = [n for n in panels if n not in statistic_names()]
+    if args.figure and (unknown or not panels):
+        raise UebenchError(f"--panels: unknown statistic {', '.join(unknown) or '(none given)'}; "
+                           f"choose from {', '.join(statistic_names())}")
     result = validate([Path(v) for v in args.views], k=args.k)
     tables = {"summary": summary_table(result)}
     tables.update({f"effects-{s}": effects_table(result, s) for s in result["settings"]})
@@ -206,4 +219,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
         path = save_result(args.save, result, command=command, tables=tables,
                            root=Path(args.results) if args.results else None)
         print(f"stored: {path}")
+    if args.figure:
+        print(f"figure: {plot_effects(result, args.figure, statistics=panels)}")
     return 0

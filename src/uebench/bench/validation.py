@@ -49,7 +49,7 @@ def _cells(view: Path) -> list[tuple[str, list[dict[str, Any]]]]:
     for cell in result["cells"]:
         name = str(result["grid"]) + "".join(f"-{k}-{v}" for k, v in
                                              (cell.get("setting") or {}).items())
-        groups.setdefault(name, []).append(cell)
+        groups.setdefault(name, []).append({**cell, "grid": result["grid"]})
     return list(groups.items())
 
 
@@ -89,7 +89,9 @@ def _effects(settings: Sequence[tuple[str, list[dict[str, Any]]]]) -> list[dict[
             means = (clean or {}).get("test_acc", {}).get("mean"), c["test_acc"]["mean"]
             if None not in means:
                 cost = float(means[0]) - float(means[1])
-            effects.append({"setting": grid, "method": c["method"], "role": c["role"],
+            effects.append({"setting": grid, "grid": c["grid"],
+                            "axes": dict(c.get("setting") or {}),
+                            "method": c["method"], "role": c["role"],
                             "control": control["method"], "cost": cost,
                             "seeds": c.get("statistics_seeds"),
                             "run": c["statistics_per_seed"], "ref": control["statistics_per_seed"]})
