@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,10 +94,15 @@ def estimate(job: Job, rates: Mapping[tuple[Any, ...], list[float]],
     return None, "unknown"
 
 
+def estimates(store: Store, jobs: Sequence[Job]) -> dict[str, tuple[float | None, str]]:
+    """Every job's :func:`estimate` from the store's measured rates, by job key."""
+    rates = measured_rates(store)
+    devices = tuple(dict.fromkeys(k[2] for k in rates if k[0] == "train"))
+    return {j.key: estimate(j, rates, devices) for j in jobs}
+
+
 def describe_plan(plan: Plan, *, workers: int = 1, limit: int = 40) -> str:
     """The dry-run text: counts per kind, then every job to run with its estimate."""
-    rates = measured_rates(plan.store)
-    devices = tuple(dict.fromkeys(k[2] for k in rates if k[0] == "train"))
     jobs = list(plan.jobs.values())
     todo = plan.todo()
     lines = [f"grid {plan.grid.name}: {len(plan.entries)} cells, {len(jobs)} jobs "
@@ -108,8 +113,9 @@ def describe_plan(plan: Plan, *, workers: int = 1, limit: int = 40) -> str:
         lines.append(f"  {kind:<7} {n:>4} jobs: {n - left} in the store, {left} to run")
     total, unknown = 0.0, []
     lines.append("to run:" if todo else "nothing to run: every job is in the store")
+    guesses = estimates(plan.store, todo)
     for i, job in enumerate(todo):
-        seconds, how = estimate(job, rates, devices)
+        seconds, how = guesses[job.key]
         if seconds is None:
             unknown.append(job)
         else:

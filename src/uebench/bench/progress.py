@@ -1,13 +1,24 @@
 """One progress view for a whole grid: a bar over its jobs, a line per finished job, and
 ``OUT/<grid>/progress.json`` (rewritten atomically on every change) for another terminal or a
-dashboard: ``watch cat OUT/<grid>/progress.json``."""
+dashboard: ``watch cat OUT/<grid>/progress.json``.
+
+The file says who writes it (``pid``, ``host``, ``updated``) and whether the run ended
+(``finished``): a file that still says "running" after its process died is a stopped grid, not a
+running one (run the command again to resume). ``eta_seconds`` is the work left over the
+workers: each unfinished job's estimate (``--dry-run``'s, from the store's measured rates; else
+the mean time of this run's finished jobs of its kind) less the time a running job has had,
+summed and divided by the number of workers; ``eta_unknown_jobs`` counts the jobs without any
+estimate (left out of the sum)."""
 
 from __future__ import annotations
 
+import datetime
+import os
+import socket
 import sys
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +33,17 @@ class GridProgress:
     """Tracks every job's state: pending -> running -> built | cached | failed | skipped."""
 
     def __init__(self, jobs: Sequence[Job], *, path: Path | None = None,
-                 enabled: bool = True, echo: bool = True) -> None:
+                 enabled: bool = True, echo: bool = True,
+                 estimates: Mapping[str, float | None] | None = None, parallel: int = 1,
+                 clock: Callable[[], float] = time.time) -> None:
         self.jobs = {j.key: j for j in jobs}
         self.state = {j.key: "pending" for j in jobs}
         self.detail: dict[str, dict[str, Any]] = {}
-        self.path, self.echo, self.t0 = path, echo and enabled, time.time()
+        self.estimates = dict(estimates or {})
+        self.parallel, self.clock = max(1, int(parallel)), clock
+        self.began: dict[str, float] = {}
+        self.finished_run = False
+        self.path, self.echo, self.t0 = path, echo and enabled, clock()
         self.bar = bar(len(jobs), enabled=enabled, desc="grid", unit="job", leave=True)
         self._save()
 
@@ -35,6 +52,7 @@ class GridProgress:
 
     def started(self, key: str) -> None:
         self.state[key] = "running"
+        self.began[key] = self.clock()
         self._refresh()
 
     def finished(self, key: str, status: str, **detail: Any) -> None:
@@ -57,16 +75,49 @@ class GridProgress:
         self.bar.set_postfix(self.counts(), refresh=False)
         self._save()
 
+    def eta(self) -> tuple[float | None, int]:
+        """(seconds of work left over the workers: 0 when every job is final, None when no
+        unfinished job has an estimate; the number of unfinished jobs without one)."""
+        took: dict[str, list[float]] = {}
+        for key, state in self.state.items():
+            seconds = self.detail.get(key, {}).get("seconds")
+            if state == "built" and isinstance(seconds, (int, float)):
+                took.setdefault(self.jobs[key].kind, []).append(float(seconds))
+        now, left, unknown, known, open_jobs = self.clock(), 0.0, 0, False, 0
+        for key, state in self.state.items():
+            if state not in ("pending", "running"):
+                continue
+            open_jobs += 1
+            guess = self.estimates.get(key)
+            if guess is None and took.get(self.jobs[key].kind):
+                runs = took[self.jobs[key].kind]
+                guess = sum(runs) / len(runs)
+            if guess is None:
+                unknown += 1
+                continue
+            known = True
+            left += max(0.0, guess - (now - self.began[key] if state == "running" else 0.0))
+        return (left / self.parallel if known or not open_jobs else None), unknown
+
     def _save(self) -> None:
         if self.path is None:
             return
+        eta, unknown = self.eta()
         write_json(self.path, {
-            "elapsed_seconds": round(time.time() - self.t0, 1), "counts": self.counts(),
+            "elapsed_seconds": round(self.clock() - self.t0, 1), "counts": self.counts(),
+            "finished": self.finished_run,
+            "eta_seconds": None if eta is None else round(eta, 1), "eta_unknown_jobs": unknown,
+            "updated": datetime.datetime.fromtimestamp(self.clock(), datetime.timezone.utc)
+            .isoformat(timespec="seconds"),
+            "pid": os.getpid(), "host": socket.gethostname(),
             "jobs": [{"key": k, "kind": self.jobs[k].kind, "label": self.jobs[k].label,
                       "state": s, **self.detail.get(k, {})} for k, s in self.state.items()],
         })
 
     def close(self) -> None:
+        """The run ended (every job final, or stopped by an error or a signal)."""
+        self.finished_run = True
+        self._save()
         self.bar.close()
 
     def failures(self) -> Mapping[str, str]:

@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from uebench.bench.cost import describe_plan
+from uebench.bench.cost import describe_plan, estimates
 from uebench.bench.executors import Executor, get_executor
 from uebench.bench.graph import Job, Plan, build_plan
 from uebench.bench.grid import Grid
@@ -69,7 +69,12 @@ def run_plan(plan: Plan, out: Path | str, executor: Executor, *,
                             what="a uebench grid view")
     index = write_index(plan, view)
     todo = plan.todo()
-    view_progress = GridProgress(todo, path=view / "progress.json", enabled=progress)
+    # the ETA in progress.json: --dry-run's estimates over the local workers (Ray's
+    # parallelism is not known before it runs: counted as one, so its ETA is an upper bound)
+    view_progress = GridProgress(
+        todo, path=view / "progress.json", enabled=progress,
+        estimates={k: v[0] for k, v in estimates(plan.store, todo).items()},
+        parallel=getattr(executor, "workers", 1))
     try:
         results = executor.run(todo, view_progress)
     finally:

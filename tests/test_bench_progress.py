@@ -1,0 +1,60 @@
+"""progress.json of a grid: who writes it, whether the run ended, and an ETA computed from the
+jobs' estimates (hand arithmetic below), the run's own finished jobs and the workers."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from uebench.bench.graph import Job
+from uebench.bench.progress import GridProgress
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _read(path):
+    return json.loads(path.read_text())
+
+
+def test_eta_is_the_work_left_over_the_workers(tmp_path):
+    jobs = [Job("train", "a", {}, label="a"), Job("train", "b", {}, label="b"),
+            Job("poison", "c", {}, label="c"), Job("poison", "d", {}, label="d")]
+    clock, path = Clock(), tmp_path / "progress.json"
+    p = GridProgress(jobs, path=path, enabled=False, parallel=2, clock=clock,
+                     estimates={"a": 100.0, "b": 50.0, "c": None, "d": None})
+    got = _read(path)
+    # the two poisons have no estimate yet: left out of the sum and counted
+    assert got["eta_seconds"] == (100 + 50) / 2 and got["eta_unknown_jobs"] == 2
+    assert got["finished"] is False and got["pid"] == os.getpid() and got["updated"]
+    p.started("a")
+    clock.now += 10
+    p.started("b")
+    assert _read(path)["eta_seconds"] == (90 + 50) / 2  # a running job's time counts against it
+    clock.now += 20
+    p.finished("b", "built", seconds=30.0)
+    assert _read(path)["eta_seconds"] == (100 - 30) / 2
+    p.started("c")
+    clock.now += 100
+    p.finished("a", "built", seconds=130.0)
+    # only the two poisons are open and neither has an estimate
+    assert _read(path)["eta_seconds"] is None and _read(path)["eta_unknown_jobs"] == 2
+    clock.now += 30
+    p.finished("c", "built", seconds=130.0)
+    # d has no estimate of its own: this run's finished poison stands in for it
+    got = _read(path)
+    assert got["eta_seconds"] == 130 / 2 and got["eta_unknown_jobs"] == 0
+    p.close()
+    assert _read(path)["finished"] is True
+
+
+def test_eta_is_unknown_only_while_no_open_job_has_an_estimate(tmp_path):
+    p = GridProgress([Job("train", "a", {}, label="a")], enabled=False)
+    assert p.eta() == (None, 1)
+    p.finished("a", "failed", error="x")
+    assert p.eta() == (0.0, 0)
