@@ -56,7 +56,7 @@ def test_local_grid_survives_a_killed_worker(local):
     for name in ("tables.md", "tables.tex", "tables.csv", "tables.json", "index.json"):
         assert (view / name).is_file()
     progress = json.loads((view / "progress.json").read_text())
-    assert progress["finished"] is True and progress["eta_seconds"] == 0.0
+    assert progress["ended"] is True and progress["eta_seconds"] == 0.0
     assert progress["counts"] == {"built": len(result["results"])}
     tables = result["tables"]
     assert [c["method"] for c in tables["cells"]] == ["vanilla", "ops", "lsp"]

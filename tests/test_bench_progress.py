@@ -31,7 +31,7 @@ def test_eta_is_the_work_left_over_the_workers(tmp_path):
     got = _read(path)
     # the two poisons have no estimate yet: left out of the sum and counted
     assert got["eta_seconds"] == (100 + 50) / 2 and got["eta_unknown_jobs"] == 2
-    assert got["finished"] is False and got["pid"] == os.getpid() and got["updated"]
+    assert got["ended"] is False and got["pid"] == os.getpid() and got["updated"]
     p.started("a")
     clock.now += 10
     p.started("b")
@@ -50,7 +50,7 @@ def test_eta_is_the_work_left_over_the_workers(tmp_path):
     got = _read(path)
     assert got["eta_seconds"] == 130 / 2 and got["eta_unknown_jobs"] == 0
     p.close()
-    assert _read(path)["finished"] is True
+    assert _read(path)["ended"] is True
 
 
 def test_eta_is_unknown_only_while_no_open_job_has_an_estimate(tmp_path):

@@ -2,9 +2,10 @@
 ``OUT/<grid>/progress.json`` (rewritten atomically on every change) for another terminal or a
 dashboard: ``watch cat OUT/<grid>/progress.json``.
 
-The file says who writes it (``pid``, ``host``, ``updated``) and whether the run ended
-(``finished``): a file that still says "running" after its process died is a stopped grid, not a
-running one (run the command again to resume). ``eta_seconds`` is the work left over the
+The file says who writes it (``pid``, ``host``, ``updated``) and whether the process ended
+(``ended``: every job final, or stopped by an error or a signal, which the jobs still pending
+show). ``ended: false`` with the process gone is a killed grid, not a running one: run the
+command again to resume. ``eta_seconds`` is the work left over the
 workers: each unfinished job's estimate (``--dry-run``'s, from the store's measured rates; else
 the mean time of this run's finished jobs of its kind) less the time a running job has had,
 summed and divided by the number of workers; ``eta_unknown_jobs`` counts the jobs without any
@@ -42,7 +43,7 @@ class GridProgress:
         self.estimates = dict(estimates or {})
         self.parallel, self.clock = max(1, int(parallel)), clock
         self.began: dict[str, float] = {}
-        self.finished_run = False
+        self.ended = False
         self.path, self.echo, self.t0 = path, echo and enabled, clock()
         self.bar = bar(len(jobs), enabled=enabled, desc="grid", unit="job", leave=True)
         self._save()
@@ -105,7 +106,7 @@ class GridProgress:
         eta, unknown = self.eta()
         write_json(self.path, {
             "elapsed_seconds": round(self.clock() - self.t0, 1), "counts": self.counts(),
-            "finished": self.finished_run,
+            "ended": self.ended,
             "eta_seconds": None if eta is None else round(eta, 1), "eta_unknown_jobs": unknown,
             "updated": datetime.datetime.fromtimestamp(self.clock(), datetime.timezone.utc)
             .isoformat(timespec="seconds"),
@@ -116,7 +117,7 @@ class GridProgress:
 
     def close(self) -> None:
         """The run ended (every job final, or stopped by an error or a signal)."""
-        self.finished_run = True
+        self.ended = True
         self._save()
         self.bar.close()
 
