@@ -110,6 +110,10 @@ def test_validate_splits_a_grid_with_axes_into_settings(tmp_path):
     (bars,) = series.lines[2]
     lows = [seg[0][1] for seg in bars.get_segments()]
     assert np.allclose(lows, [100 * by_epochs[1]["ci_low"], 100 * by_epochs[2]["ci_low"]])
+    # hollow points: the effects not separated from their control
+    hollow = sum(len(c.get_offsets()) for c in fig.axes[0].collections
+                 if type(c).__name__ == "PathCollection")
+    assert hollow == sum(not p["separated"] for p in by_epochs.values())
     png = tmp_path / "effects.png"
     assert main(["validate", str(view), "--k", "2", "--figure", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

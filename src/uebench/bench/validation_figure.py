@@ -4,6 +4,7 @@ settings. Where the settings differ in exactly one numeric axis (the data-size s
 ``train_size``, the ratio study's ``poison_ratio``), that axis is the x axis, so the figure
 answers "does the separation appear as the axis grows?"; otherwise each setting is one position.
 The second draw of a control (``control-b``) is drawn in grey: its interval should cover 0.
+A filled point is separated from its control (the verdict's one-sided rule), a hollow one is not.
 """
 
 from __future__ import annotations
@@ -99,23 +100,30 @@ def effects_figure(result: Mapping[str, Any], statistics: Sequence[str] | None =
         info = STATISTICS.get(name)
         for i, pair in enumerate(pairs):
             chosen = [(x, e) for x, e in zip(xs, effects, strict=True)
-                      if line(e) == pair and name in e["paired"]]
+                      if line(e) == pair and (e["paired"].get(name) or {}).get("mean") is not None]
             if not chosen:
                 continue
             # a small sideways shift per pair keeps overlapping intervals readable
             shift = (i - (len(pairs) - 1) / 2) * 0.06
             px = [x * (1 + shift) if log else x + shift * span / 2 for x, _ in chosen]
             p = [e["paired"][name] for _, e in chosen]
-            mean = [info.scale * (q["mean"] or 0.0) for q in p]
+            mean = [info.scale * q["mean"] for q in p]
             low = [m - info.scale * q["ci_low"] if q.get("ci_low") is not None else 0.0
                    for m, q in zip(mean, p, strict=True)]
             high = [info.scale * q["ci_high"] - m if q.get("ci_high") is not None else 0.0
                     for m, q in zip(mean, p, strict=True)]
             control_b = chosen[0][1]["role"] == "control-b"
-            ax.errorbar(px, mean, yerr=[low, high], marker="o", capsize=3, label=pair,
-                        color="tab:gray" if control_b else None,
-                        # settings without an axis are not a sequence: no joining line
-                        linestyle="none" if axis is None else "--" if control_b else "-")
+            drawn = ax.errorbar(px, mean, yerr=[low, high], marker="o", capsize=3, label=pair,
+                                color="tab:gray" if control_b else None,
+                                # settings without an axis are not a sequence: no joining line
+                                linestyle="none" if axis is None else "--" if control_b else "-")
+            # hollow: not separated from the control (the interval covers 0 or points the
+            # other way); filled: separated
+            open_points = [(x, m) for x, m, q in zip(px, mean, p, strict=True)
+                           if not q.get("separated")]
+            if open_points:
+                ax.scatter(*zip(*open_points, strict=True), s=22, facecolors="white",
+                           edgecolors=drawn.lines[0].get_color(), zorder=3)
         ax.axhline(0.0, color="black", linewidth=0.8)
         if log:
             ax.set_xscale("log")
@@ -125,7 +133,10 @@ def effects_figure(result: Mapping[str, Any], statistics: Sequence[str] | None =
         ax.minorticks_off()
         ax.set_xlabel(axis or "setting")
         ax.set_title(f"{info.label}: run − control\n({info.less} = less learnable)", fontsize=9)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=8, loc="center left", bbox_to_anchor=(0.91, 0.5),
-               frameon=False)
+    legend: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    fig.legend(list(legend.values()), list(legend), fontsize=8, loc="center left",
+               bbox_to_anchor=(0.91, 0.5), frameon=False)
     return fig
