@@ -58,3 +58,17 @@ def test_eta_is_unknown_only_while_no_open_job_has_an_estimate(tmp_path):
     assert p.eta() == (None, 1)
     p.finished("a", "failed", error="x")
     assert p.eta() == (0.0, 0)
+
+
+def test_each_finished_job_line_says_how_long_is_left(capsys):
+    clock = Clock()
+    p = GridProgress([Job("train", "a", {}, label="train a"), Job("train", "b", {}, label="b")],
+                     estimates={"a": 100.0, "b": 50.0}, clock=clock)
+    p.started("a")
+    clock.now += 100
+    p.finished("a", "built", seconds=100.0)
+    assert "[1/2] built   train a 100.0s · about 50.0s left" in capsys.readouterr().err
+    p.finished("b", "built", seconds=40.0)
+    last = capsys.readouterr().err
+    assert "[2/2] built   b 40.0s" in last and "left" not in last
+    p.close()

@@ -25,7 +25,7 @@ from typing import Any
 
 from uebench.bench.graph import Job
 from uebench.utils.io import write_json
-from uebench.utils.progress import bar
+from uebench.utils.progress import bar, duration
 
 FINAL = ("built", "cached", "failed", "skipped")
 
@@ -68,8 +68,10 @@ class GridProgress:
             took = f" {seconds:.1f}s" if isinstance(seconds, (int, float)) else ""
             error = f": {detail['error']}" if detail.get("error") else ""
             tries = f" (attempt {detail['attempts']})" if detail.get("attempts", 1) > 1 else ""
+            eta, _ = self.eta()
+            left = f" · about {duration(eta)} left" if eta and done < len(self.state) else ""
             self.bar.write(f"[{done}/{len(self.state)}] {status:<7} {self.jobs[key].label}"
-                           f"{took}{tries}{error}", file=sys.stderr)
+                           f"{took}{tries}{error}{left}", file=sys.stderr)
         self._refresh()
 
     def _refresh(self) -> None:

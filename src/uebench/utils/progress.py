@@ -113,19 +113,20 @@ class LineProgress:
         done = self.n - self.initial
         count = f"{self.n}/{self.total}" if self.total is not None else str(self.n)
         parts = [f"{self.desc}: " if self.desc else "", f"{count} {self.unit}",
-                 f" in {_duration(elapsed)}"]
+                 f" in {duration(elapsed)}"]
         if done > 0 and elapsed > 0:
             rate = done / elapsed
             parts.append(f" ({rate:.3g} {self.unit}/s)" if rate >= 1
-                         else f" ({_duration(1 / rate)}/{self.unit})")
+                         else f" ({duration(1 / rate)}/{self.unit})")
             if not final and self.total is not None:
-                parts.append(f", about {_duration((self.total - self.n) / rate)} left")
+                parts.append(f", about {duration((self.total - self.n) / rate)} left")
         if self.postfix:
             parts.append(f", {self.postfix}")
         self.write("".join(parts))
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """A short human reading of a time span (``12.3s``, ``05:07``, ``1:02:03``)."""
     if seconds < 60:
         return f"{seconds:.1f}s"
     return tqdm.format_interval(seconds)
