@@ -242,3 +242,17 @@ def test_every_benchmark_script_can_store_what_it_prints():
         assert "add_save_option(" in text or '"--save"' in text, (
             f"benchmarks/{path.name} has no --save: its numbers cannot become a stored result "
             "(uebench.utils.stored.add_save_option + report_and_store)")
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/findings.md"])
+def test_pages_quote_the_stored_20000_image_uds(page):
+    # the data-size study's headline in prose: UD of EM and OPS and of their controls at 20,000
+    # images, each to two decimals of the stored cell's mean
+    text = re.sub(r"\s+", " ", (ROOT / page).read_text(encoding="utf-8"))
+    quoted = re.search(r"UD reads EM at ([\d.]+) and OPS at ([\d.]+) against (?:their )?"
+                       r"controls(?:')? (?:at )?([\d.]+) and ([\d.]+)", text)
+    assert quoted, f"{page} no longer quotes the 20,000-image UDs"
+    cells = {c["method"]: c for c in load_result("datasize/cifar")["values"]["cells"]
+             if str(c["setting"].get("train_size")) == "20000"}
+    stored = [f"{cells[m]['ud']['mean']:.2f}" for m in ("em", "ops", "random", "random-l0")]
+    assert list(quoted.groups()) == stored
