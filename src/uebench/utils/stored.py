@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from uebench.errors import UebenchError
-from uebench.utils.env import git_info
+from uebench.utils.env import cpu_model, git_info
 from uebench.utils.io import atomic_write_text, read_json, write_json
 
 RESULTS_DIR = Path(__file__).resolve().parents[3] / "results"
@@ -46,29 +46,6 @@ def machine() -> dict[str, Any]:
     return {"platform": platform.platform(), "processor": platform.processor() or None,
             **cpu_model(), "cpus": os.cpu_count(), "torch": torch.__version__,
             "torch_threads": torch.get_num_threads()}
-
-
-# the instruction sets that decide whether bf16 (autocast, channels_last) is faster than fp32 on
-# a CPU: without them bf16 is emulated and several times slower (benchmarks/README.md, section 1)
-BF16_FLAGS = ("avx512_bf16", "amx_bf16")
-
-
-def cpu_model(cpuinfo: str | None = None) -> dict[str, Any]:
-    """The CPU's model name and which bf16 instruction sets it has, from ``/proc/cpuinfo``
-    (empty where that file does not exist): development machines differ between sessions, and
-    timings (and the last digits of some results) differ with them."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return {}
-    fields: dict[str, str] = {}
-    for line in cpuinfo.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and key.strip() not in fields:
-            fields[key.strip()] = value.strip()
-    flags = set(fields.get("flags", "").split())
-    return {"cpu": fields.get("model name"), "bf16_flags": [f for f in BF16_FLAGS if f in flags]}
 
 
 def save_result(name: str, values: Mapping[str, Any], *, command: str,
