@@ -72,3 +72,27 @@ def test_each_finished_job_line_says_how_long_is_left(capsys):
     last = capsys.readouterr().err
     assert "[2/2] built   b 40.0s" in last and "left" not in last
     p.close()
+
+
+def test_estimates_prefer_runs_of_the_same_size():
+    # SAL's per-epoch cost does not grow with the data, so a 2,000-image run costs more per
+    # image than a 20,000-image one: the estimate takes the rate of runs of the job's own size
+    from uebench.bench.cost import estimate, train_signature
+
+    def job(n):
+        cfg = {"data": {"name": "cifar10", "train_size": n}, "defense": "none",
+               "model": {"name": "resnet18", "width": 0.125},
+               "sal": {"enabled": True, "engine": "fast", "options": {}},
+               "train": {"batch_size": 64, "precision": "auto", "epochs": 10}}
+        return Job("train", f"k{n}", {"cfg": cfg}, label=str(n))
+
+    small, large, other = job(2000), job(20000), job(5000)
+    rates = {("train", "sized", "cpu", *train_signature(small.spec["cfg"])): [9e-3],
+             ("train", "sized", "cpu", *train_signature(large.spec["cfg"])): [3e-3],
+             ("train", "signature", "cpu",
+              *train_signature(small.spec["cfg"], "signature")): [9e-3, 3e-3, 3e-3]}
+    assert estimate(small, rates, ("cpu",)) == (9e-3 * 2000 * 10, "measured (cpu)")
+    assert estimate(large, rates, ("cpu",)) == (3e-3 * 20000 * 10, "measured (cpu)")
+    # a size not measured yet: the median over the signature's other sizes
+    assert estimate(other, rates, ("cpu",)) == (3e-3 * 5000 * 10,
+                                               "measured, other sizes (cpu)")

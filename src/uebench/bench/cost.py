@@ -4,8 +4,10 @@ Estimates come from what the store has already measured, never from constants ty
 
 - a training job costs ``rate × epochs × n_train``, with ``rate`` = seconds per image-epoch of
   the completed runs in the store with the same *cost signature* (dataset, model, width, defense,
-  SAL engine and options, batch size, precision) on the same kind of device; failing that, of runs
-  of the same dataset and model (marked ``~``);
+  SAL engine and options, batch size, precision) and the same training-set size on the same kind
+  of device; failing that, of runs with the signature at other sizes (marked "other sizes": the
+  per-epoch SAL measurement does not grow with the data, so small runs cost more per image than
+  large ones), and failing that, of runs of the same dataset and model (marked ``~``);
 - a poison costs its attack's seconds per image on that dataset and preset.
 
 A job with no comparable measurement is listed as unknown, with its size in image-epochs. Run a
@@ -25,15 +27,20 @@ from uebench.bench.store import Store
 from uebench.train.rundir import read_env, read_summary
 from uebench.utils.io import read_json
 
+# how closely a measured run matches a job to estimate, closest first, with the label it gets
+LEVELS = (("sized", "measured"), ("signature", "measured, other sizes"),
+          ("loose", "~same model+data"))
 
-def train_signature(cfg: Mapping[str, Any], loose: bool = False) -> tuple[Any, ...]:
+
+def train_signature(cfg: Mapping[str, Any], level: str = "sized") -> tuple[Any, ...]:
     head = (cfg["data"]["name"], cfg["model"]["name"], cfg["model"]["width"])
-    if loose:
+    if level == "loose":
         return head
     sal = cfg["sal"]
-    return (*head, cfg["defense"], sal["enabled"], sal["engine"],
-            json.dumps(sal["options"], sort_keys=True), cfg["train"]["batch_size"],
-            cfg["train"]["precision"])
+    signature = (*head, cfg["defense"], sal["enabled"], sal["engine"],
+                 json.dumps(sal["options"], sort_keys=True), cfg["train"]["batch_size"],
+                 cfg["train"]["precision"])
+    return (*signature, cfg["data"]["train_size"]) if level == "sized" else signature
 
 
 def _device(run_dir: Path) -> str:
@@ -55,8 +62,8 @@ def measured_rates(store: Store) -> dict[tuple[Any, ...], list[float]]:
         work = (summary.get("epochs") or 0) * (summary.get("n_train") or 0)
         if work and summary.get("seconds"):
             cfg, device = entry["spec"]["cfg"], _device(run)
-            for loose in (False, True):
-                key = ("train", loose, device, *train_signature(cfg, loose))
+            for level, _ in LEVELS:
+                key = ("train", level, device, *train_signature(cfg, level))
                 rates.setdefault(key, []).append(float(summary["seconds"]) / work)
     for entry in store.entries("poison"):
         if not entry["complete"]:
@@ -86,9 +93,9 @@ def estimate(job: Job, rates: Mapping[tuple[Any, ...], list[float]],
         if found and size:
             return statistics.median(found) * size, "measured"
         return None, "unknown"
-    for loose, how in ((False, "measured"), (True, "~same model+data")):
+    for level, how in LEVELS:
         for device in devices:
-            found = rates.get(("train", loose, device, *train_signature(job.spec["cfg"], loose)))
+            found = rates.get(("train", level, device, *train_signature(job.spec["cfg"], level)))
             if found and size:
                 return statistics.median(found) * size, f"{how} ({device})"
     return None, "unknown"
