@@ -53,6 +53,17 @@ def test_eta_is_the_work_left_over_the_workers(tmp_path):
     assert _read(path)["ended"] is True
 
 
+def test_a_stopped_grid_marks_its_running_jobs_interrupted(tmp_path):
+    path = tmp_path / "progress.json"
+    p = GridProgress([Job("train", "a", {}, label="a"), Job("train", "b", {}, label="b")],
+                     path=path, enabled=False, estimates={"a": 10.0, "b": 20.0})
+    p.started("a")
+    p.close()  # a signal or an error stopped the run while a was training
+    got = _read(path)
+    assert got["ended"] is True and got["counts"] == {"interrupted": 1, "pending": 1}
+    assert got["eta_seconds"] == 30.0  # what is left if the command is run again
+
+
 def test_eta_is_unknown_only_while_no_open_job_has_an_estimate(tmp_path):
     p = GridProgress([Job("train", "a", {}, label="a")], enabled=False)
     assert p.eta() == (None, 1)

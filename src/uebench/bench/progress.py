@@ -4,12 +4,12 @@ dashboard: ``watch cat OUT/<grid>/progress.json``.
 
 The file says who writes it (``pid``, ``host``, ``updated``) and whether the process ended
 (``ended``: every job final, or stopped by an error or a signal, which the jobs still pending
-show). ``ended: false`` with the process gone is a killed grid, not a running one: run the
-command again to resume. ``eta_seconds`` is the work left over the
-workers: each unfinished job's estimate (``--dry-run``'s, from the store's measured rates; else
-the mean time of this run's finished jobs of its kind) less the time a running job has had,
-summed and divided by the number of workers; ``eta_unknown_jobs`` counts the jobs without any
-estimate (left out of the sum)."""
+show; those that were running then say ``interrupted`` and resume from their checkpoints).
+``ended: false`` with the process gone is a killed grid, not a running one: run the command again
+to resume. ``eta_seconds`` is the work left over the workers: each unfinished job's estimate
+(``--dry-run``'s, :mod:`uebench.bench.cost`; else the mean time of this run's finished jobs of its
+kind) less the time a running job has had, summed and divided by the number of workers;
+``eta_unknown_jobs`` counts the jobs without any estimate (left out of the sum)."""
 
 from __future__ import annotations
 
@@ -28,10 +28,12 @@ from uebench.utils.io import write_json
 from uebench.utils.progress import bar, duration
 
 FINAL = ("built", "cached", "failed", "skipped")
+OPEN = ("pending", "running", "interrupted")  # interrupted: running when the process stopped
 
 
 class GridProgress:
-    """Tracks every job's state: pending -> running -> built | cached | failed | skipped."""
+    """Tracks every job's state: pending -> running -> built | cached | failed | skipped (or
+    interrupted, when the process stops while the job runs)."""
 
     def __init__(self, jobs: Sequence[Job], *, path: Path | None = None,
                  enabled: bool = True, echo: bool = True,
@@ -88,7 +90,7 @@ class GridProgress:
                 took.setdefault(self.jobs[key].kind, []).append(float(seconds))
         now, left, unknown, known, open_jobs = self.clock(), 0.0, 0, False, 0
         for key, state in self.state.items():
-            if state not in ("pending", "running"):
+            if state not in OPEN:
                 continue
             open_jobs += 1
             guess = self.estimates.get(key)
@@ -118,7 +120,11 @@ class GridProgress:
         })
 
     def close(self) -> None:
-        """The run ended (every job final, or stopped by an error or a signal)."""
+        """The run ended (every job final, or stopped by an error or a signal: the jobs that
+        were running then are marked ``interrupted``; they resume from their checkpoints)."""
+        for key, state in self.state.items():
+            if state == "running":
+                self.state[key] = "interrupted"
         self.ended = True
         self._save()
         self.bar.close()
