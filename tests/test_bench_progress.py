@@ -87,23 +87,37 @@ def test_each_finished_job_line_says_how_long_is_left(capsys):
 
 def test_estimates_prefer_runs_of_the_same_size():
     # SAL's per-epoch cost does not grow with the data, so a 2,000-image run costs more per
-    # image than a 20,000-image one: the estimate takes the rate of runs of the job's own size
+    # image than a 20,000-image one: a job takes the seconds per epoch of runs of its own size,
+    # else a line a x images + b through the other sizes (here b = 10 s of SAL, a = 2 ms)
     from uebench.bench.cost import estimate, train_signature
 
-    def job(n):
+    def job(n, ratio=1.0, mix="replace"):
         cfg = {"data": {"name": "cifar10", "train_size": n}, "defense": "none",
                "model": {"name": "resnet18", "width": 0.125},
                "sal": {"enabled": True, "engine": "fast", "options": {}},
-               "train": {"batch_size": 64, "precision": "auto", "epochs": 10}}
-        return Job("train", f"k{n}", {"cfg": cfg}, label=str(n))
+               "train": {"batch_size": 64, "precision": "auto", "epochs": 10},
+               "poison_ratio": ratio, "poison_mix": mix}
+        return Job("train", f"k{n}{mix}", {"cfg": cfg, "poison": "p"}, label=str(n))
 
-    small, large, other = job(2000), job(20000), job(5000)
-    rates = {("train", "sized", "cpu", *train_signature(small.spec["cfg"])): [9e-3],
-             ("train", "sized", "cpu", *train_signature(large.spec["cfg"])): [3e-3],
-             ("train", "signature", "cpu",
-              *train_signature(small.spec["cfg"], "signature")): [9e-3, 3e-3, 3e-3]}
-    assert estimate(small, rates, ("cpu",)) == (9e-3 * 2000 * 10, "measured (cpu)")
-    assert estimate(large, rates, ("cpu",)) == (3e-3 * 20000 * 10, "measured (cpu)")
-    # a size not measured yet: the median over the signature's other sizes
-    assert estimate(other, rates, ("cpu",)) == (3e-3 * 5000 * 10,
-                                               "measured, other sizes (cpu)")
+    def per_epoch(n):
+        return 10.0 + 2e-3 * n
+
+    small, large = job(2000), job(20000)
+    sig = train_signature(small.spec["cfg"], "signature")
+    rates = {("train", "sized", "cpu", *train_signature(small.spec["cfg"])):
+             [(2000, per_epoch(2000))],
+             ("train", "sized", "cpu", *train_signature(large.spec["cfg"])):
+             [(20000, per_epoch(20000))],
+             ("train", "signature", "cpu", *sig): [(2000, per_epoch(2000)),
+                                                   (20000, per_epoch(20000))]}
+    assert estimate(small, rates, ("cpu",)) == (10 * per_epoch(2000), "measured (cpu)")
+    # a size not measured: the line through the measured sizes
+    got, how = estimate(job(5000), rates, ("cpu",))
+    assert abs(got - 10 * per_epoch(5000)) < 1e-9 and how == "measured, other sizes (cpu)"
+    # the clean part of a 2,000-image set at share 0.8 trains on 400 images
+    got, _ = estimate(job(2000, 0.8, "drop"), rates, ("cpu",))
+    assert abs(got - 10 * per_epoch(400)) < 1e-9
+    # one size measured: proportional to the images
+    one = {("train", "signature", "cpu", *sig): [(2000, per_epoch(2000))]}
+    got, _ = estimate(job(4000), one, ("cpu",))
+    assert abs(got - 10 * per_epoch(2000) * 2) < 1e-9

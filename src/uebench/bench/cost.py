@@ -2,12 +2,14 @@
 
 Estimates come from what the store has already measured, never from constants typed here:
 
-- a training job costs ``rate × epochs × n_train``, with ``rate`` = seconds per image-epoch of
-  the completed runs in the store with the same *cost signature* (dataset, model, width, defense,
-  SAL engine and options, batch size, precision) and the same training-set size on the same kind
-  of device; failing that, of runs with the signature at other sizes (marked "other sizes": the
-  per-epoch SAL measurement does not grow with the data, so small runs cost more per image than
-  large ones), and failing that, of runs of the same dataset and model (marked ``~``);
+- a training job costs ``epochs × (seconds per epoch)``, read from the completed runs in the
+  store with the same *cost signature* (dataset, model, width, defense, SAL engine and options,
+  batch size, precision) on the same kind of device: the runs that trained on as many images as
+  the job (a partially poisoned run trains on more or fewer than its clean set); failing that,
+  a line ``seconds per epoch = a × images + b`` fitted over the signature's runs at other sizes
+  (``b`` is the per-epoch SAL measurement, which does not grow with the data), or proportional
+  to the images where only one size was measured; failing that, the same from runs of the same
+  dataset and model (marked ``~``);
 - a poison costs its attack's seconds per image on that dataset and preset.
 
 A job with no comparable measurement is listed as unknown, with its size in image-epochs. Run a
@@ -24,6 +26,7 @@ from typing import Any
 
 from uebench.bench.graph import Job, Plan
 from uebench.bench.store import Store
+from uebench.train.partial import training_images
 from uebench.train.rundir import read_env, read_summary
 from uebench.utils.io import read_json
 
@@ -32,7 +35,10 @@ LEVELS = (("sized", "measured"), ("signature", "measured, other sizes"),
           ("loose", "~same model+data"))
 
 
-def train_signature(cfg: Mapping[str, Any], level: str = "sized") -> tuple[Any, ...]:
+def train_signature(cfg: Mapping[str, Any], level: str = "sized",
+                    images: int | None = None) -> tuple[Any, ...]:
+    """What a training run's cost depends on, at ``level`` (:data:`LEVELS`); ``sized`` adds the
+    number of images it trains on (``images``, default the clean training-set size)."""
     head = (cfg["data"]["name"], cfg["model"]["name"], cfg["model"]["width"])
     if level == "loose":
         return head
@@ -40,7 +46,9 @@ def train_signature(cfg: Mapping[str, Any], level: str = "sized") -> tuple[Any, 
     signature = (*head, cfg["defense"], sal["enabled"], sal["engine"],
                  json.dumps(sal["options"], sort_keys=True), cfg["train"]["batch_size"],
                  cfg["train"]["precision"])
-    return (*signature, cfg["data"]["train_size"]) if level == "sized" else signature
+    if level != "sized":
+        return signature
+    return (*signature, cfg["data"]["train_size"] if images is None else images)
 
 
 def _device(run_dir: Path) -> str:
@@ -51,20 +59,21 @@ def _device(run_dir: Path) -> str:
     return str(env.get("gpu") or env.get("device") or "unknown")
 
 
-def measured_rates(store: Store) -> dict[tuple[Any, ...], list[float]]:
-    """Seconds per image-epoch (train) or per image (poison) of the store's finished jobs."""
-    rates: dict[tuple[Any, ...], list[float]] = {}
+def measured_rates(store: Store) -> dict[tuple[Any, ...], list[Any]]:
+    """Per key, the store's finished jobs: (images, seconds per epoch) of a training run,
+    seconds per image of a poison."""
+    rates: dict[tuple[Any, ...], list[Any]] = {}
     for entry in store.entries("train"):
         if not entry["complete"]:
             continue
         run = Path(entry["path"])
         summary = read_summary(run)
-        work = (summary.get("epochs") or 0) * (summary.get("n_train") or 0)
-        if work and summary.get("seconds"):
+        epochs, images = summary.get("epochs") or 0, summary.get("n_train") or 0
+        if epochs and images and summary.get("seconds"):
             cfg, device = entry["spec"]["cfg"], _device(run)
             for level, _ in LEVELS:
-                key = ("train", level, device, *train_signature(cfg, level))
-                rates.setdefault(key, []).append(float(summary["seconds"]) / work)
+                key = ("train", level, device, *train_signature(cfg, level, images))
+                rates.setdefault(key, []).append((images, float(summary["seconds"]) / epochs))
     for entry in store.entries("poison"):
         if not entry["complete"]:
             continue
@@ -76,14 +85,42 @@ def measured_rates(store: Store) -> dict[tuple[Any, ...], list[float]]:
     return rates
 
 
+def _images(job: Job) -> int:
+    """The images a training job trains on (partial poisoning adds or drops some)."""
+    cfg = job.spec["cfg"]
+    n = int(cfg["data"]["train_size"] or 0)
+    if job.spec.get("poison") is not None:
+        n = training_images(n, cfg.get("poison_ratio", 1.0), cfg.get("poison_mix", "replace"))
+    return n
+
+
 def _size(job: Job) -> int:
     if job.kind == "poison":
         return int(job.spec.get("train_size") or 0)
-    cfg = job.spec["cfg"]
-    return int((cfg["data"]["train_size"] or 0) * cfg["train"]["epochs"])
+    return _images(job) * int(job.spec["cfg"]["train"]["epochs"])
 
 
-def estimate(job: Job, rates: Mapping[tuple[Any, ...], list[float]],
+def per_epoch(samples: Sequence[tuple[int, float]], images: int) -> float:
+    """Seconds per epoch at ``images`` from measured (images, seconds per epoch): the median at
+    that size; else the least-squares line a × images + b over the sizes measured (a, b >= 0);
+    else proportional to the images."""
+    same = [t for n, t in samples if n == images]
+    if same:
+        return statistics.median(same)
+    sizes = {n for n, _ in samples}
+    if len(sizes) >= 2:
+        xs = [float(n) for n, _ in samples]
+        ys = [t for _, t in samples]
+        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+        a = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / \
+            sum((x - mx) ** 2 for x in xs)
+        b = my - a * mx
+        if a >= 0 and b >= 0:
+            return a * images + b
+    return statistics.median(t / n for n, t in samples) * images
+
+
+def estimate(job: Job, rates: Mapping[tuple[Any, ...], list[Any]],
              devices: tuple[str, ...]) -> tuple[float | None, str]:
     """(seconds or None, how it was estimated) for one job."""
     size = _size(job)
@@ -93,11 +130,12 @@ def estimate(job: Job, rates: Mapping[tuple[Any, ...], list[float]],
         if found and size:
             return statistics.median(found) * size, "measured"
         return None, "unknown"
+    images, cfg = _images(job), job.spec["cfg"]
     for level, how in LEVELS:
         for device in devices:
-            found = rates.get(("train", level, device, *train_signature(job.spec["cfg"], level)))
-            if found and size:
-                return statistics.median(found) * size, f"{how} ({device})"
+            found = rates.get(("train", level, device, *train_signature(cfg, level, images)))
+            if found and images:
+                return per_epoch(found, images) * int(cfg["train"]["epochs"]), f"{how} ({device})"
     return None, "unknown"
 
 

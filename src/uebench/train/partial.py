@@ -34,12 +34,24 @@ def is_partial(cfg: RunCfg) -> bool:
     return cfg.poison is not None and (cfg.poison_ratio != 1 or cfg.poison_mix != "replace")
 
 
+def protected_count(n: int, ratio: float) -> int:
+    """How many of ``n`` images take their poisoned version at share ``ratio`` (half up)."""
+    return min(n, math.floor(ratio * n + 0.5))
+
+
+def training_images(n: int, ratio: float, mix: str) -> int:
+    """The size of the training set a run of ``n`` clean images trains on: ``n`` (replace),
+    ``n`` + the protected images (add), or the clean part alone (drop)."""
+    k = protected_count(n, ratio)
+    return n + k if mix == "add" else n - k if mix == "drop" else n
+
+
 def poisoned_indices(cfg: RunCfg, clean: ImageSet) -> torch.Tensor:
     """Sorted indices (into ``clean``) of the images that take their poisoned version:
     ``round(poison_ratio * N)`` of the N, a class-stratified subset (every class protected in
     the same share) seeded by :data:`PROTECTED_STREAM`; all of them at ratio 1."""
     n = len(clean)
-    k = math.floor(cfg.poison_ratio * n + 0.5)
+    k = protected_count(n, cfg.poison_ratio)
     if k >= n:
         return torch.arange(n)
     if k == 0:
