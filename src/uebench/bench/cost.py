@@ -107,14 +107,9 @@ def per_epoch(samples: Sequence[tuple[int, float]], images: int) -> float:
     same = [t for n, t in samples if n == images]
     if same:
         return statistics.median(same)
-    sizes = {n for n, _ in samples}
-    if len(sizes) >= 2:
-        xs = [float(n) for n, _ in samples]
-        ys = [t for _, t in samples]
-        mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-        a = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / \
-            sum((x - mx) ** 2 for x in xs)
-        b = my - a * mx
+    if len({n for n, _ in samples}) >= 2:
+        a, b = statistics.linear_regression([float(n) for n, _ in samples],
+                                            [t for _, t in samples])
         if a >= 0 and b >= 0:
             return a * images + b
     return statistics.median(t / n for n, t in samples) * images
@@ -123,8 +118,8 @@ def per_epoch(samples: Sequence[tuple[int, float]], images: int) -> float:
 def estimate(job: Job, rates: Mapping[tuple[Any, ...], list[Any]],
              devices: tuple[str, ...]) -> tuple[float | None, str]:
     """(seconds or None, how it was estimated) for one job."""
-    size = _size(job)
     if job.kind == "poison":
+        size = _size(job)
         found = rates.get(("poison", job.spec["attack"], job.spec["preset"],
                            job.spec["dataset"]))
         if found and size:
