@@ -1098,8 +1098,9 @@ def test_grid_controls_not_bool(tmp_path, capsys):
     assert "controls must be true" in err
 
 
-@kind("Controls", "uebench validate on a folder that is not a grid view, --k below 2, or an "
-                  "unknown statistic in --panels")
+@kind("Controls", "uebench validate on a folder that is not a grid view, --k below 2, an "
+                  "unknown statistic in --panels, or a figure of a result without that statistic "
+                  "or without paired effects")
 def test_validate_not_a_view(tmp_path, capsys):
     (tmp_path / "x").mkdir()
     err = cli(capsys, ["validate", tmp_path / "x"])
@@ -1111,6 +1112,17 @@ def test_validate_not_a_view(tmp_path, capsys):
     assert "--k must be >= 2" in err
     err = cli(capsys, ["validate", view, "--figure", tmp_path / "f.png", "--panels", "acc,udd"])
     assert "--panels: unknown statistic udd" in err and "choose from ud," in err
+    assert not (tmp_path / "f.png").exists()
+    # the same figure drawn from a stored result (Python API): what it lacks is named
+    from uebench.bench.validation_figure import plot_effects
+    from uebench.errors import UebenchError
+
+    with pytest.raises(UebenchError, match="no such statistic in this validation result: ud; "
+                                           "it has acc"):
+        plot_effects({"statistics": ["acc"], "settings": [], "effects": []},
+                     tmp_path / "f.png", statistics=["ud"])
+    with pytest.raises(UebenchError, match="no paired effects to draw"):
+        plot_effects({"statistics": ["acc"], "settings": [], "effects": []}, tmp_path / "f.png")
     assert not (tmp_path / "f.png").exists()
 
 
